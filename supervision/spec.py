@@ -1,0 +1,45 @@
+"""ChildSpec: how a supervisor starts, restarts and stops one child."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from supervision.policy import RestartType
+
+ChildKind = Literal["worker", "supervisor"]
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One child of a supervisor.
+
+    `factory` is a pykka actor class (a `SupervisedActor` subclass, or `Supervisor` with
+    its options as kwargs). `shutdown` is how long a stop may take before the child is
+    abandoned and marked `killed`; `start_timeout` likewise for `on_start`.
+    `hang_timeout` is how long one message may be in progress before the child counts as
+    hung: it is fenced, abandoned and replaced (None: never).
+    """
+
+    id: str
+    factory: type
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    restart: RestartType | str = RestartType.PERMANENT
+    shutdown: float = 5.0
+    kind: ChildKind = "worker"
+    hang_timeout: float | None = None
+    start_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
+            raise ValueError(f"ChildSpec.id must match {_ID_PATTERN.pattern}, got {self.id!r}")
+        object.__setattr__(self, "restart", RestartType(self.restart))
+        if self.kind not in ("worker", "supervisor"):
+            raise ValueError(f"ChildSpec.kind must be 'worker' or 'supervisor', got {self.kind!r}")
+        if self.shutdown < 0 or self.start_timeout <= 0:
+            raise ValueError(f"ChildSpec {self.id}: shutdown must be >= 0 and start_timeout > 0")
+        if self.hang_timeout is not None and self.hang_timeout <= 0:
+            raise ValueError(f"ChildSpec {self.id}: hang_timeout must be > 0 or None")
