@@ -1,0 +1,399 @@
+"""The operator CLI behind `python run.py <subcommand>` (the daemon itself is run.py's).
+
+    status [--json] [--url URL]         the live tree; exit 0 healthy, 1 degraded, 2 unreachable
+    halt --reason R                     stop new entries everywhere
+    resume --reason R
+    breaker reset NAME --reason R
+    strategy stop|start|enable|disable ID --reason R
+    check-config FILE                   validate; exit 0 valid, 2 bad config
+
+Every subcommand takes --url (default $WARDEN_URL or http://127.0.0.1:8765), or
+--config FILE to read `[status] bind` / `token_env` from the daemon's config.
+Commands send `Authorization: Bearer $<--token-env>` (default WARDEN_TOKEN) when
+that variable is set. Proxy variables are ignored: the status server is a local
+operator endpoint.
+
+"Healthy" (exit 0) means: mode NORMAL, trading ACTIVE, gate open, no breaker
+tripped (state other than closed/ok/armed), and every node of the tree fine:
+`running`; for strategy nodes also `stopped` (operator stop or finished) and
+`disabled` by an operator (`disabled_by == "operator"`, or, when the tree does
+not say who, no `last_error`). Anything else is degraded (exit 1) and the
+reasons are printed. No valid status document at all is exit 2.
+
+`render_tree(status, color)` is a pure function: status JSON in, text out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+import requests
+
+from runtime.config import ConfigError, check_strategy_classes, load_config
+from runtime.metrics import BREAKER_OK_STATES
+from runtime.status_server import COMMANDS
+
+__all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
+
+EXIT_OK, EXIT_DEGRADED, EXIT_UNREACHABLE = 0, 1, 2
+EXIT_BAD_CONFIG = 2
+DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_TOKEN_ENV = "WARDEN_TOKEN"
+ERROR_WIDTH = 60
+
+_RESET = "\033[0m"
+_STYLES = {
+    "green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "dim": "\033[2m", "bold": "\033[1m",
+}
+_STATE_STYLE = {
+    "running": "green", "starting": "yellow", "restarting": "yellow", "stopped": "dim",
+    "disabled": "dim", "killed": "red", "failed": "red", "escalated": "red",
+}
+_MODE_STYLE = {"NORMAL": "green", "REDUCED": "yellow", "EMERGENCY": "red", "HARD_SHUTDOWN": "red"}
+_TRADING_STYLE = {"ACTIVE": "green", "REDUCING": "yellow", "HALTED": "red"}
+
+
+# --------------------------------------------------------------------------- assessment
+
+
+def assess(status: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """(exit code, reasons): EXIT_OK with no reasons when healthy, else EXIT_DEGRADED."""
+    reasons: list[str] = []
+    if status.get("mode") != "NORMAL":
+        reasons.append(f"mode {status.get('mode')}")
+    if status.get("trading") != "ACTIVE":
+        reasons.append(f"trading {status.get('trading')}")
+    gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
+    if not gate.get("open"):
+        why = "; ".join(str(r) for r in gate.get("reasons") or [])
+        reasons.append("gate closed" + (f" ({why})" if why else ""))
+    for b in status.get("breakers") or []:
+        if str(b.get("state", "")).lower() not in BREAKER_OK_STATES:
+            reasons.append(f"breaker {b.get('name')} {b.get('state')}" + (f" ({b['reason']})" if b.get("reason") else ""))
+    tree = status.get("tree")
+    if not isinstance(tree, Mapping):
+        reasons.append("no supervision tree")
+    else:
+        for node in _walk(tree):
+            if not _node_fine(node):
+                reasons.append(f"{node.get('id')} {node.get('state')}")
+    return (EXIT_DEGRADED if reasons else EXIT_OK), reasons
+
+
+def _node_fine(node: Mapping[str, Any]) -> bool:
+    state = node.get("state")
+    if state == "running":
+        return True
+    if not str(node.get("id", "")).startswith("strategy:"):
+        return False
+    if state == "stopped":
+        return True
+    if state == "disabled":
+        if "disabled_by" in node:
+            return node.get("disabled_by") == "operator"
+        return not node.get("last_error")
+    return False
+
+
+def _walk(node: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+    yield node
+    for child in node.get("children") or []:
+        if isinstance(child, Mapping):
+            yield from _walk(child)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_tree(status: Mapping[str, Any], color: bool = False, now: float | None = None) -> str:
+    """The status document as a few header lines and a box-drawn tree, one node per line:
+    id, state, restarts, generation, uptime (running nodes with `started_at`), last error
+    (`type: message`, truncated). ANSI colors only when `color` is true."""
+    now = time.time() if now is None else now
+
+    def paint(text: str, style: str | None) -> str:
+        return f"{_STYLES[style]}{text}{_RESET}" if color and style else text
+
+    mode, trading = str(status.get("mode", "?")), str(status.get("trading", "?"))
+    gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
+    uptime = status.get("uptime_s")
+    header = [
+        f"{paint('warden', 'bold')} {status.get('node', '?')}  pid {status.get('pid', '?')}  "
+        f"up {_duration(uptime) if isinstance(uptime, (int, float)) else '?'}",
+        f"mode {paint(mode, _MODE_STYLE.get(mode, 'red'))}  trading {paint(trading, _TRADING_STYLE.get(trading, 'red'))}  "
+        + (f"gate {paint('open', 'green')}" if gate.get("open") else
+           f"gate {paint('CLOSED', 'red')}" + (f": {'; '.join(map(str, gate.get('reasons') or []))}"
+                                                if gate.get("reasons") else "")),
+    ]
+    breakers = status.get("breakers") or []
+    if breakers:
+        parts = []
+        for b in breakers:
+            state = str(b.get("state", "?"))
+            ok = state.lower() in BREAKER_OK_STATES
+            text = f"{b.get('name')} {paint(state, 'green' if ok else 'red')}"
+            if not ok and b.get("reason"):
+                text += f" ({_truncate(str(b['reason']), 40)})"
+            parts.append(text)
+        header.append("breakers " + "  ".join(parts))
+    else:
+        header.append("breakers none")
+
+    tree = status.get("tree")
+    if not isinstance(tree, Mapping):
+        return "\n".join([*header, "", "(no supervision tree)"]) + "\n"
+
+    rows: list[tuple[str, Mapping[str, Any]]] = []
+
+    def collect(node: Mapping[str, Any], prefix: str, connector: str) -> None:
+        rows.append((prefix + connector + str(node.get("id", "?")), node))
+        children = [c for c in node.get("children") or [] if isinstance(c, Mapping)]
+        child_prefix = prefix + ("" if not connector else ("    " if connector == "└── " else "│   "))
+        for i, child in enumerate(children):
+            collect(child, child_prefix, "└── " if i == len(children) - 1 else "├── ")
+
+    collect(tree, "", "")
+    uptimes = {
+        id(node): f"{_duration(now - started)}"
+        for _, node in rows
+        if node.get("state") == "running" and (started := _epoch(node.get("started_at"))) is not None
+    }
+    table = [("NODE", "STATE", "RESTARTS", "GEN", "UPTIME" if uptimes else "", "LAST ERROR", None)]
+    for label, node in rows:
+        state = str(node.get("state", "?"))
+        table.append((
+            label, state, str(node.get("restarts", 0)), str(node.get("generation", "-")),
+            uptimes.get(id(node), ""), _format_error(node.get("last_error")), state,
+        ))
+    widths = [max(len(row[i]) for row in table) + 2 for i in range(5)]
+    lines = []
+    for label, state_text, restarts, gen, up, error, state in table:
+        if state is None:  # column titles
+            cells = [label, state_text, restarts, gen, up]
+            line = "".join(c.ljust(w) for c, w in zip(cells, widths)) + error
+            lines.append(paint(line, "dim"))
+            continue
+        line = (label.ljust(widths[0]) + paint(state_text.ljust(widths[1]), _STATE_STYLE.get(state, "red"))
+                + restarts.ljust(widths[2]) + gen.ljust(widths[3]) + up.ljust(widths[4]))
+        if error:
+            line += paint(error, "yellow" if state == "running" else "red")
+        lines.append(line.rstrip())
+    return "\n".join([*header, "", *lines]) + "\n"
+
+
+def _format_error(error: Any) -> str:
+    if not error:
+        return ""
+    if isinstance(error, Mapping):
+        kind = error.get("type") or error.get("kind") or "Error"
+        text = f"{kind}: {error.get('message', '')}".rstrip(": ")
+    else:
+        text = str(error)
+    return _truncate(" ".join(text.split()), ERROR_WIDTH)
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds from a number or an ISO-8601 string (the tree may use either)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies, no .netrc: a local operator endpoint
+    return session
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return args.url.rstrip("/")
+    if args.config:
+        config = load_config(args.config)
+        host = config.status.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{config.status.port}"
+    return os.environ.get("WARDEN_URL", DEFAULT_URL).rstrip("/")
+
+
+def _token_env(args: argparse.Namespace) -> str:
+    if args.token_env:
+        return str(args.token_env)
+    if args.config:
+        return load_config(args.config).status.token_env or DEFAULT_TOKEN_ENV
+    return DEFAULT_TOKEN_ENV
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    url = _base_url(args) + "/status"
+    try:
+        response = _session().get(url, timeout=args.timeout)
+        status = response.json()
+        if response.status_code != 200 or not isinstance(status, dict):
+            raise ValueError(f"HTTP {response.status_code}: {_error_text(response)}")
+    except (requests.RequestException, ValueError) as exc:
+        print(f"warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    code, reasons = assess(status)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=False))
+        return code
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    sys.stdout.write(render_tree(status, color=color))
+    if reasons:
+        print("\n" + (f"{_STYLES['red']}DEGRADED{_RESET}" if color else "DEGRADED") + f": {'; '.join(reasons)}")
+    else:
+        print("\n" + (f"{_STYLES['green']}HEALTHY{_RESET}" if color else "HEALTHY"))
+    return code
+
+
+def _cmd_post(args: argparse.Namespace, command: str, body: dict[str, Any]) -> int:
+    url = f"{_base_url(args)}/commands/{command}"
+    env_name = _token_env(args)
+    token = os.environ.get(env_name)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = _session().post(url, json={"reason": args.reason, **body}, headers=headers, timeout=args.timeout)
+    except requests.RequestException as exc:
+        print(f"error: warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if response.status_code == 200:
+        try:
+            result = response.json().get("result") or {}
+        except ValueError:
+            result = {}
+        detail = "  ".join(f"{k}={v}" for k, v in result.items())
+        print(f"ok: {command} accepted" + (f"  {detail}" if detail else ""))
+        return EXIT_OK
+    message = f"error: {command} refused (HTTP {response.status_code}): {_error_text(response)}"
+    if response.status_code == 401 and not token:
+        message += f"\nhint: set the operator token in ${env_name} (or pass --token-env NAME)"
+    print(message, file=sys.stderr)
+    return 1
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason
+    if isinstance(payload, dict):
+        return str(payload.get("error") or "; ".join(map(str, payload.get("reasons") or [])) or payload)
+    return str(payload)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, requests.ConnectionError):
+        text = "connection refused or host unreachable"
+    elif isinstance(exc, requests.Timeout):
+        text = "timed out"
+    return text
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+        check_strategy_classes(config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {exc.source}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    print(f"{config.source}: ok ({len(config.strategies)} strategies, venue {config.venue.kind}, "
+          f"symbols {', '.join(config.feeds.symbols)})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help=f"status server URL (default $WARDEN_URL or {DEFAULT_URL})")
+    common.add_argument("--config", metavar="FILE", help="read [status] bind/token_env from this config")
+    common.add_argument("--token-env", metavar="NAME",
+                        help=f"environment variable holding the operator token (default {DEFAULT_TOKEN_ENV})")
+    common.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the server (default 3)")
+    reason = argparse.ArgumentParser(add_help=False)
+    reason.add_argument("--reason", required=True, help="why (logged with the command)")
+
+    parser = argparse.ArgumentParser(prog=prog, description="Warden operator commands")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("status", parents=[common], help="show the live supervision tree")
+    p.add_argument("--json", action="store_true", help="print the raw status JSON")
+    p.set_defaults(run=_cmd_status)
+
+    for name, help_text in (("halt", "stop new entries everywhere"), ("resume", "resume trading after a halt")):
+        p = sub.add_parser(name, parents=[common, reason], help=help_text)
+        p.set_defaults(run=lambda a, n=name: _cmd_post(a, n, {}))
+
+    p = sub.add_parser("breaker", help="circuit-breaker commands")
+    bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = bsub.add_parser("reset", parents=[common, reason], help="reset a tripped breaker")
+    p.add_argument("name", help="breaker name")
+    p.set_defaults(run=lambda a: _cmd_post(a, "breaker-reset", {"name": a.name}))
+
+    p = sub.add_parser("strategy", help="strategy commands")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action in ("stop", "start", "enable", "disable"):
+        command = f"strategy-{action}"
+        assert command in COMMANDS
+        p = ssub.add_parser(action, parents=[common, reason], help=f"{action} one strategy")
+        p.add_argument("id", help="strategy id")
+        p.set_defaults(run=lambda a, c=command: _cmd_post(a, c, {"id": a.id}))
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("file")
+    p.set_defaults(run=_cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one operator subcommand; returns the exit code (argparse usage errors: 2)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:  # --config pointing at a bad file
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""The operator's HTTP endpoint: status, health, readiness, metrics and commands.
+
+A stdlib `ThreadingHTTPServer` on a daemon thread. It owns no trading state:
+it renders what `status_provider()` returns (the DESIGN §7 status document),
+exposes a Prometheus registry, and hands validated operator commands to
+`command_handler(name, args)`. Each request runs on its own short-lived
+thread, so a slow provider never blocks the actor threads, and nothing here
+ever blocks an actor.
+
+Endpoints
+  GET  /status             200 + the status JSON (500 if the provider fails)
+  GET  /health             200 {"ok": true} when the tree's root is running and the
+                           mode is not HARD_SHUTDOWN, else 503 with reasons
+  GET  /ready              200 only when the gate is open and trading is ACTIVE
+                           (and healthy), else 503 with reasons
+  GET  /metrics            Prometheus text of the given registry
+  POST /commands/<name>    operator command, JSON body {"reason": ..., "id"/"name": ...}
+
+GETs are open (bind to localhost, or put a proxy in front); POSTs require
+`Authorization: Bearer <token>` when a token is configured. A bad command
+(unknown name, missing reason/id/name, unexpected field) is answered 400 and
+never reaches the handler. Every command, accepted or not, is logged.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from runtime.config import STRATEGY_ID_RE, ConfigError, ConfigProblem, StatusConfig, parse_bind
+from runtime.logging import log_event, register_secret
+
+__all__ = [
+    "COMMANDS",
+    "CommandError",
+    "StatusServer",
+    "health_reasons",
+    "readiness_reasons",
+    "validate_command",
+]
+
+COMPONENT = "status-server"
+# Operator commands -> the body field each one needs besides `reason`.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "halt": (),
+    "resume": (),
+    "breaker-reset": ("name",),
+    "strategy-stop": ("id",),
+    "strategy-start": ("id",),
+    "strategy-enable": ("id",),
+    "strategy-disable": ("id",),
+}
+MAX_BODY_BYTES = 64 * 1024
+MAX_REASON_CHARS = 500
+
+StatusProvider = Callable[[], Mapping[str, Any]]
+CommandHandler = Callable[[str, dict[str, Any]], Mapping[str, Any] | None]
+
+
+class CommandError(Exception):
+    """A command refused with an HTTP status. Handlers raise it for e.g. an unknown
+    strategy id (404) or a command that does not apply now (409)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def validate_command(name: str, body: Any) -> dict[str, Any]:
+    """The handler's `args` for a well-formed command; CommandError(400) naming what is wrong."""
+    if name not in COMMANDS:
+        raise CommandError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}", 400)
+    if not isinstance(body, dict):
+        raise CommandError("body must be a JSON object like {\"reason\": \"...\"}", 400)
+    needed = COMMANDS[name]
+    unexpected = sorted(set(body) - {"reason", *needed})
+    if unexpected:
+        accepted = ", ".join(("reason", *needed))
+        raise CommandError(f"unexpected field(s) {', '.join(unexpected)} for {name} (accepted: {accepted})", 400)
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise CommandError(f"{name} needs a non-empty 'reason' (why the operator does this)", 400)
+    if len(reason) > MAX_REASON_CHARS:
+        raise CommandError(f"'reason' is longer than {MAX_REASON_CHARS} characters", 400)
+    args: dict[str, Any] = {"reason": reason.strip()}
+    for key in needed:
+        value = body.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise CommandError(f"{name} needs {key!r} (the {'strategy id' if key == 'id' else 'breaker name'})", 400)
+        if key == "id" and not STRATEGY_ID_RE.fullmatch(value):
+            raise CommandError(f"'id' must match {STRATEGY_ID_RE.pattern}, got {value!r}", 400)
+        args[key] = value
+    return args
+
+
+def health_reasons(status: Mapping[str, Any]) -> list[str]:
+    """Why the node is not healthy (empty = healthy): the root must be running and
+    the mode must not be HARD_SHUTDOWN."""
+    reasons = []
+    tree = status.get("tree")
+    if not isinstance(tree, Mapping):
+        reasons.append("no supervision tree in status")
+    elif tree.get("state") != "running":
+        reasons.append(f"{tree.get('id', 'root')} is {tree.get('state')}")
+    if status.get("mode") == "HARD_SHUTDOWN":
+        reasons.append("mode HARD_SHUTDOWN")
+    return reasons
+
+
+def readiness_reasons(status: Mapping[str, Any]) -> list[str]:
+    """Why the node does not take new entries (empty = ready): healthy, gate open, trading ACTIVE."""
+    reasons = health_reasons(status)
+    gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
+    if not gate.get("open"):
+        why = [str(r) for r in gate.get("reasons") or []]
+        reasons.append("gate closed" + (f": {'; '.join(why)}" if why else ""))
+    if status.get("trading") != "ACTIVE":
+        reasons.append(f"trading {status.get('trading')}")
+    return reasons
+
+
+class StatusServer:
+    """Serve the endpoints above on `bind` ('host:port'; port 0 picks a free port)."""
+
+    def __init__(
+        self,
+        status_provider: StatusProvider,
+        command_handler: CommandHandler,
+        registry: CollectorRegistry,
+        *,
+        bind: str = "127.0.0.1:8765",
+        token: str | None = None,
+        on_scrape: Callable[[], None] | None = None,
+    ) -> None:
+        self.status_provider = status_provider
+        self.command_handler = command_handler
+        self.registry = registry
+        self.on_scrape = on_scrape  # e.g. metrics.update_from_status(provider()) before /metrics
+        self._host, self._requested_port = parse_bind(bind)
+        self._token = token or None
+        register_secret(self._token)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StatusConfig,
+        status_provider: StatusProvider,
+        command_handler: CommandHandler,
+        registry: CollectorRegistry,
+        *,
+        environ: Mapping[str, str] | None = None,
+        on_scrape: Callable[[], None] | None = None,
+    ) -> "StatusServer":
+        """Resolve `token_env`; a configured but unset variable is a ConfigError (fail closed)."""
+        env = os.environ if environ is None else environ
+        token = None
+        if config.token_env:
+            token = env.get(config.token_env)
+            if not token:
+                raise ConfigError([ConfigProblem(
+                    "status.token_env", None,
+                    f"environment variable {config.token_env} is not set; the status server "
+                    "will not accept commands without its token",
+                )])
+        return cls(status_provider, command_handler, registry, bind=config.bind, token=token,
+                   on_scrape=on_scrape)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> "StatusServer":
+        server_cls = _Server6 if ":" in self._host else _Server
+        self._httpd = server_cls((self._host, self._requested_port), _Handler)
+        self._httpd.app = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=COMPONENT, daemon=True
+        )
+        self._thread.start()
+        log_event(COMPONENT, "listening", details={"url": self.url, "token_required": self._token is not None})
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._httpd = None
+        log_event(COMPONENT, "stopped")
+
+    def __enter__(self) -> "StatusServer":
+        return self.start() if self._httpd is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        if self._httpd is None:
+            return self._requested_port
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    def check_token(self, header: str | None) -> bool:
+        if self._token is None:
+            return True
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), self._token.encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "warden"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = 10  # a stalled client cannot pin a thread forever
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+
+    @property
+    def app(self) -> StatusServer:
+        return self.server.app  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # requests are not logged line by line; commands are logged explicitly
+
+    # -- GET -----------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/metrics":
+            self._metrics()
+        elif path in ("/status", "/health", "/ready"):
+            status = self._status()
+            if status is None:
+                return
+            if path == "/status":
+                self._json(200, status)
+            else:
+                reasons = health_reasons(status) if path == "/health" else readiness_reasons(status)
+                self._json(503 if reasons else 200, {"ok": not reasons, "reasons": reasons})
+        elif path.startswith("/commands/"):
+            self._json(405, {"ok": False, "error": "commands are POST requests"}, {"Allow": "POST"})
+        else:
+            self._json(404, {"ok": False, "error": f"no such endpoint {path}",
+                             "endpoints": ["/status", "/health", "/ready", "/metrics", "POST /commands/<name>"]})
+
+    def _status(self) -> Mapping[str, Any] | None:
+        try:
+            status = self.app.status_provider()
+        except Exception as exc:
+            log_event(COMPONENT, "status_provider_failed", level="ERROR", exc=exc,
+                      details={"path": self.path}, action_taken="answered 503")
+            self._json(503, {"ok": False, "reasons": [f"status unavailable: {type(exc).__name__}: {exc}"]})
+            return None
+        return status
+
+    def _metrics(self) -> None:
+        try:
+            if self.app.on_scrape is not None:
+                self.app.on_scrape()
+            body = generate_latest(self.app.registry)
+        except Exception as exc:
+            log_event(COMPONENT, "metrics_failed", level="ERROR", exc=exc, action_taken="answered 500")
+            self._json(500, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self._send(200, body, CONTENT_TYPE_LATEST)
+
+    # -- POST ----------------------------------------------------------------------
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0].rstrip("/")
+        body_bytes = self._read_body()
+        if body_bytes is None:
+            return
+        if not path.startswith("/commands/"):
+            self._json(404, {"ok": False, "error": f"no such endpoint {path}; commands are POST /commands/<name>"})
+            return
+        name = path[len("/commands/"):]
+        remote = self.client_address[0]
+        if not self.app.check_token(self.headers.get("Authorization")):
+            log_event(COMPONENT, "operator_command_unauthorized", level="WARNING",
+                      details={"command": name, "remote": remote}, action_taken="refused with 401")
+            self._json(401, {"ok": False, "error": "missing or wrong bearer token"},
+                       {"WWW-Authenticate": 'Bearer realm="warden"'})
+            return
+        try:
+            body = json.loads(body_bytes) if body_bytes.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        try:
+            args = validate_command(name, body)
+        except CommandError as exc:
+            log_event(COMPONENT, "operator_command_rejected", level="WARNING",
+                      details={"command": name, "remote": remote, "error": exc.message},
+                      action_taken=f"refused with {exc.status}, nothing changed")
+            self._json(exc.status, {"ok": False, "command": name, "error": exc.message})
+            return
+        log_event(COMPONENT, "operator_command", level="WARNING",
+                  details={"command": name, "remote": remote, **args}, action_taken=f"dispatching {name}")
+        try:
+            result = self.app.command_handler(name, args)
+        except CommandError as exc:
+            log_event(COMPONENT, "operator_command_refused", level="WARNING",
+                      details={"command": name, "error": exc.message, **args},
+                      action_taken=f"refused with {exc.status}")
+            self._json(exc.status, {"ok": False, "command": name, "error": exc.message})
+            return
+        except Exception as exc:
+            log_event(COMPONENT, "operator_command_failed", level="ERROR", exc=exc,
+                      details={"command": name, **args}, action_taken="answered 500")
+            self._json(500, {"ok": False, "command": name, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        log_event(COMPONENT, "operator_command_done", details={"command": name, "result": result, **args},
+                  action_taken=name)
+        self._json(200, {"ok": True, "command": name, "result": dict(result or {})})
+
+    def _read_body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._json(400, {"ok": False, "error": "bad Content-Length"})
+            return None
+        if length > MAX_BODY_BYTES or length < 0:
+            self.close_connection = True
+            self._json(413, {"ok": False, "error": f"body larger than {MAX_BODY_BYTES} bytes"})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    # -- responses -----------------------------------------------------------------
+
+    def _json(self, code: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        body = (json.dumps(payload, default=str, indent=None) + "\n").encode()
+        self._send(code, body, "application/json", headers)
+
+    def _send(self, code: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(code, HTTPStatus(code).phrase)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)

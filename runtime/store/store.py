@@ -1,0 +1,290 @@
+"""`Store`: the one object the rest of Warden uses to talk to Redis.
+
+It composes the parts (keys, fencing, locks, queue, journal, prices,
+documents, health probe, disk buffer) behind flat methods, with two promises:
+
+- Redis down is an exception, fast: every call raises `StoreUnavailable`
+  within one socket timeout (0.5 s by default; a killed local server is
+  detected in well under a millisecond). `available()` never raises.
+- A value loaded from Redis is schema-checked: malformed data raises
+  `CorruptState(key, field, problem)`.
+
+The `*_or_buffer` methods are for records that must survive a Redis outage
+(F18: risk-reducing exits still run). They write to Redis, or, when Redis is
+down, to the fsynced local disk buffer; while the buffer holds anything they
+keep appending there so order is never broken, until `replay_buffer()` has
+drained it. Whoever watches Redis health (monitor:store) must call
+`replay_buffer()` when Redis returns, before reopening the gate.
+
+Thread-safety: redis-py clients and their pools are thread-safe, and so is
+the disk buffer; a Store may be shared by actors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import redis
+from loguru import logger
+
+from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_responses
+from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
+from runtime.store.documents import Document, Documents
+from runtime.store.embedded import Endpoint
+from runtime.store.errors import LockBusy, StoreUnavailable
+from runtime.store.fencing import RuntimeRecords
+from runtime.store.health import DEFAULT_PROBE_TIMEOUT_S, Health, HealthProbe
+from runtime.store.journal import Journal, JournalEntry, new_record_id
+from runtime.store.keys import Keys
+from runtime.store.locks import Lock, Locks
+from runtime.store.prices import Price, Prices
+from runtime.store.queue import OrderQueue, Priority, QueuedOrder
+from runtime.store.runtime_state import Runtime, parse_runtime
+
+log = logger.bind(component="store")
+
+# Kinds of disk-buffer records, and what replay does with each.
+BUFFER_JOURNAL_INTENT = "journal_intent"
+BUFFER_JOURNAL_OUTCOME = "journal_outcome"
+BUFFER_RUNTIME = "runtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Where a must-not-lose record went."""
+
+    where: Literal["redis", "buffer"]
+    record_id: str
+    entry_id: str | None = None  # the journal entry id, when it went to Redis
+
+
+class Store:
+    def __init__(
+        self,
+        client_or_url: redis.Redis | str | Endpoint,
+        namespace: str = "warden",
+        *,
+        buffer_path: str | Path | None = None,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+        probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+        consumer_group: str = "execution",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`client_or_url`: a url (redis://, rediss://, unix://), an Endpoint (url +
+        password from the environment), or a ready redis-py client (used as given;
+        it must not decode responses). `buffer_path`: the disk buffer's JSONL file;
+        without it the `*_or_buffer` methods raise StoreUnavailable like the rest.
+        """
+        if isinstance(client_or_url, redis.Redis):
+            if decodes_responses(client_or_url):
+                raise ValueError("Store needs a client with decode_responses=False (it validates raw bytes)")
+            self.client, self._owns_client = client_or_url, False
+        elif isinstance(client_or_url, Endpoint):
+            self.client, self._owns_client = client_or_url.client(socket_timeout=socket_timeout), True
+        else:
+            self.client, self._owns_client = connect(client_or_url, socket_timeout=socket_timeout), True
+        self.keys = Keys(namespace)
+        self._clock = clock
+        self.runtime = RuntimeRecords(self.client, self.keys)
+        self.locks = Locks(self.client)
+        self.queue = OrderQueue(self.client, self.keys, consumer_group)
+        self.journal = Journal(self.client, self.keys, clock)
+        self.prices = Prices(self.client, self.keys, clock)
+        self.documents = Documents(self.client, self.keys, clock)
+        self.probe = HealthProbe(self.client, probe_timeout_s, clock)
+        self.buffer = DiskBuffer(buffer_path, clock) if buffer_path is not None else None
+
+    # -- health ---------------------------------------------------------------
+    def health(self) -> Health:
+        """One PING: up/down and latency. Never raises."""
+        return self.probe.probe()
+
+    def available(self) -> bool:
+        return self.health().up
+
+    def close(self) -> None:
+        self.probe.close()
+        if self._owns_client:
+            self.client.close()
+
+    # -- runtime and fencing ------------------------------------------------
+    def next_generation(self) -> int:
+        return self.runtime.next_generation()
+
+    def load_runtime(self, strategy_id: str) -> Runtime | None:
+        """Raises CorruptState when `runtime:{id}` is malformed (F14: abort that strategy)."""
+        return self.runtime.load(strategy_id)
+
+    def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
+        """Raises StaleGeneration when a newer generation has written (§1 Fencing)."""
+        self.runtime.write(strategy_id, runtime)
+
+    def fence(self, strategy_id: str, generation: int) -> bool:
+        """Raise the stored generation so older incarnations' writes are refused."""
+        return self.runtime.fence(strategy_id, generation)
+
+    # -- locks ------------------------------------------------------------------
+    def acquire_lock(self, strategy_id: str, ttl_ms: int) -> Lock | None:
+        return self.locks.acquire(self.keys.lock_state(strategy_id), ttl_ms)
+
+    def release_lock(self, lock: Lock) -> bool:
+        return self.locks.release(lock)
+
+    def extend_lock(self, lock: Lock, ttl_ms: int | None = None) -> bool:
+        return self.locks.extend(lock, ttl_ms)
+
+    def lock_holder(self, strategy_id: str) -> str | None:
+        return self.locks.holder(self.keys.lock_state(strategy_id))
+
+    @contextmanager
+    def locked(self, strategy_id: str, ttl_ms: int) -> Iterator[Lock]:
+        """Hold the strategy's lock for the block; LockBusy if someone else holds it."""
+        lock = self.acquire_lock(strategy_id, ttl_ms)
+        if lock is None:
+            raise LockBusy(self.keys.lock_state(strategy_id))
+        try:
+            yield lock
+        finally:
+            try:
+                if not self.release_lock(lock):
+                    log.bind(event="lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
+                             action_taken="none; the lock had expired or changed hands").warning(
+                        "lock expired before release")
+            except StoreUnavailable:
+                log.bind(event="lock_release_failed", details={"key": lock.key},
+                         action_taken=f"lock expires by itself within {lock.ttl_ms} ms").warning(
+                    "Redis down at lock release")
+
+    # -- order queue ------------------------------------------------------------
+    def enqueue(self, intent: Mapping[str, Any], priority: Priority = Priority.NORMAL) -> str:
+        return self.queue.enqueue(intent, priority)
+
+    def read(self, consumer: str, count: int = 10, block_ms: int | None = None) -> list[QueuedOrder]:
+        return self.queue.read(consumer, count, block_ms)
+
+    def ack(self, order: QueuedOrder) -> bool:
+        return self.queue.ack(order)
+
+    def reclaim(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[QueuedOrder]:
+        return self.queue.reclaim(consumer, min_idle_ms, count)
+
+    # -- journal ----------------------------------------------------------------
+    def journal_intent(self, client_order_id: str, fields: Mapping[str, Any], *, record_id: str | None = None) -> str:
+        """Journal an order intent before it is sent; returns the entry id."""
+        return self.journal.intent(client_order_id, fields, record_id=record_id).entry_id
+
+    def journal_outcome(
+        self, client_order_id: str, outcome: str, fields: Mapping[str, Any] | None = None, *,
+        final: bool | None = None, record_id: str | None = None,
+    ) -> str:
+        return self.journal.outcome(client_order_id, outcome, fields, final=final, record_id=record_id).entry_id
+
+    def unsettled(self) -> list[JournalEntry]:
+        """Intents without a settling outcome, oldest first (F19 cold start)."""
+        return self.journal.unsettled()
+
+    def entries(self) -> list[JournalEntry]:
+        """The whole journal, oldest first."""
+        return self.journal.entries()
+
+    # -- must-not-lose writes: Redis, or the disk buffer ------------------------
+    def journal_intent_or_buffer(self, client_order_id: str, fields: Mapping[str, Any]) -> Recorded:
+        record_id = new_record_id()
+        return self._redis_or_buffer(
+            BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id,
+            lambda: self.journal.intent(client_order_id, fields, record_id=record_id).entry_id,
+        )
+
+    def journal_outcome_or_buffer(
+        self, client_order_id: str, outcome: str, fields: Mapping[str, Any] | None = None, *,
+        final: bool | None = None,
+    ) -> Recorded:
+        record_id = new_record_id()
+        outcome = str(getattr(outcome, "value", outcome))
+        data = {"client_order_id": client_order_id, "outcome": outcome, "fields": dict(fields or {}), "final": final}
+        return self._redis_or_buffer(
+            BUFFER_JOURNAL_OUTCOME, data, record_id,
+            lambda: self.journal.outcome(client_order_id, outcome, fields, final=final, record_id=record_id).entry_id,
+        )
+
+    def write_runtime_or_buffer(self, strategy_id: str, runtime: Runtime) -> Recorded:
+        """Fenced runtime write, or buffered; a buffered write is still fenced at replay."""
+        self.keys.runtime(strategy_id)  # validate now, not at replay
+        data = {"strategy_id": strategy_id, "runtime": runtime.to_redis()}
+
+        def write() -> None:
+            self.runtime.write(strategy_id, runtime)
+
+        return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
+
+    def buffer_pending(self) -> bool:
+        """True while the disk buffer holds records not yet replayed."""
+        return self.buffer is not None and not self.buffer.is_empty()
+
+    def replay_buffer(self) -> ReplayReport:
+        """Replay the disk buffer to Redis in order, idempotently, then truncate it."""
+        if self.buffer is None:
+            return ReplayReport()
+        return self.buffer.replay(self)
+
+    def apply_buffered(self, record: BufferedRecord) -> str:
+        """Apply one disk-buffer record (called by the replay): "applied" or "duplicate"."""
+        data = record.data
+        if record.kind == BUFFER_JOURNAL_INTENT:
+            appended = self.journal.intent(
+                data["client_order_id"], data["fields"], record_id=record.record_id, at=record.at, source="buffer")
+        elif record.kind == BUFFER_JOURNAL_OUTCOME:
+            appended = self.journal.outcome(
+                data["client_order_id"], data["outcome"], data["fields"], final=data["final"],
+                record_id=record.record_id, at=record.at, source="buffer")
+        elif record.kind == BUFFER_RUNTIME:
+            where = f"{self.buffer.path if self.buffer else 'buffer'}:{record.line}"
+            self.runtime.write(data["strategy_id"], parse_runtime(data["runtime"], where))
+            return "applied"
+        else:
+            raise ValueError(f"unknown buffer record kind {record.kind!r}")
+        return "duplicate" if appended.duplicate else "applied"
+
+    def _redis_or_buffer(self, kind: str, data: dict[str, Any], record_id: str, write: Callable[[], Any]) -> Recorded:
+        if self.buffer is not None and not self.buffer.is_empty():
+            # Older records wait in the buffer: this one goes behind them, never ahead.
+            self.buffer.append(kind, data, record_id)
+            return Recorded("buffer", record_id)
+        try:
+            result = write()
+        except StoreUnavailable as exc:
+            if self.buffer is None:
+                raise
+            self.buffer.append(kind, data, record_id)
+            log.bind(event="store_write_buffered", details={"kind": kind, "record_id": record_id,
+                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
+                "Redis down: record buffered to disk")
+            return Recorded("buffer", record_id)
+        return Recorded("redis", record_id, result if isinstance(result, str) else None)
+
+    # -- prices, strategies, snapshots --------------------------------------------
+    def set_price(self, symbol: str, price: float, ts: float | None = None) -> None:
+        self.prices.set(symbol, price, ts)
+
+    def last_price(self, symbol: str) -> Price | None:
+        return self.prices.get(symbol)
+
+    def put_strategy(self, strategy_id: str, definition: Mapping[str, Any]) -> None:
+        self.documents.put_strategy(strategy_id, definition)
+
+    def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
+        return self.documents.load_strategy(strategy_id)
+
+    def strategies_for_symbol(self, symbol: str) -> frozenset[str]:
+        return self.documents.strategies_for_symbol(symbol)
+
+    def put_snapshot(self, symbol: str, data: Mapping[str, Any], ts: float | None = None) -> None:
+        self.documents.put_snapshot(symbol, data, ts)
+
+    def load_snapshot(self, symbol: str) -> Document | None:
+        return self.documents.load_snapshot(symbol)
