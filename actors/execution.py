@@ -1,0 +1,221 @@
+"""The `execution-engine` actor: a thin shell that feeds the order pipeline.
+
+Its own thread only routes: it reads the Redis order queue, turns stop hits into
+STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
+messages. Stops and exits have their own pool, so an entry stuck in a 1/2/4 s retry
+never delays a stop-loss. Queue entries are acknowledged only once their outcome is
+final: if this actor dies, a successor reclaims them and the pipeline, which derives
+the client order id from the runtime, settles rather than resends.
+
+Never does: talk to the venue on the actor thread; ack an entry before its outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from actors.core.retry import RetryConfig, RetryPolicy
+from actors.core.stop_index import StopHit
+from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
+from actors.pipeline import OrderPipeline, OrderResult, Verdict
+from actors.services import ENGINE, CancelStrategy, DirectIntent, Services, Wake
+from actors.strategy import Fill, OrderUpdate
+from runtime.store.errors import StoreUnavailable
+from runtime.store.queue import QueuedOrder
+from supervision import SupervisedActor
+
+log = logger.bind(component=ENGINE)
+
+
+@dataclass(frozen=True)
+class StopsTriggered:
+    """From the state builder: stops popped from the stop book by one tick."""
+
+    symbol: str
+    hits: tuple[StopHit, ...]
+    tick_perf: float  # perf_counter when the tick was received
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """Close every open position in scope at market (EMERGENCY, breaker, stale policy)."""
+
+    reason: str
+    symbol: str | None = None
+    strategy_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Done:
+    result: OrderResult
+    queued: QueuedOrder | None
+    tick_perf: float | None
+
+
+class ExecutionEngine(SupervisedActor):
+    def __init__(self, services: Services, retry: RetryConfig | None = None, stop_workers: int = 4,
+                 order_workers: int = 8) -> None:
+        super().__init__()
+        self.services = services
+        self.retry_config = retry or RetryConfig()
+        self.stop_workers = stop_workers
+        self.order_workers = order_workers
+        self.in_flight: dict[str, threading.Event] = {}
+        self.completed = 0
+
+    def on_start(self) -> None:
+        s = self.services
+        self.consumer = f"{s.config.node.name}:engine"
+        self.accounts = {strategy.id: strategy.account for strategy in s.config.strategies}
+        self.pipeline = OrderPipeline(s.store, s.venue, s.gate, s.fence, s.stops, RetryPolicy(self.retry_config))
+        self.pipeline.cache = s.runtime_cache
+        self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
+        self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
+        s.directory.register(ENGINE, self.generation, self.actor_ref)
+        self._reclaim()
+        self._drain()
+
+    def on_stop(self) -> None:
+        self.services.directory.unregister(ENGINE, self.generation)
+        # F26: orders already in flight finish; queued ones stay un-acked in Redis for the next start.
+        self.order_pool.shutdown(wait=True, cancel_futures=True)
+        self.stop_pool.shutdown(wait=True, cancel_futures=True)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StopsTriggered):
+            for hit in message.hits:
+                intent = OrderIntent(hit.strategy_id, self._account_of(hit.strategy_id), message.symbol,
+                                     Purpose.STOP_LOSS, reason=f"stop {hit.level:g} crossed at {hit.price:g}",
+                                     generation=SYSTEM_GENERATION)
+                self._dispatch(intent, None, message.tick_perf)
+        elif isinstance(message, Wake):
+            self._drain()
+        elif isinstance(message, DirectIntent):
+            self._dispatch(message.intent, None, None)
+        elif isinstance(message, Flatten):
+            self._flatten(message)
+        elif isinstance(message, CancelStrategy):
+            event = self.in_flight.get(message.strategy_id)
+            if event is not None:
+                event.set()
+        elif isinstance(message, _Done):
+            self._finish(message)
+        return None
+
+    def status_details(self) -> dict[str, Any]:
+        return {"in_flight": sorted(self.in_flight), "completed": self.completed}
+
+    # --- intake -----------------------------------------------------------------------
+
+    def _reclaim(self) -> None:
+        """Entries a dead incarnation took but never acknowledged (single node per group)."""
+        try:
+            for queued in self.services.store.reclaim(self.consumer, min_idle_ms=0):
+                self._accept(queued)
+        except StoreUnavailable:
+            pass
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                batch = self.services.store.read(self.consumer, count=100, block_ms=None)
+                if not batch:
+                    return
+                for queued in batch:
+                    self._accept(queued)
+        except StoreUnavailable:
+            log.bind(event="queue_unavailable", action_taken="entries wait in Redis").warning("queue_unavailable")
+
+    def _accept(self, queued: QueuedOrder) -> None:
+        try:
+            intent = OrderIntent.from_fields(queued.intent)
+        except ValueError as exc:
+            # Bad input is named and journaled, never silently dropped.
+            log.bind(event="bad_intent", details={"entry": queued.entry_id, "error": str(exc)},
+                     action_taken="acknowledged and journaled as rejected").error("bad_intent")
+            self.services.store.journal_outcome_or_buffer(f"bad:{queued.entry_id}", "REJECTED", {"error": str(exc)})
+            self.services.store.ack(queued)
+            return
+        self._dispatch(intent, queued, None)
+
+    def _dispatch(self, intent: OrderIntent, queued: QueuedOrder | None, tick_perf: float | None) -> None:
+        cancel = self.in_flight.setdefault(intent.strategy_id, threading.Event())
+        pool = self.stop_pool if intent.purpose.reduces_risk else self.order_pool
+        ref = self.actor_ref
+        pipeline = self.pipeline
+
+        def work() -> None:
+            try:
+                result = pipeline.execute(intent, cancel)
+            except Exception as exc:  # noqa: BLE001 - an order must always come back with a verdict
+                result = OrderResult(intent, Verdict.UNKNOWN, f"pipeline error: {type(exc).__name__}: {exc}")
+                log.bind(event="pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
+                         action_taken="left unacknowledged for settlement").exception("pipeline_error")
+                queued_for_ack = None
+            else:
+                queued_for_ack = queued
+            try:
+                ref.tell(_Done(result, queued_for_ack, tick_perf))
+            except Exception:  # noqa: BLE001 - engine gone: the entry stays un-acked and is reclaimed
+                pass
+
+        try:
+            pool.submit(work)
+        except RuntimeError:
+            pass  # pool shut down (stopping): the entry stays in Redis
+
+    def _flatten(self, message: Flatten) -> None:
+        for strategy in self.services.config.strategies:
+            if message.symbol and strategy.symbol != message.symbol:
+                continue
+            if message.strategy_id and strategy.id != message.strategy_id:
+                continue
+            runtime = self.services.runtime_cache.get(strategy.id)
+            if runtime is not None and runtime.position.value != "bought":
+                continue
+            intent = OrderIntent(strategy.id, strategy.account, strategy.symbol, Purpose.FLATTEN,
+                                 reason=message.reason)
+            self._dispatch(intent, None, None)
+
+    # --- outcomes -----------------------------------------------------------------------
+
+    def _finish(self, done: _Done) -> None:
+        result = done.result
+        intent = result.intent
+        self.completed += 1
+        if done.queued is not None and result.verdict is not Verdict.UNKNOWN:
+            try:
+                self.services.store.ack(done.queued)
+            except StoreUnavailable:
+                pass  # re-delivered later; the pipeline will settle it, not resend
+        if self.in_flight.get(intent.strategy_id) is not None and result.verdict is not Verdict.CANCELLED:
+            self.in_flight.pop(intent.strategy_id, None)
+        if result.verdict is Verdict.REFUSED and intent.purpose is Purpose.STOP_LOSS:
+            self._rearm_if_still_open(intent)
+        metrics = self.services.metrics
+        if metrics is not None:
+            metrics.record_order_outcome(result.verdict.value)
+            if done.tick_perf is not None and result.sent_at is not None:
+                metrics.observe_tick_to_order(max(0.0, result.sent_at - done.tick_perf))
+        fill = None
+        if result.verdict is Verdict.FILLED and result.runtime is not None:
+            fill = Fill(intent.purpose.value, result.side or "", result.filled_qty, result.avg_price,
+                        result.client_order_id or "", result.runtime.position.value)
+        update = OrderUpdate(result.verdict.value, result.reason, fill, result.runtime)
+        self.services.directory.tell(f"strategy:{intent.strategy_id}", update)
+        self.services.directory.tell("position-manager", result)
+        self.services.directory.tell("circuit-breaker", result)
+
+    def _rearm_if_still_open(self, intent: OrderIntent) -> None:
+        runtime = self.services.runtime_cache.get(intent.strategy_id)
+        if runtime is not None and runtime.position.value == "bought" and runtime.stop_loss:
+            self.services.stops.arm(intent.symbol, intent.strategy_id, runtime.stop_loss, runtime.quantity)
+
+    def _account_of(self, strategy_id: str) -> str:
+        return self.accounts.get(strategy_id, "default")
+

@@ -1,0 +1,123 @@
+"""The `position-manager` actor: positions, reconciliation, and orphaned positions.
+
+On start it runs the cold start (settle the journal, re-arm stops, compare with the venue,
+re-check stops against the last price). Afterwards it reconciles periodically, after
+every store recovery and on request; while the venue and the runtime disagree about a
+symbol, entries on that symbol stay closed (a reconciliation barrier) and the drift is
+shown in status. A strategy disabled by its supervisor hands its position here: the
+stop stays armed in the stop book and the position is listed as orphaned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from actors.core.signals import Effect, Scope, Signal
+from actors.execution import StopsTriggered
+from actors.pipeline import OrderResult, Verdict
+from actors.recovery import RecoveryReport, cold_start, load_and_arm, reconcile_positions
+from actors.services import ENGINE, Services
+from supervision import SupervisedActor
+
+NODE = "position-manager"
+log = logger.bind(component=NODE)
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    reason: str
+
+
+@dataclass(frozen=True)
+class StrategyDisabled:
+    strategy_id: str
+    reason: str
+
+
+class PositionManager(SupervisedActor):
+    def __init__(self, services: Services, reconcile_every_s: float = 30.0) -> None:
+        super().__init__()
+        self.services = services
+        self.reconcile_every_s = reconcile_every_s
+        self.report = RecoveryReport()
+        self.drift: dict[str, dict[str, float]] = {}
+        self.orphaned: dict[str, str] = {}
+        self.last_reconcile_at: float | None = None
+        self._timer: int | None = None
+
+    def on_start(self) -> None:
+        self.services.directory.register(NODE, self.generation, self.actor_ref)
+        self.report = cold_start(self.services)
+        self._publish_drift(self.report.drift)
+        self.last_reconcile_at = time.time()
+        for symbol, hits in self.report.triggered.items():
+            self.services.directory.tell(ENGINE, StopsTriggered(symbol, tuple(hits), time.perf_counter()))
+        self._schedule_reconcile()
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self.services.timers.cancel(self._timer)
+        self.services.directory.unregister(NODE, self.generation)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Reconcile):
+            self.reconcile(message.reason)
+        elif isinstance(message, OrderResult):
+            if message.verdict is Verdict.FILLED and message.intent.strategy_id in self.orphaned \
+                    and message.runtime is not None and message.runtime.position.value != "bought":
+                del self.orphaned[message.intent.strategy_id]
+        elif isinstance(message, StrategyDisabled):
+            runtime = self.services.runtime_cache.get(message.strategy_id)
+            if runtime is not None and runtime.position.value == "bought":
+                self.orphaned[message.strategy_id] = message.reason
+                log.bind(event="position_handed_over", details={"strategy": message.strategy_id,
+                                                                "reason": message.reason},
+                         action_taken="stop stays armed; position kept by position-manager").warning(
+                    "position_handed_over")
+        return None
+
+    def reconcile(self, reason: str) -> dict[str, dict[str, float]] | None:
+        self.services.runtime_cache.invalidate()
+        expected = load_and_arm(self.services, RecoveryReport())
+        drift = reconcile_positions(self.services, expected)
+        if drift is not None:
+            self._publish_drift(drift)
+            self.last_reconcile_at = time.time()
+            log.bind(event="reconciled", details={"reason": reason, "drift": drift}).info("reconciled")
+        return drift
+
+    def status_details(self) -> dict[str, Any]:
+        return {
+            "drift": dict(self.drift),
+            "orphaned": dict(self.orphaned),
+            "armed_stops": self.services.stops.count(),
+            "last_reconcile_at": self.last_reconcile_at,
+            "cold_start": self.report.as_dict(),
+        }
+
+    def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:
+        for symbol in set(self.drift) | set(drift):
+            active = symbol in drift
+            reason = (f"positions disagree with the venue: expected {drift[symbol]['expected']}, "
+                      f"venue {drift[symbol]['venue']}") if active else "positions agree with the venue"
+            self.services.directory.tell("degradation", Signal(
+                source=NODE, cause="reconcile_drift", active=active, effect=Effect.BLOCK_ENTRIES,
+                scope=Scope.SYMBOL, key=symbol, reason=reason, clean_period=0.0))
+            if active:
+                log.bind(event="reconcile_drift", details={"symbol": symbol, **drift[symbol]},
+                         action_taken="entries closed on the symbol until it agrees").error("reconcile_drift")
+        self.drift = drift
+
+    def _schedule_reconcile(self) -> None:
+        ref = self.actor_ref
+
+        def due() -> None:
+            if ref.is_alive():
+                ref.tell(Reconcile("periodic"))
+                self._schedule_reconcile()
+
+        self._timer = self.services.timers.schedule(time.time() + self.reconcile_every_s, due)

@@ -1,0 +1,124 @@
+"""Cold start and reconciliation (F19): make the runtime agree with the venue before trading.
+
+Order of work on start: register strategy definitions → settle every journaled intent
+without a final outcome, by lookup (never by resend) → load runtimes → re-arm stops →
+compare positions with the venue → re-check stop conditions against the last price.
+The venue is the source of truth for positions; drift is reported, never papered over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+
+from actors.core.retry import RetryPolicy
+from actors.core.stop_index import StopHit
+from actors.orders import Purpose
+from actors.pipeline import OrderPipeline
+from actors.services import Services
+from runtime.store.errors import CorruptState
+from runtime.store.runtime_state import Position
+from runtime.venue.outcomes import OutcomeKind
+
+log = logger.bind(component="position-manager")
+
+
+@dataclass
+class RecoveryReport:
+    settled: dict[str, str] = field(default_factory=dict)  # client order id -> verdict
+    armed: list[str] = field(default_factory=list)  # strategy ids whose stop was re-armed
+    corrupt: dict[str, str] = field(default_factory=dict)  # strategy id -> problem
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue}
+    triggered: dict[str, list[StopHit]] = field(default_factory=dict)  # symbol -> stops crossed by last price
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "settled": self.settled,
+            "armed": self.armed,
+            "corrupt": self.corrupt,
+            "drift": self.drift,
+            "triggered": {s: [h.strategy_id for h in hits] for s, hits in self.triggered.items()},
+        }
+
+
+def register_strategies(services: Services) -> None:
+    for strategy in services.config.strategies:
+        services.store.put_strategy(strategy.id, strategy.as_dict())
+
+
+def settle_journal(services: Services, pipeline: OrderPipeline, report: RecoveryReport) -> None:
+    accounts = {s.id: s.account for s in services.config.strategies}
+    for entry in services.store.unsettled():
+        fields = entry.fields
+        strategy_id = str(fields.get("strategy_id", ""))
+        symbol = str(fields.get("symbol", ""))
+        if not strategy_id or not symbol:
+            report.settled[entry.client_order_id] = "unreadable intent: no strategy_id/symbol"
+            continue
+        purpose = Purpose(str(fields.get("purpose", Purpose.ENTRY.value)))
+        result = pipeline.settle(strategy_id, accounts.get(strategy_id, "default"), symbol, entry.client_order_id,
+                                 purpose)
+        report.settled[entry.client_order_id] = result.verdict.value
+
+
+def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]:
+    """Load every runtime into the cache and re-arm stops. Returns expected qty per symbol."""
+    expected: dict[str, float] = {s: 0.0 for s in services.config.feeds.symbols}
+    for strategy in services.config.strategies:
+        try:
+            runtime = services.store.load_runtime(strategy.id)
+        except CorruptState as exc:
+            report.corrupt[strategy.id] = str(exc)
+            continue
+        if runtime is None:
+            continue
+        services.runtime_cache.put(strategy.id, runtime)
+        if runtime.position is Position.BOUGHT or runtime.pending_order:
+            expected[strategy.symbol] = expected.get(strategy.symbol, 0.0) + runtime.quantity
+        if runtime.position is Position.BOUGHT and runtime.stop_loss:
+            services.stops.arm(strategy.symbol, strategy.id, runtime.stop_loss, runtime.quantity)
+            report.armed.append(strategy.id)
+    return expected
+
+
+def reconcile_positions(services: Services, expected: dict[str, float]) -> dict[str, dict[str, float]] | None:
+    """Compare expected long quantity per symbol with the venue. None when the venue can't say."""
+    outcome = services.venue.positions()
+    if outcome.kind is not OutcomeKind.ACCEPTED:
+        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        return None
+    venue = {p.symbol: float(p.amount) for p in outcome.data or []}
+    drift: dict[str, dict[str, float]] = {}
+    for symbol in set(expected) | set(venue):
+        want, have = round(expected.get(symbol, 0.0), 12), round(venue.get(symbol, 0.0), 12)
+        if abs(Decimal(str(want)) - Decimal(str(have))) > Decimal("1e-9"):
+            drift[symbol] = {"expected": want, "venue": have}
+    return drift
+
+
+def recheck_stops(services: Services, report: RecoveryReport) -> None:
+    for symbol in services.config.feeds.symbols:
+        last = services.store.last_price(symbol)
+        if last is None:
+            continue
+        hits = services.stops.triggered(symbol, last.price)
+        if hits:
+            report.triggered[symbol] = hits
+
+
+def cold_start(services: Services) -> RecoveryReport:
+    report = RecoveryReport()
+    pipeline = OrderPipeline(services.store, services.venue, services.gate, services.fence, services.stops,
+                             RetryPolicy())
+    pipeline.cache = services.runtime_cache
+    register_strategies(services)
+    settle_journal(services, pipeline, report)
+    expected = load_and_arm(services, report)
+    report.drift = reconcile_positions(services, expected) or {}
+    recheck_stops(services, report)
+    log.bind(event="cold_start", details=report.as_dict(), action_taken="stops re-armed; journal settled").info(
+        "cold_start")
+    return report

@@ -1,0 +1,271 @@
+"""Strategies: the user-facing `Strategy` base, its `Context`, and the actor that hosts one.
+
+Each strategy runs in its own `StrategyActor` under the dynamic `strategies` supervisor:
+an exception, hang or CPU loop in user code is that actor's problem only. Its orders go
+to the execution engine through the durable Redis queue, stamped with the actor's
+generation, so a fenced incarnation can never place an order. Stop-losses never depend
+on this actor: once an entry fills, the stop lives in the stop book.
+
+User code subclasses `Strategy` and overrides any of: on_start(ctx), on_tick(ctx, tick),
+on_timer(ctx, name), on_fill(ctx, fill), on_stop(ctx).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Mapping
+
+from loguru import logger
+
+from actors.orders import OrderIntent, Purpose
+from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.store.runtime_state import Position, Runtime, Status
+from supervision import SupervisedActor
+
+if TYPE_CHECKING:
+    from actors.services import Services
+    from runtime.config import StrategyConfig
+
+
+@dataclass(frozen=True)
+class Tick:
+    symbol: str
+    price: float
+    ts: float  # event time, epoch seconds
+
+
+@dataclass(frozen=True)
+class Fill:
+    purpose: str  # entry | exit | stop_loss | flatten
+    side: str
+    quantity: float
+    price: float
+    client_order_id: str
+    position: str  # the strategy's position after the fill
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    name: str
+    token: int
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """From the engine: what became of one of this strategy's intents."""
+
+    verdict: str
+    reason: str
+    fill: Fill | None
+    runtime: Runtime | None
+
+
+class Strategy:
+    """Base class for strategy code. Hooks run on the strategy's own actor thread."""
+
+    def on_start(self, ctx: Context) -> None:
+        pass
+
+    def on_tick(self, ctx: Context, tick: Tick) -> None:
+        pass
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        pass
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        pass
+
+    def on_stop(self, ctx: Context) -> None:
+        pass
+
+    @classmethod
+    def wants_ticks(cls) -> bool:
+        return cls.on_tick is not Strategy.on_tick
+
+
+class StrategyRefused(RuntimeError):
+    """An order could not even be queued (store down, strategy not active)."""
+
+
+class Context:
+    """What a strategy can see and do. Only valid on its actor's thread."""
+
+    def __init__(self, actor: StrategyActor) -> None:
+        self._actor = actor
+
+    @property
+    def strategy_id(self) -> str:
+        return self._actor.config.id
+
+    @property
+    def symbol(self) -> str:
+        return self._actor.config.symbol
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self._actor.config.params
+
+    @property
+    def position(self) -> str:
+        return self._actor.runtime.position.value
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._actor.runtime
+
+    def buy(self, qty: float, stop_loss: float | None = None, reason: str = "") -> None:
+        self._actor.submit(Purpose.ENTRY, qty, stop_loss, reason or "strategy buy")
+
+    def sell(self, qty: float = 0.0, reason: str = "") -> None:
+        """Close the position (long-only: SELL only when bought). qty 0 = all of it."""
+        self._actor.submit(Purpose.EXIT, qty, None, reason or "strategy sell")
+
+    def schedule(self, name: str, at: datetime | float) -> None:
+        self._actor.schedule(name, at)
+
+    def cancel_timers(self) -> None:
+        self._actor.cancel_timers()
+
+
+class StrategyActor(SupervisedActor):
+    """Hosts one strategy. Node id `strategy:<id>`."""
+
+    def __init__(self, config: StrategyConfig, strategy: Strategy, services: Services) -> None:
+        super().__init__()
+        self.config = config
+        self.strategy = strategy
+        self.services = services
+        self.node_id = f"strategy:{config.id}"
+        self.runtime = Runtime()
+        self.ctx = Context(self)
+        self._timers: dict[str, int] = {}
+        self._aborted: str | None = None
+        self._log = logger.bind(component=self.node_id)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.services.directory.register(self.node_id, self.generation, self.actor_ref)
+        try:
+            self.runtime = self.services.store.load_runtime(self.config.id) or Runtime()
+        except CorruptState as exc:
+            # F14: SAFETY_ABORT this strategy only; a restart would read the same bytes.
+            self._aborted = f"SAFETY_ABORT: {exc}"
+            self._log.bind(event="safety_abort", details={"error": str(exc)},
+                           action_taken="strategy halted; operator must repair runtime").error("safety_abort")
+            return
+        except StoreUnavailable:
+            cached = self.services.runtime_cache.get(self.config.id)
+            self.runtime = cached or Runtime()
+        if self.runtime.status in (Status.FAILED, Status.DISABLED, Status.PAUSED):
+            return  # an operator must act; its stop (if any) stays armed in the stop book
+        if self.strategy.wants_ticks():
+            self.services.ticks.subscribe(self.config.symbol, self.node_id)
+        self.strategy.on_start(self.ctx)
+
+    def on_stop(self) -> None:
+        self.cancel_timers()
+        self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
+        self.services.engine_cancel(self.config.id)  # F25: stop retries of an order in flight
+        try:
+            if self._aborted is None:
+                self.strategy.on_stop(self.ctx)
+        finally:
+            self.services.directory.unregister(self.node_id, self.generation)
+
+    def on_receive(self, message: Any) -> Any:
+        if self._aborted is not None:
+            return None
+        if isinstance(message, Tick):
+            self.strategy.on_tick(self.ctx, message)
+        elif isinstance(message, TimerFired):
+            if self._timers.get(message.name) == message.token:
+                del self._timers[message.name]
+                self.strategy.on_timer(self.ctx, message.name)
+        elif isinstance(message, OrderUpdate):
+            if message.runtime is not None:
+                self.runtime = message.runtime
+            if message.fill is not None:
+                self.strategy.on_fill(self.ctx, message.fill)
+        return None
+
+    def status_details(self) -> dict[str, Any]:
+        """Read from the status server's thread: plain attribute reads only."""
+        details: dict[str, Any] = {
+            "symbol": self.config.symbol,
+            "account": self.config.account,
+            "position": self.runtime.position.value,
+            "status": "failed" if self._aborted else self.runtime.status.value,
+            "timers": sorted(self._timers),
+        }
+        if self._aborted or self.runtime.reason:
+            details["reason"] = self._aborted or self.runtime.reason
+        return details
+
+    # --- what the context does --------------------------------------------------------
+
+    def submit(self, purpose: Purpose, qty: float, stop_loss: float | None, reason: str) -> None:
+        intent = OrderIntent(
+            strategy_id=self.config.id,
+            account=self.config.account,
+            symbol=self.config.symbol,
+            purpose=purpose,
+            quantity=qty,
+            stop_loss=stop_loss,
+            generation=self.generation,
+            reason=reason,
+        )
+        self.services.submit(intent)
+
+    def schedule(self, name: str, at: datetime | float) -> None:
+        when = at.timestamp() if isinstance(at, datetime) else float(at)
+        old = self._timers.pop(name, None)
+        if old is not None:
+            self.services.timers.cancel(old)
+        ref = self.actor_ref
+        token_box: list[int] = []
+
+        def fire() -> None:
+            if ref.is_alive():
+                ref.tell(TimerFired(name, token_box[0]))
+
+        token = self.services.timers.schedule(when, fire)
+        token_box.append(token)
+        self._timers[name] = token
+
+    def cancel_timers(self) -> None:
+        for token in self._timers.values():
+            self.services.timers.cancel(token)
+        self._timers.clear()
+
+
+class ScheduledStrategy(Strategy):
+    """The built-in `scheduled` kind: BUY at buy_at, SELL at sell_at, stop-loss overrides.
+
+    State machine: none → bought → sold | exited_by_sl | failed. One round trip: SELL only
+    when bought; after sold / exited_by_sl it is done and its timers are cancelled. After a
+    restart, a time already passed fires at once (if the position still calls for it).
+    """
+
+    def __init__(self, config: StrategyConfig) -> None:
+        self.config = config
+
+    def on_start(self, ctx: Context) -> None:
+        position = ctx.runtime.position
+        if position is Position.NONE and ctx.runtime.entry_seq == 0 and self.config.buy_at is not None:
+            ctx.schedule("buy", self.config.buy_at)
+        if position is Position.BOUGHT and self.config.sell_at is not None:
+            ctx.schedule("sell", self.config.sell_at)
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        if name == "buy" and ctx.runtime.position is Position.NONE and ctx.runtime.entry_seq == 0:
+            ctx.buy(float(self.config.quantity or 0), stop_loss=self.config.stop_loss, reason="scheduled buy_at")
+        elif name == "sell" and ctx.runtime.position is Position.BOUGHT:
+            ctx.sell(reason="scheduled sell_at")
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        if fill.purpose == Purpose.ENTRY.value and self.config.sell_at is not None:
+            ctx.schedule("sell", self.config.sell_at)
+        elif fill.purpose != Purpose.ENTRY.value:
+            ctx.cancel_timers()  # exited (sold or stop-loss): the schedule is over

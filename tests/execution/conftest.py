@@ -1,0 +1,137 @@
+"""A real execution subtree for tests: embedded Redis, the simulated exchange over HTTP,
+the execution engine and position manager under a rest_for_one supervisor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from actors.core.degradation import Gate, Mode
+from actors.core.retry import RetryConfig
+from actors.execution import ExecutionEngine
+from actors.position_manager import PositionManager
+from actors.services import Services
+from actors.strategy import OrderUpdate
+from runtime.config import parse_config
+from runtime.simexchange import SimExchange
+from runtime.store.store import Store
+from runtime.venue import BinanceFuturesConnector
+from supervision import ChildSpec, SupervisedActor, Supervisor
+from tests.redis_fixture import redis_client, redis_server, redis_url  # noqa: F401
+from tests.waiting import eventually
+
+CONFIG = """
+[node]
+name = "test-node"
+namespace = "{namespace}"
+[feeds]
+symbols = ["BTCUSDT"]
+[[strategies]]
+id = "s1"
+kind = "scheduled"
+account = "alice"
+symbol = "BTCUSDT"
+quantity = 0.01
+buy_at = "+1h"
+sell_at = "+2h"
+stop_loss = 95000.0
+[[strategies]]
+id = "s2"
+kind = "scheduled"
+account = "bob"
+symbol = "BTCUSDT"
+quantity = 0.02
+buy_at = "+1h"
+sell_at = "+2h"
+"""
+
+FAST_RETRY = RetryConfig(backoff=(0.05, 0.1, 0.2), jitter=0.0)
+OPEN_GATE = Gate(Mode.NORMAL, False, frozenset(), 0.5, (), {})
+
+
+class Inbox(SupervisedActor):
+    """Stands in for a strategy actor: records the engine's OrderUpdates."""
+
+    def __init__(self, services: Services, node_id: str, updates: list[OrderUpdate]) -> None:
+        super().__init__()
+        self.services, self.node_id, self.updates = services, node_id, updates
+
+    def on_start(self) -> None:
+        self.services.directory.register(self.node_id, self.generation, self.actor_ref)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, OrderUpdate):
+            self.updates.append(message)
+
+
+@dataclass
+class Trading:
+    services: Services
+    exchange: SimExchange
+    store: Store
+    root: Any
+    updates: dict[str, list[OrderUpdate]] = field(default_factory=dict)
+
+    def wait_update(self, strategy_id: str, count: int = 1, timeout: float = 10.0) -> OrderUpdate:
+        got = eventually(lambda: len(self.updates[strategy_id]) >= count and self.updates[strategy_id],
+                         timeout=timeout, what=f"{count} order update(s) for {strategy_id}")
+        return got[count - 1]
+
+    def executed(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
+        """Ledger entries of orders the exchange actually executed (the duplicate-order invariant)."""
+        return [e for e in self.exchange.ledger(client_order_id) if e.get("executed")]
+
+    def runtime(self, strategy_id: str) -> Any:
+        return self.store.load_runtime(strategy_id)
+
+
+@pytest.fixture
+def exchange() -> Iterator[SimExchange]:
+    sim = SimExchange(["BTCUSDT"], {"BTCUSDT": 100_000.0}, seed=3, volatility=0.0, depth_interval_s=0.05,
+                      mark_interval_s=0.1, liquidation_rate=0.0)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
+    made: list[Trading] = []
+
+    def make(namespace: str = "t", start: bool = True) -> Trading:
+        config = parse_config(CONFIG.format(namespace=namespace), "test.toml")
+        store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
+        venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5)
+        services = Services(config=config, store=store, venue=venue)
+        services.gate.publish(OPEN_GATE)
+        trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies})
+        if start:
+            start_tree(trading)
+        made.append(trading)
+        return trading
+
+    yield make
+    for trading in made:
+        if trading.root is not None and trading.root.is_alive():
+            trading.root.stop(timeout=15)
+        trading.services.timers.stop()
+        trading.services.venue.close()
+        trading.store.close()
+
+
+def start_tree(trading: Trading) -> None:
+    services = trading.services
+    inboxes = [ChildSpec(f"strategy:{sid}", Inbox, args=(services, f"strategy:{sid}", updates))
+               for sid, updates in trading.updates.items()]
+    trading.root = Supervisor.start(name="root", children=[
+        ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
+            ChildSpec("execution-engine", ExecutionEngine, args=(services,), kwargs={"retry": FAST_RETRY}),
+            ChildSpec("position-manager", PositionManager, args=(services,)),
+        ]}),
+        ChildSpec("inboxes", Supervisor, kind="supervisor", kwargs={"children": inboxes}),
+    ])
+    eventually(lambda: services.directory.ref("execution-engine") is not None)
+
