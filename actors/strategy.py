@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from loguru import logger
 
@@ -129,12 +129,12 @@ class Context:
 
 
 class StrategyActor(SupervisedActor):
-    """Hosts one strategy. Node id `strategy:<id>`."""
+    """Hosts one strategy. Node id `strategy:<id>`. `make_strategy` builds the user object."""
 
-    def __init__(self, config: StrategyConfig, strategy: Strategy, services: Services) -> None:
+    def __init__(self, config: StrategyConfig, make_strategy: Callable[[], Strategy], services: Services) -> None:
         super().__init__()
         self.config = config
-        self.strategy = strategy
+        self.strategy = make_strategy()  # fresh per incarnation: a crash leaves no user state behind
         self.services = services
         self.node_id = f"strategy:{config.id}"
         self.runtime = Runtime()

@@ -19,7 +19,7 @@ from supervision.errors import (
 from supervision.fence import Fence
 from supervision.policy import ExitKind, ExitReason, RestartStrategy, RestartType, RestartWindow
 from supervision.spec import ChildSpec
-from supervision.supervisor import Supervisor
+from supervision.supervisor import Supervisor, tree_status
 
 __all__ = [
     "ActorCrashed",
@@ -40,4 +40,5 @@ __all__ = [
     "SupervisedActor",
     "Supervisor",
     "SupervisionError",
+    "tree_status",
 ]

@@ -54,6 +54,7 @@ class _Child:
     restart_token: int = 0
     last_error: dict[str, Any] | None = None
     last_exit_at: float | None = None
+    started_at: float | None = None  # wall clock, for uptime in the status tree
     window: RestartWindow | None = None
 
 
@@ -340,6 +341,7 @@ class Supervisor(SupervisedActor):
         with self._lock:
             child.ref = ref
             child.state = "running"
+            child.started_at = self._opts.wall_clock()
         if self._opts.fence is not None:
             self._opts.fence.admit(spec.id, incarnation.generation)
         if spec.hang_timeout is not None:
@@ -636,6 +638,7 @@ class Supervisor(SupervisedActor):
             "restarts": child.restarts,
             "last_error": child.last_error,
             "last_exit_at": child.last_exit_at,
+            "started_at": child.started_at if child.state in _LIVE else None,
             "generation": child.generation,
             "children": [],
         }
@@ -647,3 +650,15 @@ class Supervisor(SupervisedActor):
         elif actor is not None and hasattr(actor, "status_details"):
             node["details"] = actor.status_details()
         return node
+
+
+def tree_status(ref: pykka.ActorRef[Any]) -> dict[str, Any]:
+    """The status tree under a supervisor, read without going through its inbox.
+
+    A supervisor busy waiting out a child's shutdown timeout still answers this at once,
+    which is what an operator looking at a troubled node needs.
+    """
+    actor = getattr(ref, "_actor", None)
+    if not isinstance(actor, Supervisor):
+        raise TypeError(f"{ref!r} is not a Supervisor")
+    return actor.status_node()

@@ -1,0 +1,358 @@
+"""Node: one Warden daemon — the store, the venue, the services and the supervision tree.
+
+Start order is the tree's order (safety, monitors, market, execution, strategies), so
+the gate and the monitors exist before any data flows, and the position manager's cold
+start (settle the journal, re-arm stops, reconcile) completes before any strategy runs.
+
+Stopping (F26): strategies first (their timers and retries are cancelled; orders in
+flight finish), then the rest of the tree in reverse order, then exchange-side
+protective stops are placed for every open position that has a stop-loss, the disk
+buffer is replayed if Redis is up, and the store is closed. Exit 0. HARD_SHUTDOWN or a
+tripped root: flatten what is open, flush, exit 3.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from actors.circuit_breaker import CircuitBreakerActor, Escalated
+from actors.clock_monitor import ClockMonitor
+from actors.core import signals
+from actors.core.retry import RetryPolicy
+from actors.degradation import DegradationActor, SignalMemory
+from actors.execution import ExecutionEngine
+from actors.feed import FeedActor
+from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
+from actors.orders import OrderIntent, Purpose
+from actors.pipeline import OrderPipeline
+from actors.position_manager import PositionManager, StrategyDisabled
+from actors.services import Services
+from actors.state_builder import StateBuilder
+from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
+from runtime.config import Config, StrategyConfig, resolve_strategy_class
+from runtime.logging import log_event, register_secret
+from runtime.metrics import Metrics
+from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
+from runtime.status_server import CommandError, StatusServer
+from runtime.store.embedded import resolve_endpoint
+from runtime.store.errors import StoreUnavailable
+from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.store.store import Store
+from runtime.venue import BinanceFuturesConnector
+from supervision import ChildSpec, NotFound, Running, Supervisor, tree_status
+
+EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
+
+
+def strategy_factory(strategy: StrategyConfig) -> Any:
+    if strategy.kind == "scheduled":
+        return lambda: ScheduledStrategy(strategy)
+    cls = resolve_strategy_class(strategy)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise TypeError(f"strategy {strategy.id}: {strategy.class_path} is not a subclass of actors.strategy.Strategy")
+    return cls
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.exit_code = EXIT_OK
+        self.stopping = threading.Event()
+        self.stop_reason = ""
+        self.root: Any = None
+        self.exchange: SimExchange | None = None
+        self.status_server: StatusServer | None = None
+        self._stopped = False
+        self._root_escalated = False
+        self.log = logger.bind(component="node")
+
+    # --- start --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        data_dir = Path(self.config.node.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
+        self.store = Store(self.endpoint, self.config.node.namespace, buffer_path=data_dir / "buffer" / "orders.jsonl")
+        self.venue = self._connect_venue()
+        if self.exchange is not None:
+            self._forget_previous_run()
+        self.metrics = Metrics()
+        self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics)
+        self.signal_memory = SignalMemory()
+        self.root = Supervisor.start(
+            name="root",
+            intensity=self.config.supervision.intensity,
+            period=self.config.supervision.period_s,
+            on_escalate=self._root_escalated_cb,
+            children=self._tree(),
+        )
+        self.status_server = StatusServer.from_config(self.config.status, self.status, self.command,
+                                                      self.metrics.registry, on_scrape=self._refresh_metrics)
+        self.status_server.start()
+        log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
+                                              "strategies": len(self.config.strategies),
+                                              "venue": self.venue.rest_url})
+
+    def _connect_venue(self) -> BinanceFuturesConnector:
+        venue = self.config.venue
+        rest_url, ws_url = venue.rest_url, venue.ws_url
+        if venue.kind == "sim":
+            key, secret = DEFAULT_API_KEY, DEFAULT_API_SECRET
+            if not rest_url:
+                prices = {s: p for s, p in venue.sim_start_prices.items() if s in self.config.feeds.symbols}
+                self.exchange = SimExchange(self.config.feeds.symbols, prices, seed=int(time.time()))
+                self.exchange.start()
+                rest_url, ws_url = self.exchange.rest_url, self.exchange.ws_url
+        else:
+            key, secret = os.environ[venue.api_key_env], os.environ[venue.api_secret_env]
+            register_secret(key)
+            register_secret(secret)
+        self.ws_url = ws_url
+        return BinanceFuturesConnector(rest_url, key, secret, recv_window_ms=venue.recv_window_ms,
+                                       timeout_s=venue.order_timeout_s)
+
+    def _forget_previous_run(self) -> None:
+        """An in-process simulated exchange starts empty, so state from a previous run could
+        never reconcile with it. Only then (nothing real at stake) start from a clean namespace."""
+        client, pattern = self.store.client, f"{self.config.node.namespace}:*"
+        stale = list(client.scan_iter(match=pattern, count=1000))
+        if stale:
+            client.delete(*stale)
+        log_event("node", "fresh_sim_state", details={"namespace": self.config.node.namespace, "keys_removed": len(stale)},
+                  action_taken="in-process simulated exchange: previous run's state cleared")
+
+    def _tree(self) -> list[ChildSpec]:
+        s = self.services
+        cfg = self.config
+        hang = cfg.supervision.hang_timeout_s
+        strategies = [self._strategy_spec(strategy) for strategy in cfg.strategies]
+        return [
+            ChildSpec("safety", Supervisor, kind="supervisor", kwargs={"children": [
+                ChildSpec("degradation", DegradationActor, args=(s, self._hard_shutdown),
+                          kwargs={"memory": self.signal_memory}),
+                ChildSpec("circuit-breaker", CircuitBreakerActor, args=(s, self._disable_strategy)),
+            ]}),
+            ChildSpec("monitors", Supervisor, kind="supervisor", kwargs={"children": [
+                ChildSpec("monitor:store", StoreMonitor, args=(s,)),
+                ChildSpec("monitor:resources", ResourceMonitor, args=(s,)),
+                ChildSpec("monitor:clock", ClockMonitor, args=(s,)),
+                ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
+            ]}),
+            ChildSpec("market", Supervisor, kind="supervisor", kwargs={"children": [
+                *[ChildSpec(f"feed:{symbol}", FeedActor, args=(s, symbol, self.ws_url)) for symbol in cfg.feeds.symbols],
+                ChildSpec("state-builder", StateBuilder, args=(s,)),
+            ]}),
+            ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
+                ChildSpec("execution-engine", ExecutionEngine, args=(s,), shutdown=15.0),
+                ChildSpec("position-manager", PositionManager, args=(s,), start_timeout=60.0),
+            ]}, start_timeout=90.0, shutdown=30.0),
+            ChildSpec("strategies", Supervisor, kind="supervisor", kwargs={
+                "strategy": "dynamic", "intensity": cfg.supervision.intensity, "period": cfg.supervision.period_s,
+                "intensity_scope": "child", "min_backoff": 0.05, "max_backoff": 5.0,
+                "on_child_disabled": self._strategy_disabled, "fence": s.fence, "children": strategies,
+            }, start_timeout=60.0, shutdown=30.0),
+        ]
+
+    def _strategy_spec(self, strategy: StrategyConfig) -> ChildSpec:
+        return ChildSpec(f"strategy:{strategy.id}", StrategyActor,
+                         args=(strategy, strategy_factory(strategy), self.services),
+                         hang_timeout=self.config.supervision.hang_timeout_s, shutdown=5.0)
+
+    # --- supervision callbacks ------------------------------------------------------------
+
+    def _strategy_disabled(self, child_id: str, reason: str) -> None:
+        strategy_id = child_id.removeprefix("strategy:")
+        self.services.directory.tell("position-manager", StrategyDisabled(strategy_id, reason))
+        self.services.directory.tell("circuit-breaker", Escalated(child_id, reason))
+        self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, True, reason))
+
+    def _disable_strategy(self, strategy_id: str, reason: str) -> None:
+        """Circuit breaker (F24): take a malfunctioning strategy out; its stop stays armed."""
+        threading.Thread(target=self._set_strategy, args=(strategy_id, "disable", reason), daemon=True).start()
+
+    def _hard_shutdown(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self.request_stop("HARD_SHUTDOWN")
+
+    def _root_escalated_cb(self, reason: str) -> None:
+        self._root_escalated = True
+        self.exit_code = EXIT_HARD_SHUTDOWN
+        log_event("node", "root_escalated", details={"reason": reason}, level="CRITICAL",
+                  action_taken="HARD_SHUTDOWN: flatten, flush, exit 3")
+        self.request_stop(f"root escalated: {reason}")
+
+    # --- running and stopping ----------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopping.is_set():
+            self.stop_reason = reason
+            self.stopping.set()
+
+    def wait(self) -> int:
+        while not self.stopping.wait(0.5):
+            pass
+        return self.stop()
+
+    def stop(self) -> int:
+        if self._stopped:
+            return self.exit_code
+        self._stopped = True
+        log_event("node", "stopping", details={"reason": self.stop_reason, "exit_code": self.exit_code})
+        if self.root is not None and self.root.is_alive():
+            try:
+                self.root.proxy().terminate_child("strategies").get(timeout=60)
+            except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
+                self.log.bind(event="stop_strategies_failed", details={"error": repr(exc)}).error("stop failed")
+            self.root.stop(block=True, timeout=120)
+        if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:
+            self._emergency_flatten()
+        elif self.exit_code == EXIT_OK:
+            self._place_protective_stops()
+        self._flush()
+        if self.status_server is not None:
+            self.status_server.stop()
+        self.services.timers.stop()
+        self.venue.close()
+        self.store.close()
+        if self.endpoint.embedded is not None:
+            self.endpoint.embedded.stop()
+        if self.exchange is not None:
+            self.exchange.stop()
+        log_event("node", "stopped", details={"exit_code": self.exit_code})
+        return self.exit_code
+
+    def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
+        found = []
+        for strategy in self.config.strategies:
+            try:
+                runtime = self.store.load_runtime(strategy.id)
+            except StoreUnavailable:
+                runtime = self.services.runtime_cache.get(strategy.id)
+            except Exception:  # noqa: BLE001 - a corrupt record: nothing safe to do automatically
+                continue
+            if runtime is not None and runtime.position is Position.BOUGHT and runtime.quantity > 0:
+                found.append((strategy, runtime))
+        return found
+
+    def _place_protective_stops(self) -> None:
+        """F26: positions outlive the process; their stop-losses must too (venue-side)."""
+        for strategy, runtime in self._open_positions():
+            if not runtime.stop_loss:
+                continue
+            client_id = f"{strategy.id}:p{runtime.entry_seq}"
+            outcome = self.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity, client_id)
+            log_event("node", "protective_stop_placed", details={"strategy": strategy.id, "client_order_id": client_id,
+                                                               "stop": runtime.stop_loss,
+                                                               "outcome": outcome.describe()})
+
+    def _emergency_flatten(self) -> None:
+        pipeline = OrderPipeline(self.store, self.venue, self.services.gate, self.services.fence,
+                                 self.services.stops, RetryPolicy())
+        pipeline.cache = self.services.runtime_cache
+        for strategy, _ in self._open_positions():
+            intent = OrderIntent(strategy.id, strategy.account, strategy.symbol, Purpose.FLATTEN,
+                                 reason="HARD_SHUTDOWN: root supervisor escalated")
+            result = pipeline.execute(intent, threading.Event())
+            log_event("node", "emergency_flatten", details={"strategy": strategy.id, "verdict": result.verdict.value,
+                                                          "reason": result.reason}, level="CRITICAL")
+
+    def _flush(self) -> None:
+        try:
+            if self.store.buffer_pending() and self.store.available():
+                self.store.replay_buffer()
+        except StoreUnavailable:
+            log_event("node", "buffer_kept", details={"reason": "Redis down at exit; replayed on next start"},
+                      level="WARNING")
+
+    # --- status and commands ----------------------------------------------------------------
+
+    def tree(self) -> dict[str, Any]:
+        return tree_status(self.root) if self.root is not None else {}
+
+    def _find(self, node_id: str) -> Any:
+        ref = self.services.directory.ref(node_id)
+        return getattr(ref, "_actor", None) if ref is not None else None
+
+    def status(self) -> dict[str, Any]:
+        degradation = self._find("degradation")
+        breaker = self._find("circuit-breaker")
+        snap = degradation.snapshot() if degradation is not None else {
+            "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": ["degradation is down"]}}
+        return {
+            "node": self.config.node.name,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "mode": snap["mode"],
+            "trading": snap["trading"],
+            "gate": snap["gate"],
+            "breakers": breaker.statuses() if breaker is not None else [],
+            "tree": self.tree(),
+        }
+
+    def _refresh_metrics(self) -> None:
+        self.metrics.update_from_status(self.status())
+
+    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        reason = args["reason"]
+        if name == "halt":
+            self._require("degradation").halt(reason)
+        elif name == "resume":
+            self._require("degradation").resume(reason)
+        elif name == "breaker-reset":
+            self._require("circuit-breaker").reset(args["name"], reason)
+        elif name.startswith("strategy-"):
+            return self._set_strategy(args["id"], name.removeprefix("strategy-"), reason)
+        else:
+            raise CommandError(f"unknown command {name!r}", status=400)
+        return {"ok": True, "command": name}
+
+    def _require(self, node_id: str) -> Any:
+        actor = self._find(node_id)
+        if actor is None:
+            raise CommandError(f"{node_id} is not running (restarting?); try again", status=503)
+        return actor.actor_ref.proxy()
+
+    def _set_strategy(self, strategy_id: str, action: str, reason: str) -> dict[str, Any]:
+        if not any(s.id == strategy_id for s in self.config.strategies):
+            raise CommandError(f"no strategy {strategy_id!r} in this node's config", status=404)
+        strategies = self._strategies_supervisor()
+        child_id = f"strategy:{strategy_id}"
+        if action in ("stop", "disable"):
+            try:
+                strategies.terminate_child(child_id).get(timeout=30)
+            except NotFound:
+                pass
+            if action == "disable":
+                self._write_status(strategy_id, Status.DISABLED, f"disabled by operator: {reason}")
+        elif action in ("start", "enable"):
+            if action == "enable":
+                self._write_status(strategy_id, Status.ACTIVE, "")
+                self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
+            try:
+                strategies.restart_child(child_id).get(timeout=30)
+            except NotFound:
+                strategies.start_child(self._strategy_spec(self.config.strategy(strategy_id))).get(timeout=30)
+            except Running:
+                pass
+        log_event("operator", f"strategy_{action}", details={"strategy": strategy_id, "reason": reason},
+                  action_taken=f"strategy {action}")
+        return {"ok": True, "strategy": strategy_id, "action": action}
+
+    def _strategies_supervisor(self) -> Any:
+        for child in self.root.proxy().which_children().get(timeout=10):
+            if child["id"] == "strategies" and child["ref"] is not None:
+                return child["ref"].proxy()
+        raise CommandError("the strategies supervisor is not running", status=503)
+
+    def _write_status(self, strategy_id: str, status: Status, reason: str) -> None:
+        runtime = self.store.load_runtime(strategy_id) or Runtime()
+        self.store.write_runtime(strategy_id, replace(runtime, status=status, reason=reason, updated_at=time.time()))

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Warden: `python run.py [--config FILE]` runs the daemon in the foreground.
+
+No config runs the demo: embedded Redis, the simulated exchange, demo strategies.
+SIGTERM / SIGINT stop it gracefully (exit 0); a bad config exits 2; HARD_SHUTDOWN exits 3.
+
+Operator subcommands talk to a running daemon's status server:
+  python run.py status [--json] [--url URL]
+  python run.py halt|resume --reason TEXT
+  python run.py breaker reset NAME --reason TEXT
+  python run.py strategy stop|start|enable|disable ID --reason TEXT
+  python run.py check-config FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+SUBCOMMANDS = {"status", "halt", "resume", "breaker", "strategy", "check-config"}
+EXIT_BAD_CONFIG = 2
+
+
+def run_daemon(config_path: str | None, data_dir: str | None) -> int:
+    from runtime.config import ConfigError, demo_config, load_config
+    from runtime.logging import log_event, setup_logging
+
+    try:
+        config = load_config(config_path, now=time.time()) if config_path else demo_config(Path(data_dir or "var"),
+                                                                                          now=time.time())
+    except ConfigError as exc:
+        print(f"warden: bad config:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    setup_logging(config.node.data_dir)
+    from actors.node import Node
+
+    node = Node(config)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        node.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        node.start()
+    except Exception as exc:
+        log_event("node", "start_failed", details={"error": f"{type(exc).__name__}: {exc}"}, level="CRITICAL",
+                  action_taken="stopping")
+        node.request_stop("start failed")
+        node.exit_code = 1
+        node.stop()
+        return 1
+    if config_path is None:
+        print(f"warden demo running; status: python run.py status --url {node.status_server.url}  (Ctrl-C stops)",
+              file=sys.stderr, flush=True)
+    return node.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from runtime.cli import main as cli_main
+
+        return cli_main(argv)
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="TOML config (default: the built-in demo)")
+    parser.add_argument("--data-dir", metavar="DIR", help="demo only: where Redis, logs and buffers live (default var)")
+    args = parser.parse_args(argv)
+    return run_daemon(args.config, args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

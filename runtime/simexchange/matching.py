@@ -1,0 +1,649 @@
+"""The simulated venue's state: markets, orders, algo (stop) orders, positions, ledger.
+
+Good enough for market orders and stops, no better: MARKET fills at the current
+price, a LIMIT fills at once if marketable (at the current price) or rests until
+the price crosses it, a STOP_MARKET / TAKE_PROFIT_MARKET algo order fires a
+market order when the price crosses its trigger. One account, one-way mode.
+
+Every method takes the one lock; nothing here sleeps or does I/O, so the REST
+threads and the market ticker never wait on each other for long. Events go to
+``emit`` (the WebSocket fan-out, thread-safe and non-blocking) while the lock is
+held, which is what keeps depth events in update-id order.
+
+Errors are ``VenueError`` carrying the HTTP status, code and message Binance
+documents; the REST layer turns them into replies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from runtime.simexchange.market import SymbolMarket, SymbolSpec
+from runtime.venue.ids import CLIENT_ORDER_ID_PATTERN, is_valid_client_order_id
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+ERROR_TEXT = {
+    -1001: "Internal error; unable to process your request. Please try again.",
+    -1003: "Too many requests; please use the websocket for live updates.",
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+    -1021: "Timestamp for this request is outside of the recvWindow.",
+    -1022: "Signature for this request is not valid.",
+    -1101: "Duplicate values for a parameter detected.",
+    -1102: "Mandatory parameter was not sent, was empty/null, or malformed.",
+    -1111: "Precision is over the maximum defined for this asset.",
+    -1116: "Invalid orderType.",
+    -1117: "Invalid side.",
+    -1121: "Invalid symbol.",
+    -1130: "Invalid data sent for a parameter.",
+    -2010: "NEW_ORDER_REJECTED",
+    -2011: "Unknown order sent.",
+    -2013: "Order does not exist.",
+    -2014: "API-key format invalid.",
+    -2015: "Invalid API-key, IP, or permissions for action.",
+    -2019: "Margin is insufficient.",
+    -2021: "Order would immediately trigger.",
+    -2022: "ReduceOnly Order is rejected.",
+    -4003: "Quantity less than or equal to zero.",
+    -4116: "ClientOrderId is duplicated.",
+    -4120: "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+}
+
+PLAIN_TYPES = ("MARKET", "LIMIT")
+CONDITIONAL_TYPES = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
+ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+
+
+class VenueError(Exception):
+    """A refusal as the venue would send it."""
+
+    def __init__(self, code: int, msg: str | None = None, status: int = 400) -> None:
+        self.code = code
+        self.msg = msg or ERROR_TEXT.get(code, "error")
+        self.status = status
+        super().__init__(f"{status} {code} {self.msg}")
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "msg": self.msg}
+
+
+@dataclass
+class PositionState:
+    amount: Decimal = Decimal(0)
+    entry: Decimal = Decimal(0)
+    realized: Decimal = Decimal(0)
+
+
+@dataclass
+class Account:
+    """Orders, algo orders, positions and the ledger, reset together."""
+
+    balance: Decimal
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    by_client: dict[tuple[str, str], int] = field(default_factory=dict)
+    algos: dict[int, dict[str, Any]] = field(default_factory=dict)
+    algo_by_client: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, PositionState] = field(default_factory=dict)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MatchingEngine:
+    """All venue state behind one lock."""
+
+    def __init__(self, markets: Mapping[str, SymbolMarket], *, balance: float, leverage: int,
+                 now_ms: Callable[[], int], emit: Emit | None = None) -> None:
+        self.markets = dict(markets)
+        self.leverage = leverage
+        self.initial_balance = Decimal(str(balance))
+        self.now_ms = now_ms
+        self.emit: Emit = emit or (lambda stream, data: None)
+        self.lock = threading.RLock()
+        self.paused = False
+        self.account = Account(self.initial_balance)
+        self._ids = itertools.count(8_000_000_000)
+        self._algo_ids = itertools.count(4_000_000)
+        self._seq = itertools.count(1)
+
+    # -- market -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One market tick: walk prices, re-centre books, noise trades, random liquidations, triggers."""
+        with self.lock:
+            if self.paused:
+                return
+            now = self.now_ms()
+            for market in self.markets.values():
+                before = market.price
+                market.step_price()
+                update = market.recenter(now)
+                if update is not None:
+                    self._emit_depth(market, update)
+                if market.price != before:
+                    self._emit_trade(market, market.noise_trade(now))
+                liquidation = market.maybe_liquidation(now)
+                if liquidation is not None:
+                    self._emit_liquidation(market, liquidation)
+                self._on_price(market)
+
+    def mark(self) -> None:
+        """Publish markPriceUpdate for every symbol (runs even while the market is paused)."""
+        with self.lock:
+            now = self.now_ms()
+            for market in self.markets.values():
+                self.emit(f"{market.symbol.lower()}@markPrice", market.mark_event(now))
+
+    def set_price(self, symbol: str, price: float) -> Decimal:
+        """Jump the price now; resting orders and stops react at once."""
+        with self.lock:
+            market = self._market(symbol)
+            market.set_price(price)
+            self._on_price(market)
+            return market.price
+
+    def spike(self, symbol: str | None, pct: float) -> dict[str, str]:
+        """Move one symbol (or all) by ``pct`` percent."""
+        with self.lock:
+            targets = [self._market(symbol)] if symbol else list(self.markets.values())
+            moved = {}
+            for market in targets:
+                market.set_price(float(market.price) * (1 + pct / 100.0))
+                self._on_price(market)
+                moved[market.symbol] = str(market.price)
+            return moved
+
+    def script(self, symbol: str, prices: list[float]) -> None:
+        with self.lock:
+            self._market(symbol).script(prices)
+
+    def liquidation(self, symbol: str, side: str, qty: float, price: float | None = None) -> dict[str, Any]:
+        """Emit one forceOrder event (admin)."""
+        with self.lock:
+            market = self._market(symbol)
+            if side not in ("BUY", "SELL"):
+                raise VenueError(-1117)
+            event = market.liquidation_event(self.now_ms(), side, market.spec.qty(qty),
+                                             None if price is None else market.spec.price(price))
+            self._emit_liquidation(market, event)
+            return event
+
+    def book_snapshot(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
+        with self.lock:
+            return self._market(symbol).book.snapshot(limit)
+
+    def price(self, symbol: str) -> Decimal:
+        with self.lock:
+            return self._market(symbol).price
+
+    # -- REST: market data ---------------------------------------------------------------
+
+    def depth(self, p: Mapping[str, str]) -> dict[str, Any]:
+        market = self._market(_req(p, "symbol"))
+        limit = _int(p, "limit", 500)
+        if limit not in (5, 10, 20, 50, 100, 500, 1000):
+            raise VenueError(-1130, f"Data sent for parameter 'limit' is not valid: {limit}.")
+        with self.lock:
+            now = self.now_ms()
+            return {**market.book.snapshot(limit), "E": now, "T": now}
+
+    def exchange_info(self) -> dict[str, Any]:
+        symbols = []
+        for market in self.markets.values():
+            spec = market.spec
+            symbols.append({"symbol": spec.symbol, "status": "TRADING", "contractType": "PERPETUAL",
+                            "pricePrecision": -spec.tick.as_tuple().exponent,
+                            "quantityPrecision": -spec.step.as_tuple().exponent,
+                            "filters": [{"filterType": "PRICE_FILTER", "tickSize": str(spec.tick)},
+                                        {"filterType": "LOT_SIZE", "stepSize": str(spec.step)}]})
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "symbols": symbols}
+
+    # -- REST: orders ----------------------------------------------------------------------
+
+    def place_order(self, p: Mapping[str, str]) -> dict[str, Any]:
+        """POST /fapi/v1/order."""
+        symbol = _req(p, "symbol")
+        market = self._market(symbol)
+        side = _side(p)
+        order_type = _req(p, "type")
+        if order_type in CONDITIONAL_TYPES:
+            raise VenueError(-4120)
+        if order_type not in PLAIN_TYPES:
+            raise VenueError(-1116)
+        qty = _qty(p, "quantity", market.spec)
+        client_id = p.get("newClientOrderId") or f"sim-{next(self._seq)}"
+        _check_client_id(client_id, "newClientOrderId")
+        reduce_only = _bool(p, "reduceOnly")
+        price = _price(p, "price", market.spec) if order_type == "LIMIT" else None
+        if order_type == "LIMIT" and price is None:
+            raise VenueError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+        resp_type = p.get("newOrderRespType", "ACK")
+        with self.lock:
+            account = self.account
+            if (symbol, client_id) in account.by_client:
+                raise VenueError(-4116)
+            fill_price = market.price if order_type == "MARKET" else price
+            qty = self._check_risk(symbol, side, qty, fill_price, reduce_only)
+            now = self.now_ms()
+            order = _new_order(next(self._ids), symbol, client_id, side, order_type, qty, price, reduce_only, now,
+                               p.get("timeInForce", "GTC") if order_type == "LIMIT" else "GTC")
+            account.orders[order["orderId"]] = order
+            account.by_client[(symbol, client_id)] = order["orderId"]
+            ack = dict(order)
+            if order_type == "MARKET" or _marketable(side, price, market.price):
+                self._fill(market, order, market.price)
+            return dict(order) if resp_type == "RESULT" else ack
+
+    def query_order(self, p: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            return dict(self._find_order(p, missing=-2013))
+
+    def cancel_order(self, p: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            order = self._find_order(p, missing=-2011)
+            if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                raise VenueError(-2011)
+            order["status"] = "CANCELED"
+            order["updateTime"] = self.now_ms()
+            return dict(order)
+
+    def open_orders(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        symbol = p.get("symbol")
+        if symbol:
+            self._market(symbol)
+        with self.lock:
+            return [dict(o) for o in self.account.orders.values()
+                    if o["status"] in ("NEW", "PARTIALLY_FILLED") and (not symbol or o["symbol"] == symbol)]
+
+    def position_risk(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        symbol = p.get("symbol")
+        if symbol:
+            self._market(symbol)
+        with self.lock:
+            now = self.now_ms()
+            return [self._position_json(m, now) for m in self.markets.values() if not symbol or m.symbol == symbol]
+
+    def position(self, symbol: str) -> dict[str, Any]:
+        with self.lock:
+            return self._position_json(self._market(symbol), self.now_ms())
+
+    # -- REST: algo (conditional) orders -----------------------------------------------------
+
+    def place_algo(self, p: Mapping[str, str]) -> dict[str, Any]:
+        """POST /fapi/v1/algoOrder (CONDITIONAL STOP_MARKET / TAKE_PROFIT_MARKET)."""
+        if _req(p, "algoType") != "CONDITIONAL":
+            raise VenueError(-1130, "Data sent for parameter 'algoType' is not valid.")
+        symbol = _req(p, "symbol")
+        market = self._market(symbol)
+        side = _side(p)
+        order_type = _req(p, "type")
+        if order_type not in ALGO_TYPES:
+            raise VenueError(-1116, f"Invalid orderType: the simulator supports {', '.join(ALGO_TYPES)}.")
+        trigger = _price(p, "triggerPrice", market.spec)
+        if trigger is None:
+            raise VenueError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed.")
+        close_position = _bool(p, "closePosition")
+        reduce_only = _bool(p, "reduceOnly")
+        if close_position and (p.get("quantity") or reduce_only):
+            raise VenueError(-1106, "Parameter 'quantity'/'reduceOnly' sent when not required (closePosition).")
+        qty = None if close_position else _qty(p, "quantity", market.spec)
+        client_id = p.get("clientAlgoId") or f"simalgo-{next(self._seq)}"
+        _check_client_id(client_id, "clientAlgoId")
+        with self.lock:
+            if client_id in self.account.algo_by_client:
+                raise VenueError(-4116)
+            if _should_trigger(order_type, side, trigger, market.price):
+                raise VenueError(-2021)
+            now = self.now_ms()
+            algo = {
+                "algoId": next(self._algo_ids), "clientAlgoId": client_id, "algoType": "CONDITIONAL",
+                "orderType": order_type, "symbol": symbol, "side": side, "positionSide": "BOTH",
+                "timeInForce": "GTC", "quantity": str(qty) if qty is not None else "0", "algoStatus": "NEW",
+                "triggerPrice": str(trigger), "price": "0", "icebergQuantity": None,
+                "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": p.get("workingType", "CONTRACT_PRICE"),
+                "priceMatch": "NONE", "closePosition": close_position, "priceProtect": False,
+                "reduceOnly": reduce_only, "activatePrice": "", "callbackRate": "", "createTime": now,
+                "updateTime": now, "triggerTime": 0, "goodTillDate": 0, "actualOrderId": "",
+                "actualPrice": "", "executedQty": "0",
+            }
+            self.account.algos[algo["algoId"]] = algo
+            self.account.algo_by_client[client_id] = algo["algoId"]
+            return dict(algo)
+
+    def query_algo(self, p: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            return dict(self._find_algo(p))
+
+    def cancel_algo(self, p: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            algo = self._find_algo(p)
+            if algo["algoStatus"] != "NEW":
+                raise VenueError(-2011)
+            algo["algoStatus"] = "CANCELED"
+            algo["updateTime"] = self.now_ms()
+            return {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"], "code": "200", "msg": "success"}
+
+    def open_algos(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        symbol = p.get("symbol")
+        with self.lock:
+            return [dict(a) for a in self.account.algos.values()
+                    if a["algoStatus"] == "NEW" and (not symbol or a["symbol"] == symbol)]
+
+    # -- ledger / admin ------------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append one order request to the ledger (numbered, timestamped)."""
+        with self.lock:
+            full = {"seq": len(self.account.ledger) + 1, "time_ms": self.now_ms(), **entry}
+            self.account.ledger.append(full)
+            return full
+
+    def ledger(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(e) for e in self.account.ledger
+                    if client_order_id is None or e.get("client_order_id") == client_order_id]
+
+    def reset(self) -> None:
+        """Forget orders, positions and ledger; prices back to their start (books follow via depth events)."""
+        with self.lock:
+            self.account = Account(self.initial_balance)
+            now = self.now_ms()
+            for market in self.markets.values():
+                market.script(())
+                market.set_price(market.start_price)
+                update = market.recenter(now)
+                if update is not None:
+                    self._emit_depth(market, update)
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            now = self.now_ms()
+            return {
+                "server_time_ms": now,
+                "paused": self.paused,
+                "balance": str(self.account.balance),
+                "symbols": {m.symbol: {"price": str(m.price), "last_update_id": m.book.last_update_id,
+                                       "best_bid": str(m.book.best_bid()), "best_ask": str(m.book.best_ask()),
+                                       "volatility": m.volatility, "position": self._position_json(m, now)}
+                            for m in self.markets.values()},
+                "open_orders": sum(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in self.account.orders.values()),
+                "orders": len(self.account.orders),
+                "open_algo_orders": sum(a["algoStatus"] == "NEW" for a in self.account.algos.values()),
+                "ledger_entries": len(self.account.ledger),
+            }
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _market(self, symbol: str | None) -> SymbolMarket:
+        market = self.markets.get(symbol or "")
+        if market is None:
+            raise VenueError(-1121)
+        return market
+
+    def _find_order(self, p: Mapping[str, str], *, missing: int) -> dict[str, Any]:
+        symbol = _req(p, "symbol")
+        self._market(symbol)
+        order_id = p.get("orderId")
+        client_id = p.get("origClientOrderId")
+        if not order_id and not client_id:
+            raise VenueError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        if order_id:
+            try:
+                order = self.account.orders.get(int(order_id))
+            except ValueError:
+                raise VenueError(-1130, "Data sent for parameter 'orderId' is not valid.") from None
+        else:
+            order = self.account.orders.get(self.account.by_client.get((symbol, client_id), -1))
+        if order is None or order["symbol"] != symbol:
+            raise VenueError(missing)
+        return order
+
+    def _find_algo(self, p: Mapping[str, str]) -> dict[str, Any]:
+        algo_id, client_id = p.get("algoId"), p.get("clientAlgoId")
+        if not algo_id and not client_id:
+            raise VenueError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!")
+        if algo_id:
+            try:
+                algo = self.account.algos.get(int(algo_id))
+            except ValueError:
+                raise VenueError(-1130, "Data sent for parameter 'algoId' is not valid.") from None
+        else:
+            algo = self.account.algos.get(self.account.algo_by_client.get(client_id or "", -1))
+        if algo is None:
+            raise VenueError(-2013)
+        return algo
+
+    def _check_risk(self, symbol: str, side: str, qty: Decimal, price: Decimal | None,
+                    reduce_only: bool) -> Decimal:
+        """Reduce-only capping (-2022) and initial margin (-2019); returns the quantity to use."""
+        position = self.account.positions.get(symbol, PositionState())
+        signed = qty if side == "BUY" else -qty
+        reduces = position.amount != 0 and (position.amount > 0) != (signed > 0)
+        if reduce_only:
+            if not reduces:
+                raise VenueError(-2022)
+            return min(qty, abs(position.amount))
+        after = abs(position.amount + signed)
+        if not reduces or after > abs(position.amount):
+            mark = price if price is not None else self.markets[symbol].price
+            required = after * mark / self.leverage
+            if required > self.account.balance:
+                raise VenueError(-2019)
+        return qty
+
+    def _fill(self, market: SymbolMarket, order: dict[str, Any], price: Decimal) -> None:
+        qty = Decimal(order["origQty"])
+        now = self.now_ms()
+        order.update(status="FILLED", executedQty=str(qty), cumQty=str(qty), avgPrice=str(price),
+                     cumQuote=str(market.spec.price(qty * price)), updateTime=now)
+        self._apply_fill(market.symbol, order["side"], qty, price)
+        self._emit_trade(market, market.trade_event(now, price, qty, order["side"] == "SELL"))
+
+    def _apply_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
+        position = self.account.positions.setdefault(symbol, PositionState())
+        signed = qty if side == "BUY" else -qty
+        amount = position.amount
+        if amount == 0 or (amount > 0) == (signed > 0):
+            total = abs(amount) + qty
+            position.entry = (abs(amount) * position.entry + qty * price) / total
+            position.amount = amount + signed
+            return
+        closing = min(qty, abs(amount))
+        pnl = closing * (price - position.entry) * (1 if amount > 0 else -1)
+        position.realized += pnl
+        self.account.balance += pnl
+        position.amount = amount + signed
+        if position.amount == 0:
+            position.entry = Decimal(0)
+        elif (position.amount > 0) != (amount > 0):
+            position.entry = price
+
+    def _on_price(self, market: SymbolMarket) -> None:
+        """Fill crossed resting LIMIT orders and fire crossed algo orders for this symbol."""
+        price = market.price
+        for order in list(self.account.orders.values()):
+            if (order["symbol"] == market.symbol and order["status"] == "NEW" and order["type"] == "LIMIT"
+                    and _marketable(order["side"], Decimal(order["price"]), price)):
+                self._fill(market, order, Decimal(order["price"]))
+        for algo in list(self.account.algos.values()):
+            if (algo["symbol"] == market.symbol and algo["algoStatus"] == "NEW"
+                    and _should_trigger(algo["orderType"], algo["side"], Decimal(algo["triggerPrice"]), price)):
+                self._trigger(market, algo)
+
+    def _trigger(self, market: SymbolMarket, algo: dict[str, Any]) -> None:
+        now = self.now_ms()
+        algo.update(triggerTime=now, updateTime=now)
+        position = self.account.positions.get(market.symbol, PositionState())
+        if algo["closePosition"] or algo["reduceOnly"]:
+            reduces = position.amount != 0 and (position.amount > 0) != (algo["side"] == "BUY")
+            qty = abs(position.amount) if algo["closePosition"] else min(Decimal(algo["quantity"]),
+                                                                          abs(position.amount))
+            if not reduces or qty == 0:
+                algo["algoStatus"] = "EXPIRED"
+                self._record_trigger(algo, None, "EXPIRED")
+                return
+        else:
+            qty = Decimal(algo["quantity"])
+        client_id = algo["clientAlgoId"]
+        if (market.symbol, client_id) in self.account.by_client:
+            client_id = f"algo-{algo['algoId']}"
+        order = _new_order(next(self._ids), market.symbol, client_id, algo["side"], "MARKET", qty, None,
+                           bool(algo["reduceOnly"] or algo["closePosition"]), now, "GTC")
+        order["origType"] = algo["orderType"]
+        order["stopPrice"] = algo["triggerPrice"]
+        self.account.orders[order["orderId"]] = order
+        self.account.by_client[(market.symbol, client_id)] = order["orderId"]
+        self._fill(market, order, market.price)
+        algo.update(algoStatus="FINISHED", actualOrderId=str(order["orderId"]), actualPrice=order["avgPrice"],
+                    executedQty=order["executedQty"])
+        self._record_trigger(algo, order, "FILLED")
+
+    def _record_trigger(self, algo: dict[str, Any], order: dict[str, Any] | None, outcome: str) -> None:
+        self.record({
+            "action": "trigger", "method": None, "path": None, "symbol": algo["symbol"], "side": algo["side"],
+            "type": algo["orderType"], "quantity": order["origQty"] if order else None, "price": None,
+            "stop_price": algo["triggerPrice"], "reduce_only": algo["reduceOnly"],
+            "close_position": algo["closePosition"], "client_order_id": algo["clientAlgoId"],
+            "order_id": order["orderId"] if order else None, "http_status": None, "code": None,
+            "outcome": outcome, "executed": order is not None, "fault": None, "message": "algo order triggered",
+        })
+
+    def _position_json(self, market: SymbolMarket, now: int) -> dict[str, Any]:
+        position = self.account.positions.get(market.symbol, PositionState())
+        mark = market.price
+        pnl = position.amount * (mark - position.entry) if position.amount else Decimal(0)
+        notional = position.amount * mark
+        return {
+            "symbol": market.symbol, "positionAmt": str(position.amount), "entryPrice": str(position.entry),
+            "breakEvenPrice": str(position.entry), "markPrice": str(mark), "unRealizedProfit": f"{pnl:.8f}",
+            "liquidationPrice": "0", "leverage": str(self.leverage), "maxNotionalValue": "1000000000",
+            "marginType": "cross", "isolatedMargin": "0", "isAutoAddMargin": "false", "positionSide": "BOTH",
+            "notional": f"{notional:.8f}", "isolatedWallet": "0", "updateTime": now,
+        }
+
+    def _emit_depth(self, market: SymbolMarket, update: dict[str, Any]) -> None:
+        self.emit(f"{market.symbol.lower()}@depth", update)
+
+    def _emit_trade(self, market: SymbolMarket, trade: dict[str, Any]) -> None:
+        self.emit(f"{market.symbol.lower()}@aggTrade", trade)
+
+    def _emit_liquidation(self, market: SymbolMarket, event: dict[str, Any]) -> None:
+        self.emit(f"{market.symbol.lower()}@forceOrder", event)
+        self.emit("!forceOrder@arr", event)
+
+
+def build_markets(symbols: list[str], start_prices: Mapping[str, float], seed: int, *, volatility: float,
+                  levels: int, funding_rate: float, liquidation_rate: float,
+                  specs: Mapping[str, SymbolSpec] | None = None) -> dict[str, SymbolMarket]:
+    """One seeded market per symbol (each with its own RNG, so symbols do not perturb each other)."""
+    markets = {}
+    for symbol in symbols:
+        price = float(start_prices.get(symbol, _default_price(symbol)))
+        spec = (specs or {}).get(symbol) or SymbolSpec.for_price(symbol, price)
+        markets[symbol] = SymbolMarket(spec, price, random.Random(f"{seed}:{symbol}"), volatility=volatility,
+                                       levels=levels, funding_rate=funding_rate, liquidation_rate=liquidation_rate)
+    return markets
+
+
+def _default_price(symbol: str) -> float:
+    return {"BTCUSDT": 100_000.0, "ETHUSDT": 3_000.0, "SOLUSDT": 150.0}.get(symbol, 100.0)
+
+
+def _new_order(order_id: int, symbol: str, client_id: str, side: str, order_type: str, qty: Decimal,
+               price: Decimal | None, reduce_only: bool, now: int, tif: str) -> dict[str, Any]:
+    return {
+        "orderId": order_id, "symbol": symbol, "status": "NEW", "clientOrderId": client_id,
+        "price": str(price) if price is not None else "0", "avgPrice": "0", "origQty": str(qty),
+        "executedQty": "0", "cumQty": "0", "cumQuote": "0", "timeInForce": tif, "type": order_type,
+        "reduceOnly": reduce_only, "closePosition": False, "side": side, "positionSide": "BOTH", "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": order_type, "priceMatch": "NONE",
+        "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": now, "updateTime": now,
+    }
+
+
+def _marketable(side: str, limit: Decimal | None, price: Decimal) -> bool:
+    if limit is None:
+        return False
+    return limit >= price if side == "BUY" else limit <= price
+
+
+def _should_trigger(order_type: str, side: str, trigger: Decimal, price: Decimal) -> bool:
+    if order_type == "STOP_MARKET":
+        return price >= trigger if side == "BUY" else price <= trigger
+    return price <= trigger if side == "BUY" else price >= trigger  # TAKE_PROFIT_MARKET
+
+
+def _req(p: Mapping[str, str], name: str) -> str:
+    value = p.get(name)
+    if not value:
+        raise VenueError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return value
+
+
+def _side(p: Mapping[str, str]) -> str:
+    side = _req(p, "side")
+    if side not in ("BUY", "SELL"):
+        raise VenueError(-1117)
+    return side
+
+
+def _bool(p: Mapping[str, str], name: str) -> bool:
+    value = p.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    return value == "true"
+
+
+def _int(p: Mapping[str, str], name: str, default: int) -> int:
+    if name not in p:
+        return default
+    try:
+        return int(p[name])
+    except ValueError:
+        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
+
+
+def _decimal(p: Mapping[str, str], name: str) -> Decimal | None:
+    raw = p.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
+    if not value.is_finite():
+        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    return value
+
+
+def _qty(p: Mapping[str, str], name: str, spec: SymbolSpec) -> Decimal:
+    value = _decimal(p, name)
+    if value is None:
+        raise VenueError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    if value <= 0:
+        raise VenueError(-4003)
+    if value % spec.step != 0:
+        raise VenueError(-1111)
+    return value.quantize(spec.step)
+
+
+def _price(p: Mapping[str, str], name: str, spec: SymbolSpec) -> Decimal | None:
+    value = _decimal(p, name)
+    if value is None:
+        return None
+    if value <= 0:
+        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    if value % spec.tick != 0:
+        raise VenueError(-1111)
+    return value.quantize(spec.tick)
+
+
+def _check_client_id(client_id: str, name: str) -> None:
+    if not is_valid_client_order_id(client_id):
+        raise VenueError(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
+                                f"'^{CLIENT_ORDER_ID_PATTERN.pattern}$'.")

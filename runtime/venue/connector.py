@@ -1,0 +1,343 @@
+"""REST connector for the Binance USD-M futures protocol; every call returns one ``VenueOutcome``.
+
+One ``requests.Session`` (pooled keep-alive connections, no automatic retries:
+a silently re-sent POST is a duplicate order), explicit timeouts on every call,
+signed with the server-time offset, paced by the request budget.
+
+What this module must never do:
+- retry on its own. Retrying is the execution engine's decision (F1/F2), made on
+  the outcome kind, with the same client order id. The one automatic action is a
+  clock resync after -1021, which sends no order.
+- log a secret. The API secret lives only in ``_secret`` and is used only to
+  sign; the API key travels only in the ``X-MBX-APIKEY`` header. Logs name the
+  endpoint, the client id and the outcome, never the query string or headers.
+- parse HTTP codes above itself: that is ``outcomes.classify``.
+
+Blocking: every method blocks the calling thread for at most ``timeout_s`` per
+request (plus a clock resync after -1021). Call it from the execution engine's
+worker, never from an actor that must stay responsive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import requests
+from loguru import logger
+from requests.adapters import HTTPAdapter
+
+from runtime.venue.budget import Priority, RequestBudget, WeightBudget, request_weight
+from runtime.venue.clock import ServerClock
+from runtime.venue.ids import validate_client_order_id
+from runtime.venue.models import parse_depth, parse_order_list, parse_positions, parse_server_time
+from runtime.venue.outcomes import (
+    Expect,
+    MalformedReply,
+    OutcomeKind,
+    VenueOutcome,
+    classify,
+    classify_exception,
+    malformed,
+    parse_used_weight,
+)
+from runtime.venue.signing import ParamValue, encode_params, signed_query
+
+log = logger.bind(component="venue")
+
+SIDES = frozenset({"BUY", "SELL"})
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+Number = Decimal | float | int | str
+
+
+class BinanceFuturesConnector:
+    """Speaks ``/fapi`` for one account. Thread-safe enough for a few worker threads
+    (requests.Session pools per host; the budget and clock lock internally)."""
+
+    def __init__(
+        self,
+        rest_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        recv_window_ms: int = 5000,
+        timeout_s: float = 2.0,
+        session: requests.Session | None = None,
+        clock: ServerClock | None = None,
+        budget: RequestBudget | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        if not rest_url.startswith(("http://", "https://")):
+            raise ValueError(f"rest_url must be an http(s) URL, got {rest_url!r}")
+        if not api_key or not api_secret:
+            raise ValueError("api_key and api_secret must be non-empty")
+        if not 0 < recv_window_ms <= 60000:
+            raise ValueError(f"recv_window_ms must be in (0, 60000], got {recv_window_ms}")
+        self.rest_url = rest_url.rstrip("/")
+        self._api_key = api_key
+        self._secret = api_secret
+        self.recv_window_ms = recv_window_ms
+        self.timeout_s = timeout_s
+        self.clock = clock or ServerClock()
+        self.budget: RequestBudget = budget or WeightBudget()
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"BinanceFuturesConnector({self.rest_url!r}, api_key=<redacted>)"
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    # -- time --------------------------------------------------------------------
+
+    def server_time(self, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """GET /fapi/v1/time; on success ``data`` is the venue's ms time and the clock is resynced."""
+        sent_at = self.clock.local_ms()
+        outcome = self._call("GET", "/fapi/v1/time", {}, signed=False, priority=priority)
+        received_at = self.clock.local_ms()
+        if not outcome.ok:
+            return outcome
+        try:
+            server_ms = parse_server_time(outcome.data)
+        except MalformedReply as exc:
+            return malformed(str(exc), mutating=False, http_status=outcome.http_status)
+        sample = self.clock.observe(server_ms, sent_at, received_at)
+        log.debug("clock synced", event="clock_sync", details={"offset_ms": round(sample.offset_ms, 1),
+                                                              "rtt_ms": round(sample.rtt_ms, 1)})
+        return _with_data(outcome, server_ms)
+
+    sync_clock = server_time
+
+    # -- orders ------------------------------------------------------------------
+
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,  # noqa: A002 - the protocol's word
+        quantity: Number,
+        client_order_id: str,
+        *,
+        price: Number | None = None,
+        reduce_only: bool = False,
+        time_in_force: str = "GTC",
+        priority: Priority = Priority.ENTRY,
+    ) -> VenueOutcome:
+        """POST /fapi/v1/order (MARKET or LIMIT). FILLED / ACCEPTED / a reject / UNKNOWN.
+
+        Conditional types (STOP_MARKET, ...) belong on ``place_stop``; sent here the
+        venue answers -4120 (REJECTED_PERMANENT).
+        """
+        validate_client_order_id(client_order_id)
+        params: dict[str, ParamValue] = {
+            "symbol": _symbol(symbol),
+            "side": _side(side),
+            "type": type.upper(),
+            "quantity": _positive(quantity, "quantity"),
+            "newClientOrderId": client_order_id,
+            "newOrderRespType": "RESULT",
+        }
+        if price is not None:
+            params["price"] = _positive(price, "price")
+            params["timeInForce"] = time_in_force
+        elif type.upper() == "LIMIT":
+            raise ValueError("LIMIT order needs a price")
+        if reduce_only:
+            params["reduceOnly"] = True
+        return self._call("POST", "/fapi/v1/order", params, mutating=True, expect=Expect.ORDER,
+                          client_order_id=client_order_id, priority=priority)
+
+    def query_order(self, symbol: str, client_order_id: str, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """GET /fapi/v1/order by client id: FILLED / ACCEPTED (see ``order_status``) / NOT_FOUND."""
+        validate_client_order_id(client_order_id)
+        params = {"symbol": _symbol(symbol), "origClientOrderId": client_order_id}
+        return self._call("GET", "/fapi/v1/order", params, expect=Expect.ORDER,
+                          client_order_id=client_order_id, priority=priority)
+
+    def cancel_order(self, symbol: str, client_order_id: str, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """DELETE /fapi/v1/order by client id: ACCEPTED (status CANCELED) / NOT_FOUND / UNKNOWN."""
+        validate_client_order_id(client_order_id)
+        params = {"symbol": _symbol(symbol), "origClientOrderId": client_order_id}
+        return self._call("DELETE", "/fapi/v1/order", params, mutating=True, expect=Expect.ORDER,
+                          client_order_id=client_order_id, priority=priority)
+
+    def open_orders(self, symbol: str | None = None, *, priority: Priority = Priority.ENTRY) -> VenueOutcome:
+        """GET /fapi/v1/openOrders; ``data`` is a list of order dicts."""
+        params = {"symbol": _symbol(symbol)} if symbol else {}
+        return self._read("/fapi/v1/openOrders", params, parse_order_list, priority)
+
+    def positions(self, symbol: str | None = None, *, priority: Priority = Priority.ENTRY) -> VenueOutcome:
+        """GET /fapi/v2/positionRisk; ``data`` is a list of ``Position``."""
+        params = {"symbol": _symbol(symbol)} if symbol else {}
+        return self._read("/fapi/v2/positionRisk", params, parse_positions, priority)
+
+    def depth(self, symbol: str, limit: int = 1000, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
+        """GET /fapi/v1/depth (unsigned); ``data`` is a ``DepthSnapshot``."""
+        if limit not in DEPTH_LIMITS:
+            raise ValueError(f"depth limit must be one of {DEPTH_LIMITS}, got {limit}")
+        params = {"symbol": _symbol(symbol), "limit": limit}
+        return self._read("/fapi/v1/depth", params, parse_depth, priority, signed=False)
+
+    # -- exchange-side stops (algo orders) -----------------------------------------
+
+    def place_stop(
+        self,
+        symbol: str,
+        side: str,
+        stop_price: Number,
+        quantity: Number | None,
+        client_order_id: str,
+        close_position: bool = False,
+        *,
+        reduce_only: bool = True,
+        working_type: str = "CONTRACT_PRICE",
+        priority: Priority = Priority.STOP,
+    ) -> VenueOutcome:
+        """POST /fapi/v1/algoOrder: a STOP_MARKET held by the venue (survives our crash).
+
+        ``close_position=True`` closes whatever position exists when it triggers
+        (no quantity, no reduceOnly, as the protocol requires).
+        """
+        validate_client_order_id(client_order_id)
+        params: dict[str, ParamValue] = {
+            "algoType": "CONDITIONAL",
+            "symbol": _symbol(symbol),
+            "side": _side(side),
+            "type": "STOP_MARKET",
+            "triggerPrice": _positive(stop_price, "stop_price"),
+            "workingType": working_type,
+            "clientAlgoId": client_order_id,
+        }
+        if close_position:
+            params["closePosition"] = True
+        else:
+            if quantity is None:
+                raise ValueError("place_stop needs a quantity unless close_position=True")
+            params["quantity"] = _positive(quantity, "quantity")
+            if reduce_only:
+                params["reduceOnly"] = True
+        return self._call("POST", "/fapi/v1/algoOrder", params, mutating=True, expect=Expect.ALGO_ORDER,
+                          client_order_id=client_order_id, priority=priority)
+
+    def query_stop(self, client_order_id: str, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """GET /fapi/v1/algoOrder by clientAlgoId: ACCEPTED (NEW/CANCELED...) / FILLED (triggered) / NOT_FOUND."""
+        validate_client_order_id(client_order_id)
+        return self._call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": client_order_id},
+                          expect=Expect.ALGO_ORDER, client_order_id=client_order_id, priority=priority)
+
+    def cancel_stop(self, symbol: str, client_order_id: str, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """DELETE /fapi/v1/algoOrder by clientAlgoId (``symbol`` is for logs; the protocol does not take it)."""
+        validate_client_order_id(client_order_id)
+        _symbol(symbol)
+        return self._call("DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": client_order_id}, mutating=True,
+                          client_order_id=client_order_id, priority=priority)
+
+    def open_stops(self, symbol: str | None = None, *, priority: Priority = Priority.ENTRY) -> VenueOutcome:
+        """GET /fapi/v1/openAlgoOrders; ``data`` is a list of algo order dicts."""
+        params = {"symbol": _symbol(symbol)} if symbol else {}
+        return self._read("/fapi/v1/openAlgoOrders", params,
+                          lambda p: parse_order_list(p, "clientAlgoId", "algoStatus"), priority)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _read(
+        self, path: str, params: Mapping[str, ParamValue], parse: Callable[[Any], Any], priority: Priority,
+        *, signed: bool = True,
+    ) -> VenueOutcome:
+        outcome = self._call("GET", path, params, signed=signed, priority=priority)
+        if not outcome.ok:
+            return outcome
+        try:
+            return _with_data(outcome, parse(outcome.data))
+        except MalformedReply as exc:
+            bad = malformed(str(exc), mutating=False, http_status=outcome.http_status)
+            log.warning("malformed reply", event="malformed_reply", details={"path": path, "what": str(exc)})
+            return bad
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, ParamValue],
+        *,
+        signed: bool = True,
+        mutating: bool = False,
+        expect: Expect = Expect.ANY,
+        client_order_id: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+    ) -> VenueOutcome:
+        weight = request_weight(method, path, params)
+        decision = self.budget.acquire(priority, weight)
+        if not decision.allowed:
+            outcome = VenueOutcome(OutcomeKind.RATE_LIMITED, message=f"not sent: {decision.reason}",
+                                   retry_after_s=decision.wait_s, client_order_id=client_order_id, sent=False)
+            self._log(method, path, priority, outcome)
+            return outcome
+
+        headers: dict[str, str] = {}
+        if signed:
+            full = {**params, "recvWindow": self.recv_window_ms, "timestamp": self.clock.now_ms()}
+            query = signed_query(self._secret, full)
+            headers["X-MBX-APIKEY"] = self._api_key
+        else:
+            query = encode_params(params)
+        url = f"{self.rest_url}{path}?{query}" if query else f"{self.rest_url}{path}"
+
+        try:
+            response = self._session.request(method, url, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            outcome = classify_exception(exc, mutating=mutating, client_order_id=client_order_id)
+            self.budget.observe(status=None, used_weight=None, retry_after_s=None)
+            self._log(method, path, priority, outcome)
+            return outcome
+
+        outcome = classify(response.status_code, response.content, response.headers, mutating=mutating,
+                           expect=expect, client_order_id=client_order_id)
+        self.budget.observe(status=response.status_code, used_weight=parse_used_weight(response.headers),
+                            retry_after_s=outcome.retry_after_s)
+        self._log(method, path, priority, outcome)
+        if outcome.clock_skew:
+            self.server_time(priority=Priority.STOP if priority is Priority.STOP else Priority.EXIT)
+        return outcome
+
+    def _log(self, method: str, path: str, priority: Priority, outcome: VenueOutcome) -> None:
+        details = {"method": method, "path": path, "priority": priority.name, "outcome": outcome.describe()}
+        if outcome.ok:
+            log.debug("venue request", event="venue_request", details=details)
+        else:
+            log.warning("venue request not ok", event="venue_request", details=details,
+                        action_taken="returned outcome to caller")
+
+
+def _with_data(outcome: VenueOutcome, data: Any) -> VenueOutcome:
+    return dataclasses.replace(outcome, data=data)
+
+
+def _symbol(symbol: str | None) -> str:
+    if not isinstance(symbol, str) or not symbol.isalnum():
+        raise ValueError(f"invalid symbol {symbol!r}: expected letters and digits like 'BTCUSDT'")
+    return symbol.upper()
+
+
+def _side(side: str) -> str:
+    if not isinstance(side, str) or side.upper() not in SIDES:
+        raise ValueError(f"invalid side {side!r}: expected BUY or SELL")
+    return side.upper()
+
+
+def _positive(value: Number, name: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
