@@ -54,7 +54,7 @@ import pykka
 from actors.core import signals
 from actors.core.degradation import Degradation, DegradationConfig, Gate, Mode, Transition
 from actors.core.signals import Effect, Scope, Signal
-from actors.execution import Flatten
+from actors.messages import Flatten, FlattenDone
 from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
@@ -75,13 +75,6 @@ class ReportHealth:
     """
 
     reply_to: str = NODE_ID
-
-
-@dataclass(frozen=True)
-class FlattenDone:
-    """From whoever owns positions: the requested flatten finished; HARD_SHUTDOWN may flush."""
-
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +162,8 @@ class DegradationActor(SupervisedActor):
         self._flatten_done = False
         self._published: Gate | None = None
         self._timer: int | None = None
+        self.ticks = 0
+        self.replayed = 0  # signals of earlier incarnations re-applied at start
         self._snapshot: dict[str, Any] = self._build_snapshot()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -181,7 +176,7 @@ class DegradationActor(SupervisedActor):
         self._publish()
         self.services.directory.register(NODE_ID, self.generation, self.actor_ref)
         log_event(NODE_ID, "started", details={"generation": self.generation, "start": self.memory.starts,
-                                               "replayed_causes": len(self.core.causes()),
+                                               "replayed_signals": self.replayed,
                                                "revalidate": sorted(self.revalidate)},
                   action_taken="entries closed until " + (", ".join(sorted(self.revalidate)) or "now") +
                   " re-report")
@@ -241,9 +236,10 @@ class DegradationActor(SupervisedActor):
     status = snapshot
 
     def status_details(self) -> dict[str, Any]:
+        """For the status tree node: mode, trading, gate {open, reasons}, flatten, number of causes."""
         snap = self._snapshot
-        return {"mode": snap["mode"], "trading": snap["trading"], "gate_open": snap["gate"]["open"],
-                "causes": len(snap["causes"])}
+        return {"mode": snap["mode"], "trading": snap["trading"], "gate": copy.deepcopy(snap["gate"]),
+                "flatten": list(snap["flatten"]), "causes": len(snap["causes"])}
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -258,6 +254,7 @@ class DegradationActor(SupervisedActor):
         self._after_change(now)
 
     def _on_tick(self) -> None:
+        self.ticks += 1
         now = self.clock()
         self._log_transitions(self.core.tick(now))
         self._after_change(now)
@@ -297,6 +294,7 @@ class DegradationActor(SupervisedActor):
                 self.memory.forget(signal.identity)
                 dropped.append(f"{signal.source}/{signal.cause}: {exc!r}")
         self.core.tick(now)
+        self.replayed = replayed
         if replayed or dropped:
             log_event(NODE_ID, "state_rebuilt", level="WARNING" if dropped else "INFO",
                       details={"replayed": replayed, "dropped": dropped, "causes": self.core.causes(),

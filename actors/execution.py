@@ -20,34 +20,16 @@ from typing import Any
 from loguru import logger
 
 from actors.core.retry import RetryConfig, RetryPolicy
-from actors.core.stop_index import StopHit
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderPipeline, OrderResult, Verdict
-from actors.services import ENGINE, CancelStrategy, DirectIntent, Services, Wake
+from actors.messages import CancelStrategy, DirectIntent, Flatten, FlattenDone, StopsTriggered, Wake
+from actors.services import ENGINE, Services
 from actors.strategy import Fill, OrderUpdate
 from runtime.store.errors import StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from supervision import SupervisedActor
 
 log = logger.bind(component=ENGINE)
-
-
-@dataclass(frozen=True)
-class StopsTriggered:
-    """From the state builder: stops popped from the stop book by one tick."""
-
-    symbol: str
-    hits: tuple[StopHit, ...]
-    tick_perf: float  # perf_counter when the tick was received
-
-
-@dataclass(frozen=True)
-class Flatten:
-    """Close every open position in scope at market (EMERGENCY, breaker, stale policy)."""
-
-    reason: str
-    symbol: str | None = None
-    strategy_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +49,7 @@ class ExecutionEngine(SupervisedActor):
         self.order_workers = order_workers
         self.in_flight: dict[str, threading.Event] = {}
         self.completed = 0
+        self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
 
     def on_start(self) -> None:
         s = self.services
@@ -170,6 +153,8 @@ class ExecutionEngine(SupervisedActor):
             pass  # pool shut down (stopping): the entry stays in Redis
 
     def _flatten(self, message: Flatten) -> None:
+        """Dispatch one FLATTEN per open position in scope; FlattenDone once all have finished."""
+        outstanding = 0
         for strategy in self.services.config.strategies:
             if message.symbol and strategy.symbol != message.symbol:
                 continue
@@ -181,6 +166,11 @@ class ExecutionEngine(SupervisedActor):
             intent = OrderIntent(strategy.id, strategy.account, strategy.symbol, Purpose.FLATTEN,
                                  reason=message.reason)
             self._dispatch(intent, None, None)
+            outstanding += 1
+        if outstanding:
+            self.flattening[message.reason] = self.flattening.get(message.reason, 0) + outstanding
+        else:
+            self.services.directory.tell("degradation", FlattenDone(message.reason))
 
     # --- outcomes -----------------------------------------------------------------------
 
@@ -195,6 +185,11 @@ class ExecutionEngine(SupervisedActor):
                 pass  # re-delivered later; the pipeline will settle it, not resend
         if self.in_flight.get(intent.strategy_id) is not None and result.verdict is not Verdict.CANCELLED:
             self.in_flight.pop(intent.strategy_id, None)
+        if intent.purpose is Purpose.FLATTEN and intent.reason in self.flattening:
+            self.flattening[intent.reason] -= 1
+            if self.flattening[intent.reason] <= 0:
+                del self.flattening[intent.reason]
+                self.services.directory.tell("degradation", FlattenDone(intent.reason))
         if result.verdict is Verdict.REFUSED and intent.purpose is Purpose.STOP_LOSS:
             self._rearm_if_still_open(intent)
         metrics = self.services.metrics

@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors.circuit_breaker import CircuitBreakerActor, Escalated
+from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors.core import signals
 from actors.core.retry import RetryPolicy
@@ -86,7 +86,8 @@ class Node:
             self._forget_previous_run()
         self.metrics = Metrics()
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics)
-        self.signal_memory = SignalMemory()
+        self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
+        self.breaker_board = default_board(self.services)  # so do tripped breakers
         self.root = Supervisor.start(
             name="root",
             intensity=self.config.supervision.intensity,
@@ -138,10 +139,11 @@ class Node:
             ChildSpec("safety", Supervisor, kind="supervisor", kwargs={"children": [
                 ChildSpec("degradation", DegradationActor, args=(s, self._hard_shutdown),
                           kwargs={"memory": self.signal_memory}),
-                ChildSpec("circuit-breaker", CircuitBreakerActor, args=(s, self._disable_strategy)),
+                ChildSpec("circuit-breaker", CircuitBreakerActor, args=(s, self._disable_strategy),
+                          kwargs={"board": self.breaker_board}),
             ]}),
             ChildSpec("monitors", Supervisor, kind="supervisor", kwargs={"children": [
-                ChildSpec("monitor:store", StoreMonitor, args=(s,)),
+                ChildSpec("monitor:store", StoreMonitor, args=(s,), kwargs={"reconcile_timeout": 2.0}),
                 ChildSpec("monitor:resources", ResourceMonitor, args=(s,)),
                 ChildSpec("monitor:clock", ClockMonitor, args=(s,)),
                 ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
@@ -337,6 +339,9 @@ class Node:
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
                 self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
+                breaker = self._find("circuit-breaker")
+                if breaker is not None:
+                    breaker.actor_ref.proxy().reset(f"escalation:strategy:{strategy_id}", reason).get(timeout=10)
             try:
                 strategies.restart_child(child_id).get(timeout=30)
             except NotFound:

@@ -18,6 +18,7 @@ from loguru import logger
 
 from actors.core.signals import Effect, Scope, Signal
 from actors.execution import StopsTriggered
+from actors.monitors import Reconcile, Reconciled
 from actors.pipeline import OrderResult, Verdict
 from actors.recovery import RecoveryReport, cold_start, load_and_arm, reconcile_positions
 from actors.services import ENGINE, Services
@@ -25,11 +26,6 @@ from supervision import SupervisedActor
 
 NODE = "position-manager"
 log = logger.bind(component=NODE)
-
-
-@dataclass(frozen=True)
-class Reconcile:
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,10 @@ class PositionManager(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Reconcile):
-            self.reconcile(message.reason)
+            drift = self.reconcile(message.reason)
+            if message.request_id:
+                detail = "venue unreachable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
+                self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
         elif isinstance(message, OrderResult):
             if message.verdict is Verdict.FILLED and message.intent.strategy_id in self.orphaned \
                     and message.runtime is not None and message.runtime.position.value != "bought":

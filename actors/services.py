@@ -14,6 +14,7 @@ from loguru import logger
 
 from actors.directory import Directory
 from actors.gate_board import GateBoard
+from actors.messages import CancelStrategy, DirectIntent, Wake
 from actors.orders import OrderIntent
 from actors.pipeline import RuntimeCache
 from actors.stop_book import StopBook
@@ -25,23 +26,6 @@ from runtime.store.queue import Priority as QueuePriority
 from supervision import Fence
 
 ENGINE = "execution-engine"
-
-
-@dataclass(frozen=True)
-class Wake:
-    """Tells the engine that the Redis order queue has new entries."""
-
-
-@dataclass(frozen=True)
-class DirectIntent:
-    """A risk-reducing intent handed to the engine in memory (the store is down)."""
-
-    intent: OrderIntent
-
-
-@dataclass(frozen=True)
-class CancelStrategy:
-    strategy_id: str
 
 
 @dataclass

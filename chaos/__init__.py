@@ -1,0 +1,1 @@
+"""`make chaos`: every failure-matrix row driven for real against the daemon."""

