@@ -46,7 +46,7 @@ from runtime.store.errors import StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
-from supervision import ChildSpec, NotFound, Running, Supervisor, tree_status
+from supervision import ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
 
@@ -149,7 +149,7 @@ class Node:
                 ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
             ]}),
             ChildSpec("market", Supervisor, kind="supervisor", kwargs={"children": [
-                *[ChildSpec(f"feed:{symbol}", FeedActor, args=(s, symbol, self.ws_url)) for symbol in cfg.feeds.symbols],
+                *[ChildSpec(f"feed:{symbol}", FeedActor, args=(s, symbol), kwargs={"ws_url": self.ws_url}) for symbol in cfg.feeds.symbols],
                 ChildSpec("state-builder", StateBuilder, args=(s,)),
             ]}),
             ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
@@ -281,7 +281,7 @@ class Node:
 
     def _find(self, node_id: str) -> Any:
         ref = self.services.directory.ref(node_id)
-        return getattr(ref, "_actor", None) if ref is not None else None
+        return actor_of(ref) if ref is not None else None
 
     def status(self) -> dict[str, Any]:
         degradation = self._find("degradation")

@@ -12,6 +12,7 @@ on_timer(ctx, name), on_fill(ctx, fill), on_stop(ctx).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -124,6 +125,9 @@ class Context:
     def schedule(self, name: str, at: datetime | float) -> None:
         self._actor.schedule(name, at)
 
+    def cancel(self, name: str) -> None:
+        self._actor.cancel_timer(name)
+
     def cancel_timers(self) -> None:
         self._actor.cancel_timers()
 
@@ -220,9 +224,7 @@ class StrategyActor(SupervisedActor):
 
     def schedule(self, name: str, at: datetime | float) -> None:
         when = at.timestamp() if isinstance(at, datetime) else float(at)
-        old = self._timers.pop(name, None)
-        if old is not None:
-            self.services.timers.cancel(old)
+        self.cancel_timer(name)
         ref = self.actor_ref
         token_box: list[int] = []
 
@@ -233,6 +235,11 @@ class StrategyActor(SupervisedActor):
         token = self.services.timers.schedule(when, fire)
         token_box.append(token)
         self._timers[name] = token
+
+    def cancel_timer(self, name: str) -> None:
+        token = self._timers.pop(name, None)
+        if token is not None:
+            self.services.timers.cancel(token)
 
     def cancel_timers(self) -> None:
         for token in self._timers.values():
@@ -258,14 +265,24 @@ class ScheduledStrategy(Strategy):
         if position is Position.BOUGHT and self.config.sell_at is not None:
             ctx.schedule("sell", self.config.sell_at)
 
+    BUY_RETRY_S = 1.0
+
     def on_timer(self, ctx: Context, name: str) -> None:
         if name == "buy" and ctx.runtime.position is Position.NONE and ctx.runtime.entry_seq == 0:
+            now = time.time()
+            if self.config.sell_at is not None and now >= self.config.sell_at.timestamp():
+                return  # the window closed before the gate ever opened: no late entry
             ctx.buy(float(self.config.quantity or 0), stop_loss=self.config.stop_loss, reason="scheduled buy_at")
+            # A closed gate refuses the entry; ask again each second until filled or sell_at.
+            # Repeats are harmless: the engine sends a BUY only from a flat position with nothing pending.
+            ctx.schedule("buy", now + self.BUY_RETRY_S)
         elif name == "sell" and ctx.runtime.position is Position.BOUGHT:
             ctx.sell(reason="scheduled sell_at")
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
-        if fill.purpose == Purpose.ENTRY.value and self.config.sell_at is not None:
-            ctx.schedule("sell", self.config.sell_at)
+        if fill.purpose == Purpose.ENTRY.value:
+            ctx.cancel("buy")
+            if self.config.sell_at is not None:
+                ctx.schedule("sell", self.config.sell_at)
         elif fill.purpose != Purpose.ENTRY.value:
             ctx.cancel_timers()  # exited (sold or stop-loss): the schedule is over

@@ -5,7 +5,7 @@ No trading knowledge lives here. Public API (DESIGN §7):
     from supervision import Supervisor, ChildSpec, SupervisedActor
 """
 
-from supervision.actor import Shutdown, SupervisedActor
+from supervision.actor import Shutdown, SupervisedActor, actor_of
 from supervision.errors import (
     ActorCrashed,
     AlreadyPresent,
@@ -40,5 +40,6 @@ __all__ = [
     "SupervisedActor",
     "Supervisor",
     "SupervisionError",
+    "actor_of",
     "tree_status",
 ]

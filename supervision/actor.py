@@ -21,6 +21,7 @@ process from exiting.
 from __future__ import annotations
 
 import sys
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +30,15 @@ import pykka
 from supervision.errors import ActorCrashed
 from supervision.incarnation import Incarnation, take_spawning
 from supervision.policy import SHUTDOWN_EXIT, ExitKind, ExitReason
+
+
+_live_actors: weakref.WeakValueDictionary[str, SupervisedActor] = weakref.WeakValueDictionary()
+
+
+def actor_of(ref: pykka.ActorRef[Any]) -> SupervisedActor | None:
+    """The actor object behind `ref`, for thread-safe status reads (`status_details`,
+    `status_node`) that must not wait in its inbox. Never use it to call handlers."""
+    return _live_actors.get(ref.actor_urn)
 
 
 class Shutdown(Exception):
@@ -43,6 +53,7 @@ class SupervisedActor(pykka.ThreadingActor):
         incarnation = take_spawning()
         self._incarnation: Incarnation = incarnation or Incarnation(child_id=self.actor_urn, generation=0)
         self._incarnation.actor = self
+        _live_actors[self.actor_urn] = self
 
     @property
     def generation(self) -> int:

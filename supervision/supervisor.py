@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pykka
 from loguru import logger
 
-from supervision.actor import SupervisedActor
+from supervision.actor import SupervisedActor, actor_of
 from supervision.errors import AlreadyPresent, AlreadyStarted, NotFound, Restarting, Running, StartFailed
 from supervision.fence import Fence, GenerationSource, next_process_generation
 from supervision.incarnation import Incarnation, monotonic, push_spawning, take_spawning, _spawning
@@ -658,7 +658,7 @@ def tree_status(ref: pykka.ActorRef[Any]) -> dict[str, Any]:
     A supervisor busy waiting out a child's shutdown timeout still answers this at once,
     which is what an operator looking at a troubled node needs.
     """
-    actor = getattr(ref, "_actor", None)
+    actor = actor_of(ref)
     if not isinstance(actor, Supervisor):
         raise TypeError(f"{ref!r} is not a Supervisor")
     return actor.status_node()
