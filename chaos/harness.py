@@ -159,8 +159,16 @@ class Cluster:
         self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait_ready:
-            wait_for(lambda: self.status_or_none() is not None, 30, "daemon status server up")
+            wait_for(lambda: self._daemon_alive() and self.status_or_none() is not None, 30, "daemon status server up")
             wait_for(lambda: self.tree_state("position-manager") == "running", 30, "position-manager running")
+
+    def _daemon_alive(self) -> bool:
+        assert self.daemon is not None
+        code = self.daemon.poll()
+        if code is not None:
+            tail = (self.workdir / f"daemon-{self.daemon_starts}.log").read_text(errors="replace")[-1500:]
+            raise AssertionError(f"daemon exited with code {code} while starting:\n{tail}")
+        return True
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None
@@ -206,6 +214,14 @@ class Cluster:
     def gate_open(self) -> bool | None:
         status = self.status_or_none()
         return None if status is None else bool(status["gate"]["open"])
+
+    def entries_open(self, symbol: str) -> bool | None:
+        """May entries on `symbol` be sent: node gate open and no reason scoped to the symbol."""
+        status = self.status_or_none()
+        if status is None:
+            return None
+        gate = status["gate"]
+        return bool(gate["open"]) and not any(r.startswith(f"symbol:{symbol}") for r in gate["reasons"])
 
     def runtime(self, strategy_id: str) -> Any:
         assert self.store is not None

@@ -67,17 +67,17 @@ def redis_down(result: Result) -> None:
 @scenario("feed-drop", "F7")
 def feed_drop(result: Result) -> None:
     """Drop every WebSocket and refuse reconnects: entries blocked fast; reconnect, resync, resume."""
-    with Cluster("feed-drop", [StrategySpec("d1", buy_at="+600s")]) as c:
+    with Cluster("feed-drop", [StrategySpec("d1", buy_at="+600s", sell_at="+900s")]) as c:
         c.start_sampling()
         c.start_daemon()
-        wait_for(lambda: c.gate_open(), 20, "gate open with a live feed")
+        wait_for(lambda: c.entries_open("BTCUSDT"), 20, "BTCUSDT entries open with a live feed")
         t0 = time.monotonic()
         c.exchange.set_fault("ws_drop", count=2)  # drop now and refuse the next two reconnects
-        wait_for(lambda: c.gate_open() is False, 5, "entries blocked after the feed dropped")
+        wait_for(lambda: c.entries_open("BTCUSDT") is False, 5, "BTCUSDT entries blocked after the feed dropped")
         result.detect_ms = ms_since(t0)
         result.check(result.detect_ms <= 1100, f"entries blocked within ~100 ms of detection ({result.detect_ms} ms)")
         feed = c.node("feed:BTCUSDT") or {}
         result.notes["feed_details_during"] = feed.get("details")
-        wait_for(lambda: c.gate_open(), 40, "entries open again after reconnect, resync and clean data")
+        wait_for(lambda: c.entries_open("BTCUSDT"), 40, "entries open again after reconnect, resync and clean data")
         result.recover_ms = ms_since(t0)
         finish(result, c)
