@@ -46,6 +46,7 @@ from runtime.store.errors import StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
+from supervision import injection
 from supervision import ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
@@ -311,11 +312,27 @@ class Node:
             self._require("degradation").resume(reason)
         elif name == "breaker-reset":
             self._require("circuit-breaker").reset(args["name"], reason)
+        elif name == "chaos-inject":
+            return self._inject(args["id"], args["kind"], reason)
         elif name.startswith("strategy-"):
             return self._set_strategy(args["id"], name.removeprefix("strategy-"), reason)
         else:
             raise CommandError(f"unknown command {name!r}", status=400)
         return {"ok": True, "command": name}
+
+    def _inject(self, node_id: str, kind: str, reason: str) -> dict[str, Any]:
+        if not injection.enabled():
+            raise CommandError("fault injection is off (start the daemon with WARDEN_CHAOS_HOOKS=1 to allow it)",
+                               status=403)
+        try:
+            fault = injection.InjectedFault(kind, seconds=30.0 if kind == "hang" else 0.0)
+        except ValueError as exc:
+            raise CommandError(str(exc), status=400) from None
+        if not self.services.directory.tell(node_id, fault):
+            raise CommandError(f"{node_id} is not running", status=404)
+        log_event("operator", "chaos_inject", details={"node": node_id, "kind": kind, "reason": reason},
+                  level="WARNING", action_taken=f"{kind} injected")
+        return {"ok": True, "node": node_id, "kind": kind}
 
     def _require(self, node_id: str) -> Any:
         actor = self._find(node_id)

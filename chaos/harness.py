@@ -155,7 +155,8 @@ class Cluster:
     def start_daemon(self, wait_ready: bool = True) -> None:
         self.daemon_starts += 1
         log = open(self.workdir / f"daemon-{self.daemon_starts}.log", "wb")  # noqa: SIM115 - owned by the process
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1",
+               "WARDEN_CHAOS_HOOKS": "1"}
         self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait_ready:
@@ -194,6 +195,18 @@ class Cluster:
         if status is None:
             raise AssertionError("daemon status unreachable")
         return status
+
+    def command(self, name: str, **body: Any) -> dict[str, Any]:
+        """POST an operator command; raises with the server's error text on refusal."""
+        reply = requests.post(f"http://127.0.0.1:{self.status_port}/commands/{name}",
+                              json={"reason": f"chaos {self.name}", **body}, timeout=30)
+        if reply.status_code != 200:
+            raise AssertionError(f"command {name} refused: HTTP {reply.status_code} {reply.text}")
+        return reply.json()
+
+    def inject(self, node_id: str, kind: str) -> None:
+        """Make a live actor crash or hang for real (the daemon runs with WARDEN_CHAOS_HOOKS=1)."""
+        self.command("chaos-inject", id=node_id, kind=kind)
 
     def node(self, node_id: str) -> dict[str, Any] | None:
         status = self.status_or_none()

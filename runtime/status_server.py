@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "strategy-start": ("id",),
     "strategy-enable": ("id",),
     "strategy-disable": ("id",),
+    "chaos-inject": ("id", "kind"),  # refused unless the daemon runs with WARDEN_CHAOS_HOOKS=1
 }
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500

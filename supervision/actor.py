@@ -27,6 +27,7 @@ from typing import Any
 
 import pykka
 
+from supervision import injection
 from supervision.errors import ActorCrashed
 from supervision.incarnation import Incarnation, take_spawning
 from supervision.policy import SHUTDOWN_EXIT, ExitKind, ExitReason
@@ -95,6 +96,9 @@ class SupervisedActor(pykka.ThreadingActor):
         incarnation = self._incarnation
         incarnation.busy_since = incarnation.clock()
         try:
+            if isinstance(message, injection.InjectedFault) and injection.enabled():
+                injection.apply(message)
+                return None
             return super()._handle_receive(message)
         except Shutdown:
             incarnation.record_exit(SHUTDOWN_EXIT)
