@@ -19,7 +19,7 @@ from loguru import logger
 
 from bench.stats import machine
 
-BENCHES = ["restart"]
+BENCHES = ["restart", "stop_path"]
 
 
 def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +29,12 @@ def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
     if restart:
         flat["restart.p50_ms"] = restart["crash_to_replacement"]["p50_ms"]
         flat["restart.p99_ms"] = restart["crash_to_replacement"]["p99_ms"]
+    stop = results.get("stop_path")
+    if stop:
+        flat["stop_path.p50_ms"] = {n: v["p50_ms"] for n, v in stop["stop_path"].items()}
+        flat["stop_path.p99_ms"] = {n: v["p99_ms"] for n, v in stop["stop_path"].items()}
+        flat["stop_path.cost_ratio_10000_100"] = stop["cost_ratio_10000_100"]
+        flat["baseline_fanout.p99_ms"] = {n: v["p99_ms"] for n, v in stop["baseline_fanout"].items()}
     return flat
 
 
