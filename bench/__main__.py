@@ -19,7 +19,7 @@ from loguru import logger
 
 from bench.stats import machine
 
-BENCHES = ["restart", "stop_path"]
+BENCHES = ["restart", "stop_path", "cold_start", "rss", "gates"]
 
 
 def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +35,14 @@ def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
         flat["stop_path.p99_ms"] = {n: v["p99_ms"] for n, v in stop["stop_path"].items()}
         flat["stop_path.cost_ratio_10000_100"] = stop["cost_ratio_10000_100"]
         flat["baseline_fanout.p99_ms"] = {n: v["p99_ms"] for n, v in stop["baseline_fanout"].items()}
+    gates = results.get("gates")
+    if gates:  # the worst of the rounds: a target is a bound, not an average
+        for key in ("feed_silent_to_gate_ms", "redis_down_to_gate_ms", "redis_back_to_gate_open_ms"):
+            flat[key] = max(gates[key])
+    if "cold_start" in results:
+        flat["cold_start_1000_s"] = results["cold_start"]["cold_start_s"]
+    if "rss" in results:
+        flat["rss_mb"] = {n: v.get("rss_mb") for n, v in results["rss"].items()}
     return flat
 
 
