@@ -13,23 +13,37 @@ Never does: talk to the venue on the actor thread; ack an entry before its outco
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
 
+from actors.core import signals
 from actors.core.retry import RetryConfig, RetryPolicy
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderPipeline, OrderResult, Verdict
 from actors.messages import CancelStrategy, DirectIntent, Flatten, FlattenDone, StopsTriggered, Wake
 from actors.services import ENGINE, Services
 from actors.strategy import Fill, OrderUpdate
-from runtime.store.errors import StoreUnavailable
+from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
+from runtime.store.runtime_state import Runtime, Status
 from supervision import SupervisedActor
 
 log = logger.bind(component=ENGINE)
+
+
+@dataclass
+class _Flight:
+    """A strategy's own orders (entries, its SELLs) dispatched and not finished; one cancel for all."""
+
+    cancel: threading.Event
+    orders: int = 0
+
+
+CANCELLABLE = (Purpose.ENTRY, Purpose.EXIT)  # an operator stop (F25) never cancels a stop-loss or a flatten
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,7 @@ class ExecutionEngine(SupervisedActor):
         self.retry_config = retry or RetryConfig()
         self.stop_workers = stop_workers
         self.order_workers = order_workers
-        self.in_flight: dict[str, threading.Event] = {}
+        self.in_flight: dict[str, _Flight] = {}
         self.completed = 0
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
 
@@ -83,9 +97,9 @@ class ExecutionEngine(SupervisedActor):
         elif isinstance(message, Flatten):
             self._flatten(message)
         elif isinstance(message, CancelStrategy):
-            event = self.in_flight.get(message.strategy_id)
-            if event is not None:
-                event.set()
+            flight = self.in_flight.get(message.strategy_id)
+            if flight is not None:
+                flight.cancel.set()
         elif isinstance(message, _Done):
             self._finish(message)
         return None
@@ -127,7 +141,12 @@ class ExecutionEngine(SupervisedActor):
         self._dispatch(intent, queued, None)
 
     def _dispatch(self, intent: OrderIntent, queued: QueuedOrder | None, tick_perf: float | None) -> None:
-        cancel = self.in_flight.setdefault(intent.strategy_id, threading.Event())
+        if intent.purpose in CANCELLABLE:
+            flight = self.in_flight.setdefault(intent.strategy_id, _Flight(threading.Event()))
+            flight.orders += 1
+            cancel = flight.cancel
+        else:
+            cancel = threading.Event()
         pool = self.stop_pool if intent.purpose.reduces_risk else self.order_pool
         ref = self.actor_ref
         pipeline = self.pipeline
@@ -183,8 +202,11 @@ class ExecutionEngine(SupervisedActor):
                 self.services.store.ack(done.queued)
             except StoreUnavailable:
                 pass  # re-delivered later; the pipeline will settle it, not resend
-        if self.in_flight.get(intent.strategy_id) is not None and result.verdict is not Verdict.CANCELLED:
-            self.in_flight.pop(intent.strategy_id, None)
+        flight = self.in_flight.get(intent.strategy_id)
+        if flight is not None and intent.purpose in CANCELLABLE:
+            flight.orders -= 1
+            if flight.orders <= 0:  # the last one: a later order (after a restart) gets a fresh cancel
+                del self.in_flight[intent.strategy_id]
         if intent.purpose is Purpose.FLATTEN and intent.reason in self.flattening:
             self.flattening[intent.reason] -= 1
             if self.flattening[intent.reason] <= 0:
@@ -192,6 +214,8 @@ class ExecutionEngine(SupervisedActor):
                 self.services.directory.tell("degradation", FlattenDone(intent.reason))
         if result.verdict is Verdict.REFUSED and intent.purpose is Purpose.STOP_LOSS:
             self._rearm_if_still_open(intent)
+        if result.verdict is Verdict.ACCOUNT_PAUSED:
+            self._pause_account(intent.account, intent.strategy_id, result.reason)
         metrics = self.services.metrics
         if metrics is not None:
             metrics.record_order_outcome(result.verdict.value)
@@ -205,6 +229,36 @@ class ExecutionEngine(SupervisedActor):
         self.services.directory.tell(f"strategy:{intent.strategy_id}", update)
         self.services.directory.tell("position-manager", result)
         self.services.directory.tell("circuit-breaker", result)
+
+    def _pause_account(self, account: str, origin: str, reason: str) -> None:
+        """F3: a refused credential is the account's, not one order's: pause every strategy of it.
+
+        Entries of the account close at the gate at once; each active strategy of the account is
+        marked `paused` with the reason (runtime and its actor), until an operator enables it.
+        """
+        self.services.directory.tell("degradation", signals.account_paused(account, True, reason))
+        paused = []
+        for strategy in self.services.config.strategies:
+            if strategy.account != account:
+                continue
+            try:
+                runtime = self.services.store.load_runtime(strategy.id) or Runtime()
+                if runtime.status is Status.ACTIVE:
+                    runtime = replace(runtime, status=Status.PAUSED, reason=reason[:900], updated_at=time.time())
+                    self.services.store.write_runtime(strategy.id, runtime)
+            except (CorruptState, StaleGeneration, StoreUnavailable) as exc:
+                log.bind(event="account_pause_incomplete", details={"strategy": strategy.id, "error": str(exc)},
+                         action_taken="entries of the account stay closed at the gate").error("account_pause_incomplete")
+                continue
+            if runtime.status is Status.PAUSED:
+                paused.append(strategy.id)
+                self.services.runtime_cache.put(strategy.id, runtime)
+                if strategy.id != origin:
+                    self.services.directory.tell(f"strategy:{strategy.id}",
+                                                 OrderUpdate(Verdict.ACCOUNT_PAUSED.value, reason, None, runtime))
+        log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
+                 action_taken="every strategy of the account paused until an operator enables it").error(
+            "account_paused")
 
     def _rearm_if_still_open(self, intent: OrderIntent) -> None:
         runtime = self.services.runtime_cache.get(intent.strategy_id)

@@ -30,6 +30,10 @@ Outputs, all by ``tell`` through the directory:
 - ``degradation``: ``Signal``s (re-sent on ``ReportHealth`` and when undelivered);
 - ``circuit-breaker``: ``AbnormalPrice`` (F13) and ``PriceValidity`` on change.
 
+An update the tracker accepts but flags as an abnormal move (F13) is still
+forwarded ``fresh``: the circuit breaker pauses entries, but a real crash is
+exactly when a stop-loss must fire.
+
 Timestamps. Event times are venue-clock milliseconds; they are moved onto the
 local clock with the connector's measured server offset
 (``services.venue.clock.offset_ms``, kept fresh by monitor:clock) before the
@@ -397,7 +401,6 @@ class FeedActor(SupervisedActor):
         self._socket: _Socket | None = None
         self._conn = 0
         self._connected = False
-        self._connected_at: float | None = None
         self._epoch = 0  # reconnect timer generation
         self._poll_timer: int | None = None
         self._reconnect_timer: int | None = None
@@ -411,6 +414,8 @@ class FeedActor(SupervisedActor):
         self._reconnect_reduced_sent = False
         self._valid: bool | None = None
         self._last_update_wall: float | None = None
+        self._corrupt_logged_at = 0.0
+        self._corrupt_unlogged = 0
         self._stopped = False
         # counters and measurements for the status tree
         self.attempts = 0
@@ -497,9 +502,10 @@ class FeedActor(SupervisedActor):
                 self._request_snapshot("retry")
         elif isinstance(message, ReportHealth):
             self._publish(self.tracker.health(self.clock()), force=True, reply_to=message.reply_to)
-            if self.reconnects.reduced:
-                self._signal(signals.feed_degraded(self.symbol, "reconnect_failures", True,
-                                                   "feed reconnect failures"), message.reply_to)
+            reduced = self.reconnects.reduced  # clearing a cause that is not raised is a no-op there
+            self._signal(signals.feed_degraded(self.symbol, "reconnect_failures", reduced,
+                                               f"{self.reconnects.failures} reconnect failures in a row"
+                                               if reduced else "connection stable"), message.reply_to)
         elif isinstance(message, ReportFeedState):
             self.services.directory.tell(message.reply_to, self._feed_state(self.tracker.health(self.clock())))
         elif isinstance(message, ResyncBook):
@@ -523,7 +529,6 @@ class FeedActor(SupervisedActor):
     def _on_connected(self) -> None:
         now, mono = self.clock(), time.monotonic()
         self._connected = True
-        self._connected_at = mono
         self.reconnects.on_connected(mono)
         self._cancel_snapshot_retry()
         self.book.reset()
@@ -598,7 +603,8 @@ class FeedActor(SupervisedActor):
     def _on_frame(self, message: _Frame) -> None:
         event, now = message.event, message.received
         if isinstance(event, DepthEvent):
-            self.tracker.on_update(now, event_time=self._event_time(event.event_time_ms), stream="depth")
+            if self.tracker.on_update(now, event_time=self._event_time(event.event_time_ms), stream="depth").accepted:
+                self._last_update_wall = now
             self._on_depth(event, now)
         elif isinstance(event, AggTrade):
             self._on_price(message, "trade", float(event.price), event.event_time)
@@ -624,8 +630,12 @@ class FeedActor(SupervisedActor):
 
     def _on_corrupt(self, message: _Corrupt) -> None:
         self.tracker.on_corrupt(message.received, message.detail)
-        log_event(self.node_id, "corrupt_frame", level="WARNING", details={"error": message.detail[:200]},
-                  action_taken="frame dropped and counted")
+        self._corrupt_unlogged += 1
+        if message.received - self._corrupt_logged_at >= 1.0:  # at most one line a second in a storm
+            log_event(self.node_id, "corrupt_frame", level="WARNING",
+                      details={"error": message.detail[:200], "dropped_since_last_log": self._corrupt_unlogged},
+                      action_taken="frame dropped and counted")
+            self._corrupt_logged_at, self._corrupt_unlogged = message.received, 0
         self._after_input(message.received)
 
     def _after_input(self, now: float) -> None:

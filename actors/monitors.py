@@ -345,7 +345,7 @@ class ResourceSample:
 
 DISK_OK, DISK_WARN, DISK_NO_COLD_WRITES, DISK_EMERGENCY = "ok", "warn", "cold_writes_stopped", "emergency"
 _DISK_LOG_LEVEL = {DISK_WARN: "WARNING", DISK_NO_COLD_WRITES: "ERROR", DISK_EMERGENCY: "CRITICAL"}
-_DISK_ACTION = {DISK_WARN: "logs rotated", DISK_NO_COLD_WRITES: "cold writes stopped",
+_DISK_ACTION = {DISK_WARN: "alert", DISK_NO_COLD_WRITES: "cold writes stopped",
                 DISK_EMERGENCY: "cold writes stopped; old rotated logs deleted"}
 
 
@@ -422,22 +422,31 @@ class ResourceMonitor(_MonitorActor):
                 log_event(RESOURCES, "disk_ok", details={"disk_percent": percent, "was": previous},
                           action_taken="alerts clear; cold writes allowed")
             return
+        # Rotate once per incident, on the first crossing of 90 % whatever level it lands on (a big
+        # write can jump straight past 95/98 %): only rotated logs are ever cleaned up at 98 %.
+        rotation = self._rotate() if previous == DISK_OK else ""
         if disk != previous:
             log_event(RESOURCES, "disk_high", level=_DISK_LOG_LEVEL[disk],
                       details={"disk_percent": percent, "level": disk,
                                "data_dir": str(self.services.config.node.data_dir)},
-                      action_taken=_DISK_ACTION[disk] + "; trading continues")
-        if disk == DISK_WARN and previous == DISK_OK and self.rotate_logs is not None:
-            try:
-                self.rotate_logs()
-            except Exception as exc:  # noqa: BLE001 - a failed rotation is an alert, not a crash
-                log_event(RESOURCES, "log_rotation_failed", level="ERROR", details={"error": repr(exc)})
+                      action_taken="; ".join(filter(None, (_DISK_ACTION[disk], rotation, "trading continues"))))
         if disk == DISK_WARN:
             self.cold_writes_allowed.set()
         else:
             self.cold_writes_allowed.clear()
         if disk == DISK_EMERGENCY:
             self._cleanup()
+
+    def _rotate(self) -> str:
+        """Rotate the logs; says what happened, for the alert's action_taken (never claims more)."""
+        if self.rotate_logs is None:
+            return "logs not rotated (no rotation hook)"
+        try:
+            self.rotate_logs()
+        except Exception as exc:  # noqa: BLE001 - a failed rotation is an alert, not a crash
+            log_event(RESOURCES, "log_rotation_failed", level="ERROR", details={"error": repr(exc)})
+            return "log rotation failed"
+        return "logs rotated"
 
     def _cleanup(self) -> None:
         removed, freed = [], 0

@@ -33,6 +33,7 @@ from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline
 from actors.position_manager import PositionManager, StrategyDisabled
+from actors.recovery import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
@@ -73,6 +74,7 @@ class Node:
         self.status_server: StatusServer | None = None
         self._stopped = False
         self._root_escalated = False
+        self._parked: dict[str, dict[str, Any]] = {}  # strategy node id -> stopped/disabled by an operator
         self.log = logger.bind(component="node")
 
     # --- start --------------------------------------------------------------------------
@@ -250,8 +252,21 @@ class Node:
         for strategy, runtime in self._open_positions():
             if not runtime.stop_loss:
                 continue
-            client_id = f"{strategy.id}:p{runtime.entry_seq}"
+            client_id = protective_stop_id(strategy.id, runtime.entry_seq)
+            fields = {"strategy_id": strategy.id, "account": strategy.account, "symbol": strategy.symbol,
+                      "side": "SELL", "quantity": repr(runtime.quantity), "purpose": PROTECTIVE_STOP,
+                      "stop_loss": repr(runtime.stop_loss), "reason": "graceful stop: venue-side protective stop"}
+            try:
+                self.store.journal_intent_or_buffer(client_id, fields)
+            except StoreUnavailable:
+                log_event("node", "protective_stop_not_placed", level="ERROR",
+                          details={"strategy": strategy.id, "reason": "cannot journal the intent"})
+                continue
             outcome = self.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity, client_id)
+            # Live at the venue: stays unsettled in the journal until the next cold start takes it back.
+            self.store.journal_outcome_or_buffer(client_id, "ACCEPTED" if outcome.ok else outcome.kind.value,
+                                                 {"strategy_id": strategy.id, "detail": outcome.describe()},
+                                                 final=not outcome.ok and not outcome.needs_lookup)
             log_event("node", "protective_stop_placed", details={"strategy": strategy.id, "client_order_id": client_id,
                                                                "stop": runtime.stop_loss,
                                                                "outcome": outcome.describe()})
@@ -278,7 +293,18 @@ class Node:
     # --- status and commands ----------------------------------------------------------------
 
     def tree(self) -> dict[str, Any]:
-        return tree_status(self.root) if self.root is not None else {}
+        tree = tree_status(self.root) if self.root is not None else {}
+        self._show_parked(tree)
+        return tree
+
+    def _show_parked(self, tree: dict[str, Any]) -> None:
+        """The dynamic `strategies` supervisor forgets a child it terminates (OTP); an operator who
+        stopped or disabled a strategy still sees it, `stopped` / `disabled`, until it is started."""
+        for node in tree.get("children", []):
+            if node.get("id") == "strategies":
+                present = {child.get("id") for child in node.get("children", [])}
+                node.setdefault("children", []).extend(
+                    dict(parked) for node_id, parked in list(self._parked.items()) if node_id not in present)
 
     def _find(self, node_id: str) -> Any:
         ref = self.services.directory.ref(node_id)
@@ -352,10 +378,23 @@ class Node:
                 pass
             if action == "disable":
                 self._write_status(strategy_id, Status.DISABLED, f"disabled by operator: {reason}")
+            state = "disabled" if action == "disable" else "stopped"
+            self._parked[child_id] = {
+                "id": child_id, "kind": "worker", "state": state, "restarts": 0, "last_error": None,
+                "last_exit_at": time.time(), "started_at": None, "generation": None, "children": [],
+                "details": {"symbol": self.config.strategy(strategy_id).symbol,
+                            "account": self.config.strategy(strategy_id).account, "status": state,
+                            "reason": f"{action} by operator: {reason}"},
+            }
         elif action in ("start", "enable"):
+            self._parked.pop(child_id, None)
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
                 self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
+                # F3: enabling a strategy of a paused account is the operator's word that it was re-authed;
+                # its other strategies stay paused (runtime status) until each is enabled.
+                account = self.config.strategy(strategy_id).account
+                self.services.directory.tell("degradation", signals.account_paused(account, False, reason))
                 breaker = self._find("circuit-breaker")
                 if breaker is not None:
                     breaker.actor_ref.proxy().reset(f"escalation:strategy:{strategy_id}", reason).get(timeout=10)
@@ -364,7 +403,16 @@ class Node:
             except NotFound:
                 strategies.start_child(self._strategy_spec(self.config.strategy(strategy_id))).get(timeout=30)
             except Running:
-                pass
+                # Paused (F3) or aborted (F14) in place: the running incarnation still holds the old
+                # status, so enabling means starting it afresh from the record just written.
+                actor = self._find(child_id)
+                if action == "enable" and actor is not None \
+                        and actor.status_details().get("status") != Status.ACTIVE.value:
+                    strategies.terminate_child(child_id).get(timeout=30)
+                    try:
+                        strategies.restart_child(child_id).get(timeout=30)
+                    except NotFound:  # a dynamic child is forgotten when terminated
+                        strategies.start_child(self._strategy_spec(self.config.strategy(strategy_id))).get(timeout=30)
         log_event("operator", f"strategy_{action}", details={"strategy": strategy_id, "reason": reason},
                   action_taken=f"strategy {action}")
         return {"ok": True, "strategy": strategy_id, "action": action}

@@ -37,6 +37,8 @@ from supervision import Fence
 log = logger.bind(component="execution-engine")
 
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
+RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
+RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
 
 
 class Verdict(StrEnum):
@@ -190,6 +192,11 @@ class OrderPipeline:
         return runtime or Runtime()
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event) -> OrderResult:
+        if cancel.is_set():
+            return self._refuse(intent, "cancelled by an operator stop (F25): not sent", runtime)
+        refusal = self._validate(intent)  # again: waiting for the locks may have outlived the generation or gate
+        if refusal is not None:
+            return refusal
         if runtime.pending_order:
             pending_purpose = Purpose(runtime.pending_purpose or Purpose.ENTRY)
             settled = self._settle(intent, runtime, runtime.pending_order)
@@ -241,7 +248,8 @@ class OrderPipeline:
     def _send(
         self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, quantity: float, cancel: threading.Event
     ) -> OrderResult:
-        attempt = 1
+        attempt = 1  # sends so far, this one included
+        limited = 0  # earlier sends the venue or the request budget rate-limited
         sent_at: float | None = None
         while True:
             if sent_at is None:
@@ -250,7 +258,10 @@ class OrderPipeline:
                 intent.symbol, side, "MARKET", quantity, client_id,
                 reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
             )
-            decision = self.retry.decide(outcome.kind.value, attempt, retry_after=outcome.retry_after_s,
+            # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out, however long the
+            # flood, so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT by itself.
+            counted = attempt - limited
+            decision = self.retry.decide(outcome.kind.value, counted, retry_after=outcome.retry_after_s,
                                          detail=outcome.describe())
             if decision.action is RetryAction.DONE:
                 if outcome.kind is OutcomeKind.DUPLICATE or outcome.order_status != "FILLED":
@@ -271,9 +282,14 @@ class OrderPipeline:
                         return self._abort(intent, runtime, f"SAFETY_ABORT: {why}; position unchanged",
                                            client_id=client_id, attempts=attempt)
                     return self._unknown(intent, runtime, client_id, why, attempt, sent_at)
-                delay = self.retry.backoff(attempt)
+                delay = self.retry.backoff(counted)
             elif decision.action is RetryAction.RETRY_AFTER:
                 delay = decision.delay
+                if outcome.kind is OutcomeKind.RATE_LIMITED:
+                    limited += 1
+                    # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
+                    # before an entry, so the first request the venue takes is the one reducing risk.
+                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(intent.purpose.priority)
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
@@ -354,6 +370,9 @@ class OrderPipeline:
 
     def _cancelled(self, intent: OrderIntent, runtime: Runtime, client_id: str, attempts: int) -> OrderResult:
         """F25: stopped by an operator between attempts: settle what was sent, send nothing more."""
+        log.bind(event="order_cancelled", details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                                                   "attempts": attempts},
+                 action_taken="no resend; settled by lookup").warning("order_cancelled")
         settled = self._settle(intent, runtime, client_id)
         if settled.verdict is Verdict.FILLED:
             return settled

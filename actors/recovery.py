@@ -8,7 +8,8 @@ The venue is the source of truth for positions; drift is reported, never papered
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -58,10 +59,50 @@ def settle_journal(services: Services, pipeline: OrderPipeline, report: Recovery
         if not strategy_id or not symbol:
             report.settled[entry.client_order_id] = "unreadable intent: no strategy_id/symbol"
             continue
+        if fields.get("purpose") == PROTECTIVE_STOP:
+            continue  # settled by take_back_protective_stops: it is an algo order, not an order
         purpose = Purpose(str(fields.get("purpose", Purpose.ENTRY.value)))
         result = pipeline.settle(strategy_id, accounts.get(strategy_id, "default"), symbol, entry.client_order_id,
                                  purpose)
         report.settled[entry.client_order_id] = result.verdict.value
+
+
+PROTECTIVE_STOP = "protective_stop"
+
+
+def protective_stop_id(strategy_id: str, entry_seq: int) -> str:
+    """The venue-side stop placed for position n at a graceful stop (F26)."""
+    return f"{strategy_id}:p{entry_seq}"
+
+
+def take_back_protective_stops(services: Services, report: RecoveryReport) -> None:
+    """Venue-side stops left by the last graceful stop: triggered → the position exited by
+    stop-loss while we were down; still live → cancel it, the local stop book takes over."""
+    for strategy in services.config.strategies:
+        try:
+            runtime = services.store.load_runtime(strategy.id)
+        except CorruptState:
+            continue
+        if runtime is None or runtime.position is not Position.BOUGHT:
+            continue
+        client_id = protective_stop_id(strategy.id, runtime.entry_seq)
+        looked = services.venue.query_stop(client_id)
+        if looked.kind is OutcomeKind.FILLED:
+            services.store.write_runtime(strategy.id, replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0,
+                                                              updated_at=time.time()))
+            services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy.id,
+                                                                 "reason": "protective stop triggered while down"},
+                                           final=True)
+            report.settled[client_id] = "FILLED (protective stop triggered while the node was down)"
+        elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
+            cancelled = services.venue.cancel_stop(strategy.symbol, client_id)
+            services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy.id,
+                                                                   "reason": "local stop book took over"},
+                                           final=cancelled.ok)
+            report.settled[client_id] = f"CANCELED ({cancelled.kind.value})"
+        elif looked.kind is OutcomeKind.NOT_FOUND and any(e.client_order_id == client_id
+                                                          for e in services.store.unsettled()):
+            services.store.journal_outcome(client_id, "NOT_FOUND", {"strategy_id": strategy.id}, final=True)
 
 
 def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]:
@@ -116,6 +157,7 @@ def cold_start(services: Services) -> RecoveryReport:
     pipeline.cache = services.runtime_cache
     register_strategies(services)
     settle_journal(services, pipeline, report)
+    take_back_protective_stops(services, report)
     expected = load_and_arm(services, report)
     report.drift = reconcile_positions(services, expected) or {}
     recheck_stops(services, report)

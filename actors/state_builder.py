@@ -357,10 +357,10 @@ class StateBuilder(SupervisedActor):
             st.last_trade, st.last_trade_ts = u.price, u.ts
         if u.open_interest is not None:
             st.open_interest = u.open_interest
-        st.price, st.price_ts = u.price, u.ts
         if not u.fresh:
-            st.suspended += 1  # F10: blind data never moves the stop index
+            st.suspended += 1  # F10: blind data never moves the stop index, price:{S} or the breaker's mark
             return
+        st.price, st.price_ts = u.price, u.ts
         st.last_fresh = mono
         if st.blind_since is not None:
             st.blind_since = mono  # fresh data now: a blind spell, if any, restarts from here
@@ -500,10 +500,12 @@ class StateBuilder(SupervisedActor):
         problem = message.venue_error or _book_problem(message.bids, message.asks)
         if problem is not None:
             st.rebuild_error = problem
+            # back off (depth snapshots cost request weight): retry, 2x, 4x ... <= 8 s
+            delay = min(8.0, self.rebuild_retry_s * 2 ** min(st.rebuild_attempts - 1, 8))
             log_event(NODE_ID, "rebuild_failed", level="WARNING",
                       details={"symbol": st.symbol, "attempt": st.rebuild_attempts, "error": problem},
-                      action_taken=f"state stays INVALID; retry in {self.rebuild_retry_s:g}s")
-            self._after(self.rebuild_retry_s, _RetryRebuild(st.symbol))
+                      action_taken=f"state stays INVALID; retry in {delay:g}s")
+            self._after(delay, _RetryRebuild(st.symbol))
             return
         assert message.bids is not None and message.asks is not None
         if message.store_error:

@@ -53,6 +53,11 @@ class TimerFired:
 
 
 @dataclass(frozen=True)
+class _UserStart:
+    """First message of every incarnation: build the user's Strategy and run its on_start."""
+
+
+@dataclass(frozen=True)
 class OrderUpdate:
     """From the engine: what became of one of this strategy's intents."""
 
@@ -138,7 +143,8 @@ class StrategyActor(SupervisedActor):
     def __init__(self, config: StrategyConfig, make_strategy: Callable[[], Strategy], services: Services) -> None:
         super().__init__()
         self.config = config
-        self.strategy = make_strategy()  # fresh per incarnation: a crash leaves no user state behind
+        self._make_strategy = make_strategy
+        self.strategy: Strategy | None = None  # built by _UserStart, fresh per incarnation
         self.services = services
         self.node_id = f"strategy:{config.id}"
         self.runtime = Runtime()
@@ -155,25 +161,25 @@ class StrategyActor(SupervisedActor):
             self.runtime = self.services.store.load_runtime(self.config.id) or Runtime()
         except CorruptState as exc:
             # F14: SAFETY_ABORT this strategy only; a restart would read the same bytes.
-            self._aborted = f"SAFETY_ABORT: {exc}"
-            self._log.bind(event="safety_abort", details={"error": str(exc)},
-                           action_taken="strategy halted; operator must repair runtime").error("safety_abort")
+            self._abort(f"SAFETY_ABORT: {exc}")
             return
         except StoreUnavailable:
             cached = self.services.runtime_cache.get(self.config.id)
             self.runtime = cached or Runtime()
         if self.runtime.status in (Status.FAILED, Status.DISABLED, Status.PAUSED):
             return  # an operator must act; its stop (if any) stays armed in the stop book
-        if self.strategy.wants_ticks():
-            self.services.ticks.subscribe(self.config.symbol, self.node_id)
-        self.strategy.on_start(self.ctx)
+        # User code never runs inside on_start: its __init__/on_start run in the first message, so an
+        # exception there is a crash (restart with backoff, F15) and a block is a hang (fenced, F16) of
+        # this strategy only -- never a failed start that brings the strategies supervisor, and with it
+        # the daemon's boot, down, nor a 10 s stall of the supervisor that restarts every strategy.
+        self.actor_ref.tell(_UserStart())
 
     def on_stop(self) -> None:
         self.cancel_timers()
         self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
         self.services.engine_cancel(self.config.id)  # F25: stop retries of an order in flight
         try:
-            if self._aborted is None:
+            if self._aborted is None and self.strategy is not None:
                 self.strategy.on_stop(self.ctx)
         finally:
             self.services.directory.unregister(self.node_id, self.generation)
@@ -181,16 +187,26 @@ class StrategyActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if self._aborted is not None:
             return None
-        if isinstance(message, Tick):
+        if isinstance(message, _UserStart):
+            self.strategy = self._make_strategy()
+            if self.strategy.wants_ticks():
+                self.services.ticks.subscribe(self.config.symbol, self.node_id)
+            self.strategy.on_start(self.ctx)
+        elif isinstance(message, Tick) and self.strategy is not None:
             self.strategy.on_tick(self.ctx, message)
-        elif isinstance(message, TimerFired):
+        elif isinstance(message, TimerFired) and self.strategy is not None:
             if self._timers.get(message.name) == message.token:
                 del self._timers[message.name]
                 self.strategy.on_timer(self.ctx, message.name)
         elif isinstance(message, OrderUpdate):
             if message.runtime is not None:
                 self.runtime = message.runtime
-            if message.fill is not None:
+            elif message.verdict == "SAFETY_ABORT":
+                # F14: the engine could not load the record, so it could not mark it failed: this
+                # incarnation stops here, shown failed with the reason, until an operator acts.
+                self._abort(message.reason)
+                return None
+            if message.fill is not None and self.strategy is not None:  # None: user code not started yet
                 self.strategy.on_fill(self.ctx, message.fill)
         return None
 
@@ -206,6 +222,13 @@ class StrategyActor(SupervisedActor):
         if self._aborted or self.runtime.reason:
             details["reason"] = self._aborted or self.runtime.reason
         return details
+
+    def _abort(self, reason: str) -> None:
+        self._aborted = reason
+        self.cancel_timers()
+        self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
+        self._log.bind(event="safety_abort", details={"reason": reason},
+                       action_taken="strategy halted; operator must repair runtime").error("safety_abort")
 
     # --- what the context does --------------------------------------------------------
 
@@ -253,22 +276,31 @@ class ScheduledStrategy(Strategy):
     State machine: none → bought → sold | exited_by_sl | failed. One round trip: SELL only
     when bought; after sold / exited_by_sl it is done and its timers are cancelled. After a
     restart, a time already passed fires at once (if the position still calls for it).
+    Each incarnation sends at most one entry: one that never filled (aborted, paused, cancelled,
+    never reached the venue) is tried again only when the strategy is started again — an
+    operator's enable/start after F2/F3/F25, or a restart.
     """
 
     def __init__(self, config: StrategyConfig) -> None:
         self.config = config
+        self.entries_at_start = 0
 
     def on_start(self, ctx: Context) -> None:
-        position = ctx.runtime.position
-        if position is Position.NONE and ctx.runtime.entry_seq == 0 and self.config.buy_at is not None:
+        runtime = ctx.runtime
+        self.entries_at_start = runtime.entry_seq
+        if runtime.position is Position.NONE and not runtime.pending_order and self.config.buy_at is not None:
             ctx.schedule("buy", self.config.buy_at)
-        if position is Position.BOUGHT and self.config.sell_at is not None:
+        if runtime.position is Position.BOUGHT and self.config.sell_at is not None:
             ctx.schedule("sell", self.config.sell_at)
 
     BUY_RETRY_S = 1.0
 
+    def _may_enter(self, runtime: Runtime) -> bool:
+        return (runtime.position is Position.NONE and runtime.status is Status.ACTIVE and not runtime.pending_order
+                and runtime.entry_seq == self.entries_at_start)
+
     def on_timer(self, ctx: Context, name: str) -> None:
-        if name == "buy" and ctx.runtime.position is Position.NONE and ctx.runtime.entry_seq == 0:
+        if name == "buy" and self._may_enter(ctx.runtime):
             now = time.time()
             if self.config.sell_at is not None and now >= self.config.sell_at.timestamp():
                 return  # the window closed before the gate ever opened: no late entry

@@ -267,8 +267,7 @@ class Cluster:
         """Orders the exchange executed that the journal has no intent for."""
         assert self.store is not None
         journaled = {e.client_order_id for e in self.store.entries() if e.kind == "intent"}
-        return sum(1 for e in self.executed() if e["client_order_id"] not in journaled
-                   and not str(e["client_order_id"]).split(":")[-1].startswith("p"))
+        return sum(1 for e in self.executed() if e["client_order_id"] not in journaled)
 
     def position_drift(self) -> dict[str, tuple[float, float]]:
         """Per symbol: (Warden's runtime quantity, the exchange's position) where they differ."""

@@ -14,6 +14,7 @@ from actors.circuit_breaker import AbnormalPrice, PriceValidity
 from actors.core.feed_health import FeedHealthConfig
 from actors.core.reconnect import ReconnectConfig
 from actors.core.signals import Effect, Scope
+from actors.degradation import DegradationActor, ReportHealth
 from tests.market.actor_rig import (  # noqa: F401 - fixtures
     FAST_HEALTH,
     SYMBOL,
@@ -204,3 +205,38 @@ def test_feed_status_details_and_config_defaults(make_rig):
     last = eventually(lambda: (s := rig.degradation.signals("feed_health")[-1]).active and s, timeout=1.0,
                       what="blocking signal from the stopped feed")
     assert "stopped" in last.reason, "a stopped feed leaves its symbol blocked"
+
+
+def test_f8_feed_silent_blocks_entries_at_the_real_gate_then_reopens(make_rig):
+    """End to end with the real degradation actor: the gate the execution engine reads."""
+    rig = make_rig()
+    degradation = DegradationActor.start(rig.services, revalidate=(), tick_interval=0.02)
+    rig.actors.append(degradation)
+    entry = lambda: rig.services.gate().check("s1", SYMBOL, "ENTRY")  # noqa: E731
+    feed = rig.start_feed()
+    rig.wait_status(feed, "LIVE")
+    eventually(lambda: entry().open, timeout=2.0, what="entries open once the feed is LIVE")
+    t0 = time.perf_counter()
+    rig.exchange.set_fault("ws_stall", duration_s=1.0)
+    decision = eventually(lambda: (d := entry()) and not d.open and d, timeout=2.0, what="entries blocked")
+    blocked_ms = (time.perf_counter() - t0) * 1000
+    print(f"\nfeed silent -> entries blocked at the gate: {blocked_ms:.0f} ms "
+          f"(stale_after {FAST_HEALTH.stale_after * 1000:.0f} ms, heartbeat_timeout "
+          f"{FAST_HEALTH.heartbeat_timeout * 1000:.0f} ms)")
+    assert blocked_ms <= (FAST_HEALTH.heartbeat_timeout + 0.1) * 1000 + 50, \
+        "§6: feed silent -> entries blocked within heartbeat_timeout + 100 ms"
+    assert any(f"symbol:{SYMBOL}" in r for r in decision.reasons), decision.reasons
+    assert rig.services.gate().check("s1", SYMBOL, "EXIT").open, "exits stay allowed on a blind symbol"
+    eventually(lambda: entry().open, timeout=5.0, what="entries reopen after recovery")
+
+
+def test_feed_answers_report_health_with_every_cause(make_rig):
+    rig = make_rig()
+    feed = rig.start_feed()
+    rig.wait_status(feed, "LIVE")
+    before = len(rig.degradation.signals())
+    feed.tell(ReportHealth())
+    causes = eventually(lambda: {s.cause for s in rig.degradation.signals()[before:]} >= {
+        "feed_health", "corrupt_rate", "reconnect_failures"} and rig.degradation.signals()[before:], timeout=1.0,
+        what="re-reported causes")
+    assert all(not s.active for s in causes), "a LIVE feed re-reports every cause as clear"

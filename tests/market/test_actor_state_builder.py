@@ -80,7 +80,8 @@ def test_f10_price_crossing_armed_stop_sends_exactly_one_stops_triggered(make_ri
     assert fired.symbol == SYMBOL and [h.strategy_id for h in fired.hits] == ["s1"]
     assert fired.hits[0].price <= 99_000.0
     assert 0 < t_recv - fired.tick_perf < 0.5, "tick_perf is the frame's receipt time"
-    print(f"\nF10 tick (frame receipt) -> StopsTriggered at execution-engine: {(t_recv - fired.tick_perf) * 1e3:.2f} ms")
+    latency_ms = (t_recv - fired.tick_perf) * 1e3
+    print(f"\nF10 tick (frame receipt) -> StopsTriggered at execution-engine: {latency_ms:.2f} ms")
     assert rig.services.stops.armed(SYMBOL, "s1") is None and rig.services.stops.armed(SYMBOL, "s2") is not None
     price = eventually(lambda: (p := store.last_price(SYMBOL)) and p.price == 98_500.0 and p, timeout=2.0,
                        what="price:{S} written (throttled, off the tick path)")
@@ -99,9 +100,11 @@ def test_f10_no_stop_fires_while_symbol_is_stale(make_rig):
     rig.exchange.pause_market()
     rig.exchange.configure_market(mark_interval_s=0.5)
     rig.wait_status(feed, "STALE", timeout=2.0)
+    suspended = symbol_details(rig, builder)["suspended_ticks"]
     rig.exchange.set_price(SYMBOL, 98_500.0)
-    eventually(lambda: (d := symbol_details(rig, builder))["price"] == 98_500.0 and d["suspended_ticks"] >= 2,
-               timeout=3.0, what="two crossing prices seen while STALE")
+    eventually(lambda: (d := symbol_details(rig, builder))["mark_price"] == 98_500.0 and
+               d["suspended_ticks"] >= suspended + 2, timeout=3.0, what="two crossing prices seen while STALE")
+    assert symbol_details(rig, builder)["price"] == 100_000.0, "a blind price is not the symbol's price"
     assert rig.details(feed)["status"] == "STALE"
     assert rig.engine.messages(StopsTriggered) == [], "F10: no stop may fire on a STALE symbol's price"
     assert rig.services.stops.armed(SYMBOL, "s1") is not None, "the stop stays armed for the first fresh price"
@@ -203,3 +206,26 @@ def test_f17_state_builder_crash_invalid_then_snapshot_reload_and_ready(make_rig
                    what="ticks flow into the replacement")
     finally:
         root.stop(timeout=10)
+
+
+def test_f17_rebuild_waits_for_valid_venue_depth_and_redis_down_never_breaks_ticks(
+        make_rig, store, redis_server):  # noqa: F811
+    redis_server.kill()  # no snapshot to reload, and every price/snapshot write fails
+    rig = make_rig(store)
+    rig.services.stops.arm(SYMBOL, "s1", 99_000.0, 0.01, StopSide.LONG)
+    rig.exchange.set_fault("rest_latency", count=2, ms=700, scope="/fapi/v1/depth")  # > the 0.5 s timeout
+    builder = start_builder(rig)
+    details = wait_ready(rig, builder)
+    assert details["symbols"][SYMBOL]["rebuild_attempts"] == 3, "two timed-out depth requests are not a valid state"
+    invalid = eventually(lambda: (s := rig.degradation.signals("state_invalid")) and not s[-1].active and s,
+                         timeout=1.0, what="state_invalid cleared")
+    assert [s.active for s in invalid] == [True, False], "INVALID held until the venue's depth validated"
+
+    feed = rig.start_feed()
+    rig.wait_status(feed, "LIVE")
+    rig.exchange.set_price(SYMBOL, 98_000.0)
+    fired = eventually(lambda: rig.engine.messages(StopsTriggered), timeout=3.0, what="stop with Redis down")
+    assert [h.strategy_id for h in fired[0].hits] == ["s1"], "a Redis outage must not break the tick path"
+    store_stats = eventually(lambda: (d := builder_details(rig, builder))["store"]["errors"] > 0 and d["store"],
+                             timeout=2.0, what="failed writes counted")
+    assert store_stats["writes"] == 0
