@@ -115,6 +115,7 @@ class Cluster:
         self.samples: list[Sample] = []
         self._sampling = threading.Event()
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()
         self.store: Store | None = None
 
     # --- lifecycle --------------------------------------------------------------------

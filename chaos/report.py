@@ -37,7 +37,6 @@ def timeline_png(result: Result, path: Path) -> Path | None:
     t = [s.t for s in result.timeline]
     fig, (ax_price, ax_gate) = plt.subplots(2, 1, sharex=True, figsize=(9, 5), height_ratios=(3, 1))
     ax_price.plot(t, [s.price for s in result.timeline], color="tab:blue", label="price")
-    t0 = min(t)
     for order in result.orders:
         at = order.get("t")
         if at is not None:
@@ -49,7 +48,7 @@ def timeline_png(result: Result, path: Path) -> Path | None:
     ax_gate.step(t, [modes.get(s.mode, 4) / 4 for s in result.timeline], where="post", label="mode (0 NORMAL..1 DOWN)",
                  alpha=0.6)
     ax_gate.set_ylim(-0.1, 1.1)
-    ax_gate.set_xlabel(f"seconds (from {t0:.1f})")
+    ax_gate.set_xlabel("seconds since the scenario started (green: BUY, red: SELL at the exchange)")
     ax_gate.legend(loc="upper right", fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -62,7 +62,7 @@ def finish(result: Result, cluster: Cluster) -> None:
     drift = cluster.position_drift()
     result.check(not drift, f"positions equal to the exchange's (drift {drift})")
     result.timeline = list(cluster.samples)
-    result.orders = cluster.executed()
+    result.orders = [{**order, "t": order["time_ms"] / 1000.0 - cluster.t0_wall} for order in cluster.executed()]
 
 
 def run(name: str) -> Result:
