@@ -163,27 +163,40 @@ def render_tree(status: Mapping[str, Any], color: bool = False, now: float | Non
         for _, node in rows
         if node.get("state") == "running" and (started := _epoch(node.get("started_at"))) is not None
     }
-    table = [("NODE", "STATE", "RESTARTS", "GEN", "UPTIME" if uptimes else "", "LAST ERROR", None)]
+    table = [("NODE", "STATE", "RESTARTS", "GEN", "UPTIME" if uptimes else "", "INFO", "LAST ERROR", None)]
     for label, node in rows:
         state = str(node.get("state", "?"))
         table.append((
             label, state, str(node.get("restarts", 0)), str(node.get("generation", "-")),
-            uptimes.get(id(node), ""), _format_error(node.get("last_error")), state,
+            uptimes.get(id(node), ""), _info(node), _format_error(node.get("last_error")), state,
         ))
-    widths = [max(len(row[i]) for row in table) + 2 for i in range(5)]
+    widths = [max(len(row[i]) for row in table) + 2 for i in range(6)]
     lines = []
-    for label, state_text, restarts, gen, up, error, state in table:
+    for label, state_text, restarts, gen, up, info, error, state in table:
         if state is None:  # column titles
-            cells = [label, state_text, restarts, gen, up]
+            cells = [label, state_text, restarts, gen, up, info]
             line = "".join(c.ljust(w) for c, w in zip(cells, widths)) + error
             lines.append(paint(line, "dim"))
             continue
         line = (label.ljust(widths[0]) + paint(state_text.ljust(widths[1]), _STATE_STYLE.get(state, "red"))
-                + restarts.ljust(widths[2]) + gen.ljust(widths[3]) + up.ljust(widths[4]))
+                + restarts.ljust(widths[2]) + gen.ljust(widths[3]) + up.ljust(widths[4]) + info.ljust(widths[5]))
         if error:
             line += paint(error, "yellow" if state == "running" else "red")
         lines.append(line.rstrip())
     return "\n".join([*header, "", *lines]) + "\n"
+
+
+def _info(node: Mapping[str, Any]) -> str:
+    """The one fact an operator wants per node: a strategy's position, a feed's data status."""
+    details = node.get("details")
+    if not isinstance(details, Mapping):
+        return ""
+    if "position" in details:
+        status = details.get("status")
+        return str(details["position"]) + (f" ({status})" if status and status != "active" else "")
+    if str(node.get("id", "")).startswith("feed:") and "status" in details:
+        return str(details["status"])
+    return ""
 
 
 def _format_error(error: Any) -> str:

@@ -222,3 +222,23 @@ def test_check_config(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check-config", str(bad)]) == 2
     assert f"{bad}:7: strategies[0].quantity: must be > 0, got -1" in capsys.readouterr().err
+
+
+def test_render_tree_shows_strategy_position_and_feed_status():
+    status = {
+        "node": "n", "pid": 1, "started_at": 0, "uptime_s": 1, "mode": "NORMAL", "trading": "ACTIVE",
+        "gate": {"open": True, "reasons": []}, "breakers": [],
+        "tree": {"id": "root", "kind": "supervisor", "state": "running", "restarts": 0, "generation": 0, "children": [
+            {"id": "feed:BTCUSDT", "kind": "worker", "state": "running", "restarts": 0, "generation": 2,
+             "children": [], "details": {"status": "STALE"}},
+            {"id": "strategy:s1", "kind": "worker", "state": "running", "restarts": 0, "generation": 3,
+             "children": [], "details": {"position": "bought", "status": "active"}},
+            {"id": "strategy:s2", "kind": "worker", "state": "running", "restarts": 0, "generation": 4,
+             "children": [], "details": {"position": "none", "status": "failed"}},
+        ]},
+    }
+    text = render_tree(status, color=False)
+    lines = {line.split()[1]: line for line in text.splitlines() if "── " in line}
+    assert "STALE" in lines["feed:BTCUSDT"]
+    assert "bought" in lines["strategy:s1"] and "(active)" not in lines["strategy:s1"]
+    assert "none (failed)" in lines["strategy:s2"]
