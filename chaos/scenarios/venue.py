@@ -45,9 +45,14 @@ def cue(c: Cluster, strategy_id: str) -> None:
 
 
 def trading(c: Cluster) -> None:
-    """Start the daemon and wait until entries on BTCUSDT are open (feed live, state valid)."""
+    """Start the daemon; wait until the feed is LIVE and entries on BTCUSDT are open.
+
+    (The gate starts open and closes when the feed reports "not connected yet", so the gate alone
+    can say "open" for a moment before the daemon could trade.)
+    """
     c.start_daemon()
-    wait_for(lambda: c.entries_open("BTCUSDT"), 20, "BTCUSDT entries open before the fault")
+    live = lambda: ((c.node("feed:BTCUSDT") or {}).get("details") or {}).get("status") == "LIVE"  # noqa: E731
+    wait_for(lambda: live() and c.entries_open("BTCUSDT"), 30, "feed LIVE and BTCUSDT entries open")
 
 
 def ms_since(t0: float) -> float:
@@ -127,7 +132,7 @@ def broker_timeout(result: Result) -> None:
     with cluster("broker-timeout", [StrategySpec("t1", buy_at="+2s", stop_loss=90_000.0), cued("t2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("hold_reply", count=1, hold_s=3.0)  # reply 2 s past the 1 s order_timeout
-        c.start_daemon()
+        trading(c)
         wait_for(lambda: c.executed("t1:e1"), 15, "t1's BUY executed at the exchange (reply held)")
         sent_ms = placed(c, "t1:e1")[0]["time_ms"]
         wait_for(lambda: has(c, "t1", position="bought"), 10, "t1 settled as bought by the lookup")
@@ -174,7 +179,7 @@ def broker_reject(result: Result) -> None:
     with cluster("broker-reject", [StrategySpec("r1", buy_at="+2s"), cued("r2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("order_reject", count=1, code=-2019)
-        c.start_daemon()
+        trading(c)
         wait_for(lambda: placed(c, "r1:e1"), 15, "r1's BUY reached the exchange")
         rejected_ms = placed(c, "r1:e1")[0]["time_ms"]
         wait_for(lambda: details(c, "r1").get("status") == "failed", 10, "r1 shown failed in /status")
@@ -213,7 +218,7 @@ def token_invalid(result: Result) -> None:
     with cluster("token-invalid", [StrategySpec("a1", account="alice", buy_at="+2s"), a2, b1]) as c:
         c.start_sampling()
         c.exchange.set_fault("token_invalid", count=1, scope="place")
-        c.start_daemon()
+        trading(c)
         wait_for(lambda: placed(c, "a1:e1"), 15, "a1's BUY reached the exchange")
         refused_ms = placed(c, "a1:e1")[0]["time_ms"]
         wait_for(lambda: has(c, "a1", status="paused") and has(c, "a2", status="paused"), 10,
@@ -268,7 +273,7 @@ def broker_network(result: Result) -> None:
     with cluster("broker-network", [StrategySpec("n1", buy_at="+2s"), cued("n2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("rest_latency", count=1, ms=1600, scope="place")
-        c.start_daemon()
+        trading(c)
         wait_for(lambda: has(c, "n1", position="bought"), 25, "n1 bought despite the timeout")
         sent_ms = intent_ms(c, "n1:e1")
         timeouts = logged(c, "venue_request", lambda d: "n1:e1" in d.get("outcome", "")
@@ -431,7 +436,7 @@ def stop_during_order(result: Result) -> None:
     with cluster("stop-during-order", [StrategySpec("f1", buy_at="+2s"), cued("f2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("internal_error", count=100)
-        c.start_daemon()
+        trading(c)
         wait_for(lambda: len(placed(c, "f1:e1")) >= 2, 15, "f1's BUY is being retried")
         t0, command_ms = time.monotonic(), wall_ms()
         c.command("strategy-stop", id="f1")
