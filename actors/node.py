@@ -38,7 +38,7 @@ from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.config import Config, StrategyConfig, resolve_strategy_class
-from runtime.logging import log_event, register_secret
+from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
 from runtime.status_server import CommandError, StatusServer
@@ -147,7 +147,8 @@ class Node:
             ]}),
             ChildSpec("monitors", Supervisor, kind="supervisor", kwargs={"children": [
                 ChildSpec("monitor:store", StoreMonitor, args=(s,), kwargs={"reconcile_timeout": 2.0}),
-                ChildSpec("monitor:resources", ResourceMonitor, args=(s,)),
+                ChildSpec("monitor:resources", ResourceMonitor, args=(s,),
+                          kwargs={"rotate_logs": rotate_now, "cold_writes_allowed": s.cold_writes}),
                 ChildSpec("monitor:clock", ClockMonitor, args=(s,)),
                 ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
             ]}),

@@ -7,6 +7,7 @@ actors go through the directory by node id.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,12 @@ from supervision import Fence
 ENGINE = "execution-engine"
 
 
+def _allowed() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class Services:
     config: Config
@@ -40,6 +47,7 @@ class Services:
     gate: GateBoard = field(default_factory=GateBoard)
     ticks: TickSubscriptions = field(default_factory=TickSubscriptions)
     runtime_cache: RuntimeCache = field(default_factory=RuntimeCache)
+    cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Any = None  # runtime.metrics.Metrics
 
     def submit(self, intent: OrderIntent) -> bool:

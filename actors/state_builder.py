@@ -593,8 +593,8 @@ class StateBuilder(SupervisedActor):
 
     def _snapshot(self, symbols: list[str]) -> None:
         self._last_snapshot = time.monotonic()
-        if self._writer is None:
-            return
+        if self._writer is None or not self.services.cold_writes.is_set():
+            return  # F20: the disk is nearly full; snapshots are cold data, prices stay hot
         now = self.clock()
         for symbol in symbols:
             st = self._states.get(symbol)

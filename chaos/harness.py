@@ -197,12 +197,12 @@ class Cluster:
             raise AssertionError("daemon status unreachable")
         return status
 
-    def command(self, name: str, **body: Any) -> dict[str, Any]:
+    def command(self, command: str, /, **body: Any) -> dict[str, Any]:
         """POST an operator command; raises with the server's error text on refusal."""
-        reply = requests.post(f"http://127.0.0.1:{self.status_port}/commands/{name}",
+        reply = requests.post(f"http://127.0.0.1:{self.status_port}/commands/{command}",
                               json={"reason": f"chaos {self.name}", **body}, timeout=30)
         if reply.status_code != 200:
-            raise AssertionError(f"command {name} refused: HTTP {reply.status_code} {reply.text}")
+            raise AssertionError(f"command {command} refused: HTTP {reply.status_code} {reply.text}")
         return reply.json()
 
     def inject(self, node_id: str, kind: str) -> None:

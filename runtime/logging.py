@@ -26,7 +26,7 @@ import threading
 import traceback
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loguru import logger
 
@@ -168,24 +168,45 @@ class InterceptHandler(std_logging.Handler):
         )
 
 
+_rotate_requested = threading.Event()
+
+
+def rotate_now() -> None:
+    """Rotate the log file at the next line (F20: the disk monitor asks for it at 90 %)."""
+    _rotate_requested.set()
+
+
+def _rotation(limit_bytes: int) -> Callable[[Any, Any], bool]:
+    """loguru rotation predicate: past the size limit, or when `rotate_now()` was called."""
+
+    def should_rotate(message: Any, file: Any) -> bool:
+        if _rotate_requested.is_set():
+            _rotate_requested.clear()
+            return True
+        file.seek(0, 2)
+        return file.tell() + len(message) > limit_bytes
+
+    return should_rotate
+
+
 def setup_logging(
     data_dir: str | Path,
     level: str = "INFO",
     stderr: bool = True,
     *,
-    rotation: str | int = "50 MB",
+    rotation_bytes: int = 50 * 2**20,
     retention: int | str = 10,
 ) -> Path:
     """Replace every loguru sink with JSON sinks: `data_dir/logs/warden.log` (+ stderr).
 
-    Rotation by size, `retention` old files kept. stdlib logging is intercepted
+    Rotation by size or on `rotate_now()`, `retention` old files kept. stdlib logging is intercepted
     at the same level. Idempotent; returns the log file's path.
     """
     log_dir = Path(data_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "warden.log"
     logger.remove()
-    add_json_sink(str(path), level, rotation=rotation, retention=retention, encoding="utf-8")
+    add_json_sink(str(path), level, rotation=_rotation(rotation_bytes), retention=retention, encoding="utf-8")
     if stderr:
         add_json_sink(sys.stderr, level)
     std_level = std_logging.getLevelName(level.upper())  # TRACE/SUCCESS are loguru-only: pass all

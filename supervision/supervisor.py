@@ -225,7 +225,9 @@ class Supervisor(SupervisedActor):
         elif child.state == "restarting":
             child.restart_token += 1  # cancels the pending restart
             self._set_state(child, "stopped")
-        if child.spec.restart is RestartType.TEMPORARY or self._opts.strategy is RestartStrategy.DYNAMIC:
+        # Unlike OTP's simple_one_for_one, a dynamic child's spec is kept: an operator who stops
+        # a strategy must still see it, as `stopped`, and can restart it (delete_child forgets it).
+        if child.spec.restart is RestartType.TEMPORARY:
             self._remove(child_id)
 
     def restart_child(self, child_id: str) -> pykka.ActorRef[Any]:

@@ -105,3 +105,17 @@ def test_setup_logging_writes_json_lines_to_data_dir_and_intercepts_stdlib(tmp_p
     assert entries[1]["component"] == "pykka" and entries[1]["level"] == "WARNING"
     assert entries[2]["component"] == "urllib3.connectionpool"
     assert all(list(e) == FIELDS for e in entries)
+
+
+def test_f20_rotate_now_starts_a_new_file_at_the_next_line(tmp_path):
+    from runtime.logging import log_event, rotate_now, setup_logging
+
+    path = setup_logging(tmp_path, stderr=False)
+    log_event("test", "before_rotation")
+    rotate_now()
+    log_event("test", "after_rotation")
+    logger.complete()
+    rotated = [p for p in path.parent.iterdir() if p.name != path.name]
+    assert len(rotated) == 1, f"one rotated file expected, found {sorted(p.name for p in path.parent.iterdir())}"
+    assert "before_rotation" in rotated[0].read_text() and "after_rotation" in path.read_text()
+    logger.remove()

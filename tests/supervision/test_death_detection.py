@@ -145,3 +145,14 @@ def test_dynamic_thousand_children_one_crash_others_keep_serving(start_sup):
     assert answers == ["pong"] * 100
     eventually(lambda: sup.which_children().get()[500]["generation"] != victim["generation"])
     assert sup.count_children().get() == {"specs": 1000, "active": 1000, "supervisors": 0, "workers": 1000}
+
+
+def test_dynamic_terminate_keeps_the_spec_visible_as_stopped(start_sup):
+    sup = start_sup(strategy="dynamic", intensity_scope="child")
+    sup.start_child(ChildSpec("s1", Worker)).get()
+    sup.terminate_child("s1").get()
+    assert [(c["id"], c["state"]) for c in sup.which_children().get()] == [("s1", "stopped")]
+    assert sup.restart_child("s1").get().ask("ping") == "pong"
+    sup.terminate_child("s1").get()
+    sup.delete_child("s1").get()
+    assert sup.which_children().get() == []
