@@ -74,7 +74,6 @@ class Node:
         self.status_server: StatusServer | None = None
         self._stopped = False
         self._root_escalated = False
-        self._parked: dict[str, dict[str, Any]] = {}  # strategy node id -> stopped/disabled by an operator
         self.log = logger.bind(component="node")
 
     # --- start --------------------------------------------------------------------------
@@ -294,18 +293,7 @@ class Node:
     # --- status and commands ----------------------------------------------------------------
 
     def tree(self) -> dict[str, Any]:
-        tree = tree_status(self.root) if self.root is not None else {}
-        self._show_parked(tree)
-        return tree
-
-    def _show_parked(self, tree: dict[str, Any]) -> None:
-        """The dynamic `strategies` supervisor forgets a child it terminates (OTP); an operator who
-        stopped or disabled a strategy still sees it, `stopped` / `disabled`, until it is started."""
-        for node in tree.get("children", []):
-            if node.get("id") == "strategies":
-                present = {child.get("id") for child in node.get("children", [])}
-                node.setdefault("children", []).extend(
-                    dict(parked) for node_id, parked in list(self._parked.items()) if node_id not in present)
+        return tree_status(self.root) if self.root is not None else {}
 
     def _find(self, node_id: str) -> Any:
         ref = self.services.directory.ref(node_id)
@@ -379,16 +367,7 @@ class Node:
                 pass
             if action == "disable":
                 self._write_status(strategy_id, Status.DISABLED, f"disabled by operator: {reason}")
-            state = "disabled" if action == "disable" else "stopped"
-            self._parked[child_id] = {
-                "id": child_id, "kind": "worker", "state": state, "restarts": 0, "last_error": None,
-                "last_exit_at": time.time(), "started_at": None, "generation": None, "children": [],
-                "details": {"symbol": self.config.strategy(strategy_id).symbol,
-                            "account": self.config.strategy(strategy_id).account, "status": state,
-                            "reason": f"{action} by operator: {reason}"},
-            }
         elif action in ("start", "enable"):
-            self._parked.pop(child_id, None)
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
                 self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))

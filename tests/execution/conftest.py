@@ -46,6 +46,14 @@ symbol = "BTCUSDT"
 quantity = 0.02
 buy_at = "+1h"
 sell_at = "+2h"
+[[strategies]]
+id = "s3"
+kind = "scheduled"
+account = "alice"
+symbol = "BTCUSDT"
+quantity = 0.01
+buy_at = "+1h"
+sell_at = "+2h"
 """
 
 FAST_RETRY = RetryConfig(backoff=(0.05, 0.1, 0.2), jitter=0.0)
