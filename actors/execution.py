@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -47,6 +48,20 @@ CANCELLABLE = (Purpose.ENTRY, Purpose.EXIT)  # an operator stop (F25) never canc
 
 
 @dataclass(frozen=True)
+class _RateLimited:
+    at: float
+
+
+@dataclass(frozen=True)
+class _RateLimitQuiet:
+    pass
+
+
+RATE_LIMIT_PERSISTENT = 5  # 429/418 answers within the window make rate limiting "persistent" (F5)
+RATE_LIMIT_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
 class _Done:
     result: OrderResult
     queued: QueuedOrder | None
@@ -63,6 +78,8 @@ class ExecutionEngine(SupervisedActor):
         self.order_workers = order_workers
         self.in_flight: dict[str, _Flight] = {}
         self.completed = 0
+        self.rate_limits: deque[float] = deque()
+        self.rate_limit_reported = False
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
 
     def on_start(self) -> None:
@@ -70,6 +87,8 @@ class ExecutionEngine(SupervisedActor):
         self.consumer = f"{s.config.node.name}:engine"
         self.accounts = {strategy.id: strategy.account for strategy in s.config.strategies}
         self.pipeline = OrderPipeline(s.store, s.venue, s.gate, s.fence, s.stops, RetryPolicy(self.retry_config))
+        ref = self.actor_ref
+        self.pipeline.on_rate_limited = lambda: ref.tell(_RateLimited(time.time()))
         self.pipeline.cache = s.runtime_cache
         self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
@@ -102,6 +121,10 @@ class ExecutionEngine(SupervisedActor):
                 flight.cancel.set()
         elif isinstance(message, _Done):
             self._finish(message)
+        elif isinstance(message, _RateLimited):
+            self._rate_limited(message.at)
+        elif isinstance(message, _RateLimitQuiet):
+            self._rate_limit_quiet()
         return None
 
     def status_details(self) -> dict[str, Any]:
@@ -212,8 +235,8 @@ class ExecutionEngine(SupervisedActor):
             if self.flattening[intent.reason] <= 0:
                 del self.flattening[intent.reason]
                 self.services.directory.tell("degradation", FlattenDone(intent.reason))
-        if result.verdict is Verdict.REFUSED and intent.purpose is Purpose.STOP_LOSS:
-            self._rearm_if_still_open(intent)
+        if result.verdict in (Verdict.REFUSED, Verdict.SAFETY_ABORT) and intent.purpose is Purpose.STOP_LOSS:
+            self._rearm_if_still_open(intent)  # a stop-loss that could not exit stays armed for the next tick
         if result.verdict is Verdict.ACCOUNT_PAUSED:
             self._pause_account(intent.account, intent.strategy_id, result.reason)
         metrics = self.services.metrics
@@ -259,6 +282,27 @@ class ExecutionEngine(SupervisedActor):
         log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
                  action_taken="every strategy of the account paused until an operator enables it").error(
             "account_paused")
+
+    def _rate_limited(self, at: float) -> None:
+        """F5: persistent rate limiting → REDUCED; cleared once a window passes without one
+        (degradation then holds REDUCED for its clean period before ramping back)."""
+        self.rate_limits.append(at)
+        while self.rate_limits and at - self.rate_limits[0] > RATE_LIMIT_WINDOW_S:
+            self.rate_limits.popleft()
+        if len(self.rate_limits) >= RATE_LIMIT_PERSISTENT and not self.rate_limit_reported:
+            self.rate_limit_reported = True
+            self.services.directory.tell("degradation", signals.rate_limited(
+                True, f"{len(self.rate_limits)} rate-limit answers within {RATE_LIMIT_WINDOW_S:g}s"))
+        if self.rate_limit_reported:
+            ref = self.actor_ref
+            self.services.timers.schedule(at + RATE_LIMIT_WINDOW_S, lambda: ref.tell(_RateLimitQuiet()))
+
+    def _rate_limit_quiet(self) -> None:
+        now = time.time()
+        if self.rate_limit_reported and (not self.rate_limits or now - self.rate_limits[-1] >= RATE_LIMIT_WINDOW_S):
+            self.rate_limit_reported = False
+            self.rate_limits.clear()
+            self.services.directory.tell("degradation", signals.rate_limited(False, "no rate limiting for a minute"))
 
     def _rearm_if_still_open(self, intent: OrderIntent) -> None:
         runtime = self.services.runtime_cache.get(intent.strategy_id)

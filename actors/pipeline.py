@@ -121,6 +121,7 @@ class OrderPipeline:
         self.wall_clock = wall_clock
         self.cache = RuntimeCache()
         self.local_locks = StrategyLocks()
+        self.on_rate_limited: Callable[[], None] = lambda: None  # called on a worker thread per 429/418
 
     # --- entry point ------------------------------------------------------------------
 
@@ -287,6 +288,7 @@ class OrderPipeline:
                 delay = decision.delay
                 if outcome.kind is OutcomeKind.RATE_LIMITED:
                     limited += 1
+                    self.on_rate_limited()
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
                     delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(intent.purpose.priority)

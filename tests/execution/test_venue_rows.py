@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from actors.core.signals import Effect, Signal
+from supervision import ChildSpec, SupervisedActor, Supervisor
 from actors.core.stop_index import StopHit, StopSide
 from actors.execution import StopsTriggered
 from actors.orders import OrderIntent, Purpose
@@ -157,3 +159,33 @@ def test_scheduled_entry_is_tried_once_per_start_and_again_after_enable():
     ctx2.runtime = Runtime(entry_seq=2, pending_order="a1:e2", pending_purpose="entry")
     enabled.on_timer(ctx2, "buy")
     assert ctx2.bought == 1, "never while an entry is pending"
+
+
+
+class DegradationRecorder(SupervisedActor):
+    """Registers as `degradation` and records the signals the engine sends it."""
+
+    def __init__(self, services: Services, seen: list[Any]) -> None:
+        super().__init__()
+        self.services, self.seen = services, seen
+
+    def on_start(self) -> None:
+        self.services.directory.register("degradation", self.generation, self.actor_ref)
+
+    def on_receive(self, message: Any) -> Any:
+        self.seen.append(message)
+
+
+def test_f5_persistent_rate_limiting_signals_reduced(make_trading):
+    t = make_trading()
+    seen: list[Any] = []
+    recorder = Supervisor.start(children=[ChildSpec("degradation", DegradationRecorder, args=(t.services, seen))])
+    try:
+        t.exchange.set_fault("http_429", count=6, retry_after_s=0)
+        t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.ENTRY, 0.01, 95_000.0))
+        assert t.wait_update("s1", timeout=20).verdict == "FILLED", "rate limits delay an order, never abort it"
+        reduced = eventually(lambda: [m for m in seen if isinstance(m, Signal) and m.effect is Effect.REDUCED],
+                             what="a REDUCED signal for persistent rate limiting")
+        assert reduced[0].active and reduced[0].cause == "rate_limit"
+    finally:
+        recorder.stop()
