@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-import pykka
 
 from actors.core import signals
 from actors.core.breakers import (
@@ -382,15 +381,7 @@ class CircuitBreakerActor(SupervisedActor):
     # --- timer ----------------------------------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        ref = self.actor_ref
-
-        def fire() -> None:
-            try:
-                ref.tell(_Poll())
-            except pykka.ActorDeadError:
-                pass
-
-        self._timer = self.services.timers.schedule(time.time() + self.poll_interval, fire)
+        self._timer = self.services.timers.tell_after(self.poll_interval, self.actor_ref, _Poll())
 
     def _disarm_timer(self) -> None:
         if self._timer is not None:

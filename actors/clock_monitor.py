@@ -139,15 +139,7 @@ class ClockMonitor(SupervisedActor):
             self._arm()
 
     def _arm(self) -> None:
-        ref = self.actor_ref
-
-        def fire() -> None:
-            try:
-                ref.tell(_Probe())
-            except pykka.ActorDeadError:
-                pass
-
-        self._timer = self.services.timers.schedule(time.time() + self.interval_s, fire)
+        self._timer = self.services.timers.tell_after(self.interval_s, self.actor_ref, _Probe())
 
     def _on_measured(self, message: _Measured) -> None:
         self._probing = False

@@ -49,7 +49,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import pykka
 
 from actors.core import signals
 from actors.core.degradation import Degradation, DegradationConfig, Gate, Mode, Transition
@@ -419,15 +418,7 @@ class DegradationActor(SupervisedActor):
     # --- timer --------------------------------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        ref = self.actor_ref
-
-        def fire() -> None:
-            try:
-                ref.tell(_Tick())
-            except pykka.ActorDeadError:
-                pass
-
-        self._timer = self.services.timers.schedule(time.time() + self.tick_interval, fire)
+        self._timer = self.services.timers.tell_after(self.tick_interval, self.actor_ref, _Tick())
 
     def _disarm_timer(self) -> None:
         if self._timer is not None:

@@ -294,8 +294,7 @@ class ExecutionEngine(SupervisedActor):
             self.services.directory.tell("degradation", signals.rate_limited(
                 True, f"{len(self.rate_limits)} rate-limit answers within {RATE_LIMIT_WINDOW_S:g}s"))
         if self.rate_limit_reported:
-            ref = self.actor_ref
-            self.services.timers.schedule(at + RATE_LIMIT_WINDOW_S, lambda: ref.tell(_RateLimitQuiet()))
+            self.services.timers.tell_at(at + RATE_LIMIT_WINDOW_S, self.actor_ref, _RateLimitQuiet())
 
     def _rate_limit_quiet(self) -> None:
         now = time.time()

@@ -794,15 +794,7 @@ class FeedActor(SupervisedActor):
             mono - ping > self.health_config.heartbeat_timeout
 
     def _after(self, delay: float, message: Any) -> int:
-        ref = self.actor_ref
-
-        def fire() -> None:
-            try:
-                ref.tell(message)
-            except pykka.ActorDeadError:
-                pass
-
-        return self.services.timers.schedule(time.time() + delay, fire)
+        return self.services.timers.tell_after(delay, self.actor_ref, message)
 
     def _arm_poll(self) -> None:
         if not self._stopped:

@@ -25,6 +25,7 @@ from actors.services import ENGINE, Services
 from supervision import SupervisedActor
 
 NODE = "position-manager"
+PERIODIC = "periodic"
 log = logger.bind(component=NODE)
 
 
@@ -62,6 +63,8 @@ class PositionManager(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Reconcile):
             drift = self.reconcile(message.reason)
+            if message.reason == PERIODIC:
+                self._schedule_reconcile()
             if message.request_id:
                 detail = "venue unreachable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
                 self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
@@ -112,11 +115,4 @@ class PositionManager(SupervisedActor):
         self.drift = drift
 
     def _schedule_reconcile(self) -> None:
-        ref = self.actor_ref
-
-        def due() -> None:
-            if ref.is_alive():
-                ref.tell(Reconcile("periodic"))
-                self._schedule_reconcile()
-
-        self._timer = self.services.timers.schedule(time.time() + self.reconcile_every_s, due)
+        self._timer = self.services.timers.tell_after(self.reconcile_every_s, self.actor_ref, Reconcile(PERIODIC))

@@ -12,7 +12,9 @@ import heapq
 import itertools
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
+
+import pykka
 
 from loguru import logger
 
@@ -35,6 +37,20 @@ class TimerWheel:
             heapq.heappush(self._heap, (at, token, callback))
             self._cond.notify()
         return token
+
+    def tell_at(self, at: float, ref: pykka.ActorRef[Any], message: Any) -> int:
+        """Tell `message` to `ref` at epoch `at`; a dead actor (restarted meanwhile) is skipped."""
+
+        def fire() -> None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+        return self.schedule(at, fire)
+
+    def tell_after(self, delay_s: float, ref: pykka.ActorRef[Any], message: Any) -> int:
+        return self.tell_at(self._clock() + delay_s, ref, message)
 
     def cancel(self, token: int) -> None:
         with self._cond:
