@@ -22,6 +22,7 @@ from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderResult, Verdict
 from actors.services import Services
 from runtime.config import parse_config
+from tests.fakes import FakeClock, Recorder
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
@@ -34,29 +35,6 @@ max_trade_loss_pct = 5.0
 max_session_loss_pct = 10.0
 max_consecutive_losses = 5
 """
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Recorder(pykka.ThreadingActor):
-    use_daemon_thread = True
-
-    def __init__(self, box: list[Any]) -> None:
-        super().__init__()
-        self.box = box
-
-    def on_receive(self, message: Any) -> Any:
-        self.box.append(message)
-        return None
 
 
 class World:

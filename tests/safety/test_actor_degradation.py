@@ -22,6 +22,7 @@ from actors.services import Services
 from runtime.config import parse_config
 from runtime.logging import add_json_sink
 from supervision import ChildSpec, Supervisor
+from tests.fakes import FakeClock, Recorder
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
@@ -30,31 +31,6 @@ CONFIG = """
 symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 liquid_symbols = ["BTCUSDT"]
 """
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Recorder(pykka.ThreadingActor):
-    """Stands in for another node: records every message (with the gate it saw) in a list."""
-
-    use_daemon_thread = True
-
-    def __init__(self, box: list[Any]) -> None:
-        super().__init__()
-        self.box = box
-
-    def on_receive(self, message: Any) -> Any:
-        self.box.append(message)
-        return None
 
 
 class World:

@@ -35,20 +35,10 @@ from runtime.store.runtime_state import Position, Runtime
 from supervision import ChildSpec, Supervisor
 from tests.redis_fixture import redis_server, redis_url, store  # noqa: F401
 from tests.supervision.workers import Worker
+from tests.fakes import FakeClock
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class PositionManager(pykka.ThreadingActor):

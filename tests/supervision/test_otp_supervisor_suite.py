@@ -21,7 +21,8 @@ from supervision import (
     StartFailed,
     Supervisor,
 )
-from tests.supervision.workers import FakeClock, FlakyStart, Worker
+from tests.fakes import FakeClock
+from tests.supervision.workers import FlakyStart, Worker
 from tests.waiting import eventually
 
 

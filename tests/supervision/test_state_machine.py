@@ -13,7 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from supervision import ChildSpec, Supervisor
 from supervision.policy import RestartWindow
-from tests.supervision.workers import FakeClock, Worker
+from tests.fakes import FakeClock
+from tests.supervision.workers import Worker
 from tests.waiting import eventually
 
 IDS = ["a", "b", "c"]

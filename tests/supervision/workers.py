@@ -53,16 +53,3 @@ class FlakyStart(SupervisedActor):
         if message == "crash":
             raise RuntimeError("flaky crashed")
         return "pong"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
