@@ -31,17 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
-
-class OutcomeKind(str, Enum):
-    ACCEPTED = "ACCEPTED"
-    FILLED = "FILLED"
-    REJECTED_PERMANENT = "REJECTED_PERMANENT"
-    REJECTED_TRANSIENT = "REJECTED_TRANSIENT"
-    RATE_LIMITED = "RATE_LIMITED"
-    UNKNOWN = "UNKNOWN"
-    TOKEN_INVALID = "TOKEN_INVALID"
-    DUPLICATE = "DUPLICATE"
-    NOT_FOUND = "NOT_FOUND"
+from runtime.venue.outcomes import OutcomeKind  # the one vocabulary of outcomes, from the venue's edge
 
 
 class RetryAction(str, Enum):
