@@ -30,6 +30,16 @@ Outputs, all by ``tell`` through the directory:
 - ``degradation``: ``Signal``s (re-sent on ``ReportHealth`` and when undelivered);
 - ``circuit-breaker``: ``AbnormalPrice`` (F13) and ``PriceValidity`` on change.
 
+Abnormal-price episodes (F13). The tracker flags every update that is more than
+20 % away from the last minute's range -- after one step move, every later price
+until the old ones leave the window -- and alerts at most once a minute. The feed
+turns that into *episodes*: one starts at the first flagged update and ends after
+``abnormal_quiet_s`` without one. Every episode tells the breaker ``AbnormalPrice``
+once (the tracker's alert, or the feed's own when the tracker's once-a-minute
+alert is still suppressed), and ``PriceValidity`` is true only while LIVE with no
+episode open. So a single move pauses entries for the breaker's 60 s (the move
+leaves the window then), not 60 s more for a flag that lingers after it.
+
 An update the tracker accepts but flags as an abnormal move (F13) is still
 forwarded ``fresh``: the circuit breaker pauses entries, but a real crash is
 exactly when a stop-loss must fire.
@@ -216,6 +226,7 @@ class FeedTimings:
     snapshot_retry_s: float = 0.5  # after a failed depth fetch (doubles up to 8 s)
     depth_limit: int = 1000
     book_top_levels: int = 10
+    abnormal_quiet_s: float = 3.0  # F13: an episode ends this long after its last flagged update (> price cadence)
 
 
 # --- the reader thread ------------------------------------------------------------------------
@@ -413,6 +424,9 @@ class FeedActor(SupervisedActor):
         self._undelivered = False
         self._reconnect_reduced_sent = False
         self._valid: bool | None = None
+        self._abnormal_last: float | None = None  # receive time of the last update flagged abnormal (F13)
+        self._abnormal_episode = False
+        self._abnormal_reported = False  # the breaker has been told AbnormalPrice for the open episode
         self._last_update_wall: float | None = None
         self._corrupt_logged_at = 0.0
         self._corrupt_unlogged = 0
@@ -621,6 +635,8 @@ class FeedActor(SupervisedActor):
         verdict = self.tracker.on_update(now, event_time=self._event_time(venue_ms), price=price, stream=kind)
         if not verdict.accepted:
             return
+        if "abnormal_price" in verdict.flags:
+            self._abnormal_seen(now)
         self._last_update_wall = now
         health = self.tracker.health(now)
         fresh = health.status not in BLIND and "backwards_timestamp" not in verdict.flags
@@ -643,7 +659,7 @@ class FeedActor(SupervisedActor):
         health = self.tracker.health(now)
         if self._sent is None or (health.status, health.reduced) != self._sent:
             self._publish(health)
-        elif health.abnormal_price == self._valid:  # validity flipped without a status change
+        else:  # validity may change without a status change (F13 episodes)
             self._update_validity(health)
 
     # --- the book -------------------------------------------------------------------------
@@ -676,7 +692,10 @@ class FeedActor(SupervisedActor):
                                                             self.book.last_update_id or 0, now))
         depth = sum(p * q for p, q in bids) + sum(p * q for p, q in asks)
         if depth > 0:
+            collapses = self.tracker.counters.depth_collapses
             self.tracker.on_depth(now, depth)
+            if self.tracker.counters.depth_collapses != collapses:
+                self._abnormal_seen(now)
 
     def _resync(self, reason: str) -> None:
         self.resyncs += 1
@@ -836,9 +855,27 @@ class FeedActor(SupervisedActor):
         self._update_validity(health)
         self._refresh_details(health)
 
+    def _abnormal_seen(self, now: float) -> None:
+        """An update the tracker flagged abnormal (price move or depth collapse): open or extend an episode."""
+        if not self._abnormal_episode:
+            self._abnormal_episode, self._abnormal_reported = True, False
+        self._abnormal_last = now
+
     def _update_validity(self, health: FeedHealth) -> None:
-        """F13: the breaker lifts an abnormal-price pause only while the symbol's data validates."""
-        valid = health.status is FeedStatus.LIVE and not health.abnormal_price
+        """F13: the breaker lifts an abnormal-price pause only while the symbol's data validates:
+        LIVE and no abnormal episode open. Runs after ``_handle_alerts``, so an episode the tracker
+        alerted is not told twice."""
+        if self._abnormal_episode:
+            if self._abnormal_last is not None and self.clock() - self._abnormal_last >= self.timings.abnormal_quiet_s:
+                self._abnormal_episode = False
+            elif not self._abnormal_reported:  # the tracker's alert is once a minute; every episode must pause
+                self._abnormal_reported = self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(
+                    self.symbol, "abnormal price move again (within a minute of the last one)"))
+                if self._abnormal_reported:
+                    log_event(self.node_id, "alert_abnormal_price", level="ERROR",
+                              details={"message": "abnormal price move again within a minute of the last one"},
+                              action_taken="circuit-breaker told (entries paused)")
+        valid = health.status is FeedStatus.LIVE and not self._abnormal_episode
         if valid != self._valid and self.services.directory.tell(CIRCUIT_BREAKER, PriceValidity(self.symbol, valid)):
             self._valid = valid
 
@@ -849,7 +886,8 @@ class FeedActor(SupervisedActor):
                       action_taken="circuit-breaker told (entries paused)" if alert.kind == "abnormal_price"
                       else "alert raised")
             if alert.kind == "abnormal_price":
-                self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(self.symbol, alert.message))
+                told = self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(self.symbol, alert.message))
+                self._abnormal_reported = self._abnormal_reported or told
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -868,6 +906,7 @@ class FeedActor(SupervisedActor):
             "reasons": list(health.reasons),
             "reduced": health.reduced,
             "abnormal_price": health.abnormal_price,
+            "abnormal_episode": self._abnormal_episode,
             "suspect": health.suspect,
             "corrupt_rate": round(health.corrupt_rate, 4),
             "connected": self._connected,

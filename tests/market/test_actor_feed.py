@@ -9,6 +9,7 @@ Intervals are injected short (actor_rig.FAST_*); every wait is bounded.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from actors.circuit_breaker import AbnormalPrice, PriceValidity
 from actors.core.feed_health import FeedHealthConfig
@@ -17,6 +18,7 @@ from actors.core.signals import Effect, Scope
 from actors.degradation import DegradationActor, ReportHealth
 from tests.market.actor_rig import (  # noqa: F401 - fixtures
     FAST_HEALTH,
+    FAST_TIMINGS,
     SYMBOL,
     Inbox,
     book_converges,
@@ -192,6 +194,60 @@ def test_f13_abnormal_price_tells_circuit_breaker(make_rig):
                what="PriceValidity(False) while the move is abnormal (the breaker keeps entries paused)")
     details = eventually(lambda: (d := rig.details(feed))["abnormal_price"] and d, timeout=1.0, what="flagged")
     assert details["status"] == "LIVE", "F13 keeps positions and the feed: only entries pause"
+
+
+FAST_TIMINGS_QUIET = replace(FAST_TIMINGS, abnormal_quiet_s=0.3)  # marks come every 50 ms in FAST_MARKET
+
+
+def _validity_after(inbox: Inbox, start: int, valid: bool) -> float | None:
+    """perf time of the first PriceValidity(valid) after the first `start` messages of that kind."""
+    return next((t for t, m in inbox.timed(PriceValidity)[start:] if m.valid is valid), None)
+
+
+def test_f13_single_move_validates_one_window_later_not_two(make_rig):
+    """A step move is flagged on every price until it leaves the window (one window); the data
+    must validate then, so the breaker's 60 s pause is not stretched to two windows."""
+    window = 2.0
+    rig = make_rig()
+    feed = rig.start_feed(health=FeedHealthConfig(stale_after=0.3, heartbeat_timeout=0.5, resume_after_clean=0.3,
+                                                  abnormal_window=window),
+                          timings=FAST_TIMINGS_QUIET)
+    rig.wait_status(feed, "LIVE")
+    eventually(lambda: rig.breaker.messages(PriceValidity) and rig.breaker.messages(PriceValidity)[-1].valid,
+               timeout=3.0, what="PriceValidity(True) while LIVE")
+    before = len(rig.breaker.messages(PriceValidity))
+    t0 = time.perf_counter()
+    rig.exchange.set_fault("price_spike", pct=-25.0, symbol=SYMBOL)
+
+    eventually(lambda: _validity_after(rig.breaker, before, False), timeout=2.0, what="PriceValidity(False)")
+    valid_at = eventually(lambda: _validity_after(rig.breaker, before, True), timeout=3 * window,
+                          what="PriceValidity(True) once the move has left the window")
+    assert window <= valid_at - t0 <= window + 1.5, \
+        f"F13: the data validates one window after a single move ({valid_at - t0:.2f}s, window {window}s)"
+    assert len(rig.breaker.messages(AbnormalPrice)) == 1, "one move, one AbnormalPrice"
+    assert rig.details(feed)["status"] == "LIVE"
+
+
+def test_f13_a_new_move_after_validation_pauses_again_although_the_tracker_alert_is_suppressed(make_rig):
+    """The tracker alerts once per window; a second move right after the data validated must still
+    reach the breaker (else entries would stay open through it)."""
+    window = 2.0
+    rig = make_rig()
+    feed = rig.start_feed(health=FeedHealthConfig(stale_after=0.3, heartbeat_timeout=0.5, resume_after_clean=0.3,
+                                                  abnormal_window=window),
+                          timings=FAST_TIMINGS_QUIET)
+    rig.wait_status(feed, "LIVE")
+    rig.exchange.set_fault("price_spike", pct=-25.0, symbol=SYMBOL)
+    eventually(lambda: len(rig.breaker.messages(AbnormalPrice)) == 1, timeout=2.0, what="first AbnormalPrice")
+    before = len(rig.breaker.messages(PriceValidity))
+    eventually(lambda: _validity_after(rig.breaker, before, True), timeout=3 * window, what="validated")
+    assert rig.details(feed)["abnormal_price"], "precondition: the tracker still holds its once-a-window flag"
+    rig.exchange.set_fault("price_spike", pct=-25.0, symbol=SYMBOL)
+
+    second = eventually(lambda: rig.breaker.messages(AbnormalPrice)[1:], timeout=2.0, what="second AbnormalPrice")
+    assert second[0].symbol == SYMBOL
+    eventually(lambda: not rig.breaker.messages(PriceValidity)[-1].valid, timeout=1.0,
+               what="PriceValidity(False) again during the second move")
 
 
 def test_feed_status_details_and_config_defaults(make_rig):
