@@ -135,7 +135,6 @@ class Node:
     def _tree(self) -> list[ChildSpec]:
         s = self.services
         cfg = self.config
-        hang = cfg.supervision.hang_timeout_s
         strategies = [self._strategy_spec(strategy) for strategy in cfg.strategies]
         return [
             ChildSpec("safety", Supervisor, kind="supervisor", kwargs={"children": [

@@ -28,7 +28,6 @@ import pykka
 import requests
 
 from actors.core.degradation import Gate, Mode
-from actors.core.stop_index import StopHit
 from actors.execution import ExecutionEngine
 from actors.messages import StopsTriggered
 from actors.services import Services

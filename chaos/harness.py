@@ -33,6 +33,7 @@ from runtime.store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "chaos"
+CUE = "chaos.cue:OnCue"
 
 
 def free_port() -> int:
@@ -83,6 +84,11 @@ class StrategySpec:
         return "\n".join(lines)
 
 
+def cued(strategy_id: str, **params: Any) -> StrategySpec:
+    """A strategy that buys when the scenario says so (`cluster.cue(id)`), not at a configured time."""
+    return StrategySpec(strategy_id, cls=CUE, params={"quantity": 0.01, **params})
+
+
 @dataclass
 class Sample:
     t: float
@@ -117,6 +123,9 @@ class Cluster:
         self.t0 = time.monotonic()
         self.t0_wall = time.time()
         self.store: Store | None = None
+        for spec in strategies:
+            if spec.cls == CUE:
+                spec.params["cue"] = str(self.workdir / f"cue-{spec.id}")
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -171,6 +180,23 @@ class Cluster:
             tail = (self.workdir / f"daemon-{self.daemon_starts}.log").read_text(errors="replace")[-1500:]
             raise AssertionError(f"daemon exited with code {code} while starting:\n{tail}")
         return True
+
+    def start_trading(self, symbol: str = "BTCUSDT", timeout: float = 30) -> None:
+        """Start sampling and the daemon; wait until its feed is LIVE and entries on `symbol` are open.
+
+        (The gate starts open and closes when the feed reports "not connected yet", so the gate
+        alone can say "open" for a moment before the daemon could trade.)
+        """
+        if not self.samples:
+            self.start_sampling()
+        self.start_daemon()
+        live = lambda: ((self.node(f"feed:{symbol}") or {}).get("details") or {}).get("status") == "LIVE"  # noqa: E731
+        wait_for(lambda: live() and self.entries_open(symbol), timeout, f"feed LIVE and {symbol} entries open")
+
+    def cue(self, strategy_id: str) -> None:
+        """Tell a cued strategy (`cued(...)`) to buy now."""
+        spec = next(s for s in self.strategies if s.id == strategy_id)
+        Path(spec.params["cue"]).touch()
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None

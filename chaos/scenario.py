@@ -41,6 +41,11 @@ class Result:
                 "failures": self.failures, "notes": self.notes, "wall_s": round(self.wall_s, 2)}
 
 
+def ms_since(t0: float) -> float:
+    """Milliseconds since the monotonic instant `t0`, for detect/recover figures."""
+    return round((time.monotonic() - t0) * 1000.0, 1)
+
+
 ScenarioFn = Callable[[Result], None]
 REGISTRY: dict[str, tuple[str, ScenarioFn]] = {}
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import time
 
 from chaos.harness import Cluster, StrategySpec, wait_for
-from chaos.scenario import Result, finish, scenario
-
-
-def ms_since(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000.0, 1)
+from chaos.scenario import Result, finish, ms_since, scenario
 
 
 @scenario("kill-daemon", "F19")

@@ -17,49 +17,18 @@ only moves when a scenario moves it); monitor:clock probes the venue's time ever
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-from chaos.harness import Cluster, StrategySpec, wait_for
-from chaos.scenario import Result, finish, scenario
+from chaos.harness import Cluster, cued, wait_for
+from chaos.scenario import Result, finish, ms_since, scenario
 
 SYMBOL = "BTCUSDT"
-CUE = "chaos.cue:OnCue"
 HEARTBEAT_MS = 1000.0  # the harness's [feeds] heartbeat_timeout_s
 CLOCK_PROBE_S = 5.0  # monitor:clock's probe interval
 ABNORMAL_PAUSE_S = 60.0  # the circuit breaker's F13 pause
 
 
 # --- setting up ------------------------------------------------------------------------------
-
-
-def cued(strategy_id: str, **params: Any) -> StrategySpec:
-    """A strategy that buys when the scenario says so (`cue(c, id)`), not at a configured time."""
-    return StrategySpec(strategy_id, cls=CUE, params={"quantity": 0.01, **params})
-
-
-def cluster(name: str, strategies: list[StrategySpec], extra_toml: str = "") -> Cluster:
-    c = Cluster(name, strategies, extra_toml=extra_toml)
-    for spec in strategies:
-        if spec.cls == CUE:
-            spec.params["cue"] = str(c.workdir / f"cue-{spec.id}")
-    return c
-
-
-def cue(c: Cluster, strategy_id: str) -> None:
-    spec = next(s for s in c.strategies if s.id == strategy_id)
-    Path(spec.params["cue"]).touch()
-
-
-def trading(c: Cluster) -> None:
-    """Start the daemon and wait until entries on BTCUSDT are open (feed LIVE, state valid)."""
-    c.start_sampling()
-    c.start_daemon()
-    wait_for(lambda: c.entries_open(SYMBOL), 20, "BTCUSDT entries open before the fault")
-
-
-def ms_since(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000.0, 1)
 
 
 def wall_ms() -> float:
@@ -169,14 +138,14 @@ def feed_stall(result: Result) -> None:
     reconnect into a still-stalled exchange stalls again); after the stall: snapshot resync, clean
     data, LIVE, and the entry refused meanwhile goes out.
     """
-    with cluster("feed-stall", [cued("st1")]) as c:
-        trading(c)
+    with Cluster("feed-stall", [cued("st1")]) as c:
+        c.start_trading()
         before = feed(c)
         t0, start_ms = time.monotonic(), wall_ms()
         c.exchange.set_fault("ws_stall", duration_s=3.0)
         wait_for(lambda: c.entries_open(SYMBOL) is False, 5, "BTCUSDT entries blocked after the feed went silent")
         result.notes["blocked_seen_from_outside_ms"] = ms_since(t0)
-        cue(c, "st1")  # asks for its BUY now, and every second while the gate refuses
+        c.cue("st1")  # asks for its BUY now, and every second while the gate refuses
         closed = first_logged(c, "transition", start_ms, lambda d: d.get("scope") == f"symbol:{SYMBOL}"
                               and d.get("to") == "CLOSED", 5, "degradation closed the BTCUSDT gate")
         result.detect_ms = round(log_ms(closed) - start_ms, 1)
@@ -217,8 +186,8 @@ def sequence_gap(result: Result) -> None:
     rebuilt from a REST snapshot; entries reopen once it is LIVE. With the market frozen, the local
     book sits at the exchange's lastUpdateId and its top equals the exchange's; a new entry fills.
     """
-    with cluster("sequence-gap", [cued("sg1")]) as c:
-        trading(c)
+    with Cluster("sequence-gap", [cued("sg1")]) as c:
+        c.start_trading()
         before = feed(c)["book"]
         start_ms = wall_ms()
         c.exchange.set_fault("ws_gap", count=1)
@@ -252,7 +221,7 @@ def sequence_gap(result: Result) -> None:
         finally:
             c.exchange.resume_market()
         wait_for(lambda: c.entries_open(SYMBOL), 10, "BTCUSDT entries open")
-        cue(c, "sg1")
+        c.cue("sg1")
         wait_for(lambda: c.executed("sg1:e1"), 15, "a new entry fills after the rebuild")
         wait_for(lambda: position(c, "sg1") == "bought", 10, "sg1 bought")
         finish(result, c)
@@ -272,16 +241,16 @@ def stale_data(result: Result) -> None:
     cleared, entries resume, and the stop of the flattened position never fires on the fresh price.
     """
     extra = 'stale_exit_after_s = 3.0\nstale_policy = "flatten"'
-    with cluster("stale-data", [cued("sd1", stop_loss=99_000.0), cued("sd2")], extra) as c:
-        trading(c)
-        cue(c, "sd1")
+    with Cluster("stale-data", [cued("sd1", stop_loss=99_000.0), cued("sd2")], extra_toml=extra) as c:
+        c.start_trading()
+        c.cue("sd1")
         wait_for(lambda: position(c, "sd1") == "bought", 15, "sd1 bought with its stop at 99,000")
         t0, start_ms = time.monotonic(), wall_ms()
         c.exchange.set_fault("ws_stall", duration_s=6.0)
         wait_for(lambda: c.entries_open(SYMBOL) is False, 5, "BTCUSDT entries blocked once the data is blind")
         result.detect_ms = ms_since(t0)
         c.exchange.set_price(SYMBOL, 98_000.0)  # through sd1's stop while the daemon sees nothing
-        cue(c, "sd2")  # an entry while blind: refused
+        c.cue("sd2")  # an entry while blind: refused
         wait_for(lambda: c.executed("sd1:x1"), 10, "sd1's position flattened while the symbol was stale")
         flatten_ms = float(c.executed("sd1:x1")[0]["time_ms"]) - start_ms
         result.notes["flatten_after_ms"] = round(flatten_ms, 1)
@@ -324,8 +293,8 @@ def timestamp_anomaly(result: Result) -> None:
     repeated anomalies are alerted. The skew is removed before the next clock probe: the events are
     accepted again and entries resume. (F21, clock-drift, is the same fault seen by monitor:clock.)
     """
-    with cluster("timestamp-anomaly", [cued("ta1")]) as c:
-        trading(c)
+    with Cluster("timestamp-anomaly", [cued("ta1")]) as c:
+        c.start_trading()
         probes = clock(c).get("probes", 0)
         wait_for(lambda: clock(c).get("probes", 0) > probes, CLOCK_PROBE_S + 3, "a clock probe (the next is 5 s off)")
         before = feed(c)["counters"]
@@ -333,7 +302,7 @@ def timestamp_anomaly(result: Result) -> None:
         c.exchange.set_fault("clock_skew", ms=7000)
         wait_for(lambda: c.entries_open(SYMBOL) is False, 4, "BTCUSDT entries blocked while every event is rejected")
         result.detect_ms = ms_since(t0)
-        cue(c, "ta1")
+        c.cue("ta1")
         during = feed(c)
         result.check(during["counters"]["future_rejected"] > before["future_rejected"],
                      f"events > 5 s in the future rejected and counted ({during['counters']['future_rejected']})")
@@ -372,8 +341,8 @@ def corrupt_frames(result: Result) -> None:
     the rate falls back under 5 %, the cause clears and REDUCED holds only for its documented
     60 s clean period (the scenario checks the announced deadline rather than waiting it out).
     """
-    with cluster("corrupt-frames", [cued("cf1")]) as c:
-        trading(c)
+    with Cluster("corrupt-frames", [cued("cf1")]) as c:
+        c.start_trading()
         before = feed(c)["counters"]
         t0, start_ms = time.monotonic(), wall_ms()
         c.exchange.set_fault("ws_corrupt", duration_s=4.0, mode="json", stream="markPrice")
@@ -389,7 +358,7 @@ def corrupt_frames(result: Result) -> None:
                                                                 f"({reduced['details']['cause']})")
         result.check(feed(c).get("status") == "LIVE", "the symbol stays LIVE: good frames keep flowing")
         result.check(c.entries_open(SYMBOL) is True, "entries stay open on a liquid symbol in REDUCED")
-        cue(c, "cf1")
+        c.cue("cf1")
         wait_for(lambda: c.executed("cf1:e1"), 10, "an entry during REDUCED")
         qty = float(c.executed("cf1:e1")[0].get("quantity", 0))
         result.check(abs(qty - 0.005) < 1e-9, f"REDUCED trades at half size (0.01 asked, {qty} sent)")
@@ -430,9 +399,9 @@ def price_spike(result: Result) -> None:
     position unchanged); after the pause, with the data validated, the breaker closes and entries
     resume (the refused entry fills), bounded at 75 s.
     """
-    with cluster("price-spike", [cued("ps1", stop_loss=50_000.0), cued("ps2")]) as c:
-        trading(c)
-        cue(c, "ps1")
+    with Cluster("price-spike", [cued("ps1", stop_loss=50_000.0), cued("ps2")]) as c:
+        c.start_trading()
+        c.cue("ps1")
         wait_for(lambda: position(c, "ps1") == "bought", 15, "ps1 bought with its stop at 50,000")
         name = f"abnormal_price:{SYMBOL}"
         t0, start_ms = time.monotonic(), wall_ms()
@@ -443,7 +412,7 @@ def price_spike(result: Result) -> None:
         result.check(bool(logged(c, "alert_abnormal_price", start_ms)), "the abnormal move was alerted")
         wait_for(lambda: c.entries_open(SYMBOL) is False, 3, "BTCUSDT entries paused")
         result.check(any("abnormal_price" in r for r in gate_reasons(c)), f"paused by the breaker ({gate_reasons(c)})")
-        cue(c, "ps2")
+        c.cue("ps2")
         wait_for(lambda: refused(c, "ps2", start_ms, "abnormal_price"), 5, "ps2's entry refused during the pause")
 
         # The pause holds: sample until just before it may end; the position is kept throughout.
@@ -484,8 +453,8 @@ def clock_drift(result: Result) -> None:
     meanwhile (event times corrected by the measured offset) so only the clock holds the halt;
     skew removed → the next probe clears the halt and the refused entry fills.
     """
-    with cluster("clock-drift", [cued("cd1")]) as c:
-        trading(c)
+    with Cluster("clock-drift", [cued("cd1")]) as c:
+        c.start_trading()
         start_ms = wall_ms()
         c.exchange.set_fault("clock_skew", ms=2000)
         wait_for(lambda: (clock(c).get("offset_ms") or 0) > 1500, CLOCK_PROBE_S + 3, "offset ~2 s measured")
@@ -506,7 +475,7 @@ def clock_drift(result: Result) -> None:
         result.check(any(r.startswith("monitor:clock") for r in gate_reasons(c)),
                      f"halted by the clock ({gate_reasons(c)})")
         result.check(bool(logged(c, "clock_drift_halt", skew_ms)), "clock_drift_halt logged")
-        cue(c, "cd1")
+        c.cue("cd1")
         wait_for(lambda: refused(c, "cd1", skew_ms, "monitor:clock"), 5, "cd1's entry refused by the halt")
         wait_for(lambda: gate_reasons(c) and all(r.startswith("monitor:clock") for r in gate_reasons(c)), 10,
                  "only the clock holds entries (the feed corrected its event times and is LIVE)")

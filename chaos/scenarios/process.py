@@ -23,15 +23,11 @@ import psutil
 import requests
 
 from chaos.harness import Cluster, StrategySpec, wait_for
-from chaos.scenario import Result, finish, scenario
+from chaos.scenario import Result, finish, ms_since, scenario
 from runtime.store.errors import StoreUnavailable
 
 SYMBOL = "BTCUSDT"
 PLUGIN = "chaos.strategies"
-
-
-def ms_since(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000.0, 1)
 
 
 # --- observation helpers -------------------------------------------------------------------

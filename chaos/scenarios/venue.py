@@ -14,49 +14,14 @@ jitter and at most 3 resends (F1), its per-strategy Redis lock has a 10 s TTL an
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-from chaos.harness import NAMESPACE, Cluster, StrategySpec, wait_for
-from chaos.scenario import Result, finish, scenario
+from chaos.harness import NAMESPACE, Cluster, StrategySpec, cued, wait_for
+from chaos.scenario import Result, finish, ms_since, scenario
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Runtime
 
 
-CUE = "chaos.cue:OnCue"
-
-
-def cued(strategy_id: str, **params: Any) -> StrategySpec:
-    """A strategy that buys when the scenario says so (`cue(c, id)`), not at a configured time."""
-    return StrategySpec(strategy_id, cls=CUE, params={"quantity": 0.01, **params})
-
-
-def cluster(name: str, strategies: list[StrategySpec]) -> Cluster:
-    c = Cluster(name, strategies)
-    for spec in strategies:
-        if spec.cls == CUE:
-            spec.params["cue"] = str(c.workdir / f"cue-{spec.id}")
-    return c
-
-
-def cue(c: Cluster, strategy_id: str) -> None:
-    spec = next(s for s in c.strategies if s.id == strategy_id)
-    Path(spec.params["cue"]).touch()
-
-
-def trading(c: Cluster) -> None:
-    """Start the daemon; wait until the feed is LIVE and entries on BTCUSDT are open.
-
-    (The gate starts open and closes when the feed reports "not connected yet", so the gate alone
-    can say "open" for a moment before the daemon could trade.)
-    """
-    c.start_daemon()
-    live = lambda: ((c.node("feed:BTCUSDT") or {}).get("details") or {}).get("status") == "LIVE"  # noqa: E731
-    wait_for(lambda: live() and c.entries_open("BTCUSDT"), 30, "feed LIVE and BTCUSDT entries open")
-
-
-def ms_since(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000.0, 1)
 
 
 # --- reading the outside world ----------------------------------------------------------------
@@ -129,10 +94,10 @@ def broker_timeout(result: Result) -> None:
     BUY is found FILLED by the lookup: one order, position bought. The "unknown" BUY is looked up,
     not found, resent with the same client id after 1/2/4 s, and fills on the last allowed resend.
     """
-    with cluster("broker-timeout", [StrategySpec("t1", buy_at="+2s", stop_loss=90_000.0), cued("t2")]) as c:
+    with Cluster("broker-timeout", [StrategySpec("t1", buy_at="+2s", stop_loss=90_000.0), cued("t2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("hold_reply", count=1, hold_s=3.0)  # reply 2 s past the 1 s order_timeout
-        trading(c)
+        c.start_trading()
         wait_for(lambda: c.executed("t1:e1"), 15, "t1's BUY executed at the exchange (reply held)")
         sent_ms = placed(c, "t1:e1")[0]["time_ms"]
         wait_for(lambda: has(c, "t1", position="bought"), 10, "t1 settled as bought by the lookup")
@@ -151,7 +116,7 @@ def broker_timeout(result: Result) -> None:
 
         # Part 2: 503 "execution status unknown", not executed, three times in a row.
         c.exchange.set_fault("unknown_503", count=3, execute=False, scope="place")
-        cue(c, "t2")
+        c.cue("t2")
         wait_for(lambda: has(c, "t2", position="bought"), 20, "t2 bought after three 'unknown' replies")
         filled = logged(c, "order_filled", lambda d: d.get("client_order_id") == "t2:e1")
         if result.check(bool(filled), "t2:e1 logged filled"):
@@ -179,10 +144,10 @@ def broker_reject(result: Result) -> None:
 
     r2, on the same account and symbol, keeps trading.
     """
-    with cluster("broker-reject", [StrategySpec("r1", buy_at="+2s"), cued("r2")]) as c:
+    with Cluster("broker-reject", [StrategySpec("r1", buy_at="+2s"), cued("r2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("order_reject", count=1, code=-2019)
-        trading(c)
+        c.start_trading()
         wait_for(lambda: placed(c, "r1:e1"), 15, "r1's BUY reached the exchange")
         rejected_ms = placed(c, "r1:e1")[0]["time_ms"]
         wait_for(lambda: details(c, "r1").get("status") == "failed", 10, "r1 shown failed in /status")
@@ -198,7 +163,7 @@ def broker_reject(result: Result) -> None:
         if result.check(bool(aborts) and "REJECTED_PERMANENT" in aborts[0]["details"]["reason"],
                         "SAFETY_ABORT logged with the permanent reject"):
             result.detect_ms = round(log_ms(aborts[0]) - rejected_ms, 1)
-        cue(c, "r2")
+        c.cue("r2")
         wait_for(lambda: has(c, "r2", position="bought"), 15, "r2 bought: another strategy keeps trading")
         quiet_for(c, 1.5, lambda: len(placed(c, prefix="r1:")), "r1 sent nothing after the permanent reject")
         result.check(len(placed(c, prefix="r1:")) == 1, "no retry of a permanent reject (one request from r1)")
@@ -218,10 +183,10 @@ def token_invalid(result: Result) -> None:
     """
     a2, b1 = cued("a2"), cued("b1")
     a2.account, b1.account = "alice", "bob"
-    with cluster("token-invalid", [StrategySpec("a1", account="alice", buy_at="+2s"), a2, b1]) as c:
+    with Cluster("token-invalid", [StrategySpec("a1", account="alice", buy_at="+2s"), a2, b1]) as c:
         c.start_sampling()
         c.exchange.set_fault("token_invalid", count=1, scope="place")
-        trading(c)
+        c.start_trading()
         wait_for(lambda: placed(c, "a1:e1"), 15, "a1's BUY reached the exchange")
         refused_ms = placed(c, "a1:e1")[0]["time_ms"]
         wait_for(lambda: has(c, "a1", status="paused") and has(c, "a2", status="paused"), 10,
@@ -240,8 +205,8 @@ def token_invalid(result: Result) -> None:
         reasons = c.status()["gate"]["reasons"]
         result.notes["gate_reasons"] = reasons
         result.check(any(r.startswith("account:alice") for r in reasons), f"gate closed for account alice ({reasons})")
-        cue(c, "a2")
-        cue(c, "b1")
+        c.cue("a2")
+        c.cue("b1")
         wait_for(lambda: has(c, "b1", position="bought"), 15, "b1 (account bob) bought: other account unaffected")
         quiet_for(c, 1.5, lambda: placed(c, prefix="a2:"), "a2 sends nothing while its account is paused")
         result.check(len(placed(c, prefix="a1:")) == 1, "no retry after TOKEN_INVALID (one request from a1)")
@@ -273,10 +238,10 @@ def broker_network(result: Result) -> None:
     client gave up; n2's BUY is answered 500 -1001 twice. Both are retried as F1: lookup first,
     same client id, one order each.
     """
-    with cluster("broker-network", [StrategySpec("n1", buy_at="+2s"), cued("n2")]) as c:
+    with Cluster("broker-network", [StrategySpec("n1", buy_at="+2s"), cued("n2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("rest_latency", count=1, ms=1600, scope="place")
-        trading(c)
+        c.start_trading()
         wait_for(lambda: has(c, "n1", position="bought"), 25, "n1 bought despite the timeout")
         sent_ms = intent_ms(c, "n1:e1")
         timeouts = logged(c, "venue_request", lambda d: "n1:e1" in d.get("outcome", "")
@@ -292,7 +257,7 @@ def broker_network(result: Result) -> None:
         result.check(len(c.executed("n1:e1")) == 1, "exactly one BUY executed for n1:e1 (a resend is DUPLICATE)")
 
         c.exchange.set_fault("internal_error", count=2)
-        cue(c, "n2")
+        c.cue("n2")
         wait_for(lambda: has(c, "n2", position="bought"), 15, "n2 bought after two 500 -1001 replies")
         n2 = placed(c, prefix="n2:")
         result.notes["n2_requests"] = [(e["client_order_id"], e["outcome"], e.get("code"), e["time_ms"]) for e in n2]
@@ -313,12 +278,12 @@ def rate_limit(result: Result) -> None:
     when the flood ends.
     """
     flood = 6
-    with cluster("rate-limit", [StrategySpec("q1", buy_at="+2s", stop_loss=99_000.0), cued("q2")]) as c:
+    with Cluster("rate-limit", [StrategySpec("q1", buy_at="+2s", stop_loss=99_000.0), cued("q2")]) as c:
         c.start_sampling()
-        trading(c)
+        c.start_trading()
         wait_for(lambda: has(c, "q1", position="bought"), 15, "q1 bought (its stop armed at 99000)")
         c.exchange.set_fault("http_429", count=flood, retry_after_s=1, scope="place")
-        cue(c, "q2")
+        c.cue("q2")
         wait_for(lambda: placed(c, "q2:e1"), 15, "q2's BUY met the flood")
         c.exchange.set_price("BTCUSDT", 98_000.0)  # through q1's stop, during the flood
         wait_for(lambda: has(c, "q1", position="exited_by_sl") and has(c, "q2", position="bought"), 25,
@@ -360,13 +325,13 @@ def lock_stuck(result: Result) -> None:
     through once the TTL has expired — no manual step, one order.
     """
     ttl_ms = 4000
-    with cluster("lock-stuck", [cued("l1")]) as c:
+    with Cluster("lock-stuck", [cued("l1")]) as c:
         c.start_sampling()
-        trading(c)
+        c.start_trading()
         key = f"{NAMESPACE}:lock_state:{{l1}}"
         c.store.client.set(key, "crashed-owner", px=ttl_ms)
         t0 = time.monotonic()
-        cue(c, "l1")
+        c.cue("l1")
         wait_for(lambda: logged(c, "order_refused", lambda d: d.get("strategy") == "l1"
                                 and "lock_state" in d.get("reason", "")), 10, "l1's order refused: lock held")
         result.detect_ms = ms_since(t0)
@@ -393,14 +358,14 @@ def state_corruption(result: Result) -> None:
     The schema check on load SAFETY_ABORTs c1 only (failed + reason in /status, nothing sent);
     c2 trades. The operator repairs the record and enables c1, which then trades.
     """
-    with cluster("state-corruption", [cued("c1"), cued("c2")]) as c:
+    with Cluster("state-corruption", [cued("c1"), cued("c2")]) as c:
         c.start_sampling()
-        trading(c)
+        c.start_trading()
         key = f"{NAMESPACE}:runtime:{{c1}}"
         good = Runtime().to_redis()
         c.store.client.hset(key, mapping={**good, "position": "sideways"})
         t0 = time.monotonic()
-        cue(c, "c1")
+        c.cue("c1")
         wait_for(lambda: details(c, "c1").get("status") == "failed", 10, "c1 shown failed in /status")
         result.detect_ms = ms_since(t0)
         shown = details(c, "c1")
@@ -409,7 +374,7 @@ def state_corruption(result: Result) -> None:
                      f"the reason names the record and the field ({shown.get('reason')})")
         aborts = logged(c, "safety_abort", lambda d: d.get("strategy") == "c1")
         result.check(bool(aborts) and "SAFETY_ABORT" in aborts[0]["details"]["reason"], "SAFETY_ABORT logged for c1")
-        cue(c, "c2")
+        c.cue("c2")
         wait_for(lambda: has(c, "c2", position="bought"), 15, "c2 bought: the other strategy trades")
         quiet_for(c, 1.5, lambda: len(logged(c, "safety_abort", lambda d: d.get("strategy") == "c1")),
                   "c1 stopped asking once aborted")
@@ -436,10 +401,10 @@ def stop_during_order(result: Result) -> None:
     Nothing more is sent after the stop, the retry and the strategy's timers are cancelled, the
     journal is settled, the node shows `stopped`; f2 trades once the venue is healthy again.
     """
-    with cluster("stop-during-order", [StrategySpec("f1", buy_at="+2s"), cued("f2")]) as c:
+    with Cluster("stop-during-order", [StrategySpec("f1", buy_at="+2s"), cued("f2")]) as c:
         c.start_sampling()
         c.exchange.set_fault("internal_error", count=100)
-        trading(c)
+        c.start_trading()
         wait_for(lambda: len(placed(c, "f1:e1")) >= 2, 15, "f1's BUY is being retried")
         t0, command_ms = time.monotonic(), wall_ms()
         c.command("strategy-stop", id="f1")
@@ -466,6 +431,6 @@ def stop_during_order(result: Result) -> None:
         engine = (c.node("execution-engine") or {}).get("details") or {}
         result.check("f1" not in engine.get("in_flight", []), f"no order of f1 in flight ({engine})")
         c.exchange.clear_faults()
-        cue(c, "f2")
+        c.cue("f2")
         wait_for(lambda: has(c, "f2", position="bought"), 15, "f2 trades after f1's stop")
         finish(result, c)

@@ -372,6 +372,7 @@ def test_f16_heartbeat_reports_a_hung_child_replaced_by_its_supervisor(make_worl
         first["ref"].tell("hang")
         details = eventually(lambda: (d := monitor.status_details().get())["hangs"] == 1 and d, timeout=5.0,
                              what="the hang the supervisor detected is reported")
+        assert details["hangs"] == 1
         child = sup.which_children().get()[0]
         assert child["generation"] != first["generation"], "a replacement incarnation runs"
         eventually(lambda: monitor.status_details().get()["counts"].get("running") == 2)

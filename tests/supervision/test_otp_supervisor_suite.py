@@ -21,7 +21,6 @@ from supervision import (
     StartFailed,
     Supervisor,
 )
-from tests.fakes import FakeClock
 from tests.supervision.workers import FlakyStart, Worker
 from tests.waiting import eventually
 
@@ -96,7 +95,7 @@ def test_one_for_all_escalation(start_sup):
     c2 = child(sup, "c2")["ref"]
     c2.tell("crash")
     eventually(lambda: dead(ref), what="one_for_all supervisor escalated")
-    assert dead(child_ref_snapshot := c2)
+    assert dead(c2), "an escalating one_for_all supervisor stops every child"
 
 
 def test_rest_for_one(start_sup):
