@@ -251,6 +251,7 @@ class FeedHealthTracker:
         self._returns = _RollingStats(cfg.zscore_window)
         self._depth_peak = _WindowExtremes(cfg.abnormal_window)
         self._abnormal_at: float | None = None
+        self._anomaly_alerted_at: float | None = None
         self._suspect_at: float | None = None
         self.last_price: float | None = None
         self.last_open_interest: float | None = None
@@ -400,6 +401,8 @@ class FeedHealthTracker:
             if peak > 0 and depth < peak * (1.0 - self.config.depth_collapse):
                 self.counters.depth_collapses += 1
                 self._flag_abnormal(now, f"depth collapsed {1 - depth / peak:.1%} under its 1-min peak")
+                self._depth_peak.clear()
+                self._depth_peak.add(now, depth)
         return self.health(now)
 
     # -- time ----------------------------------------------------------------
@@ -481,13 +484,14 @@ class FeedHealthTracker:
         self._anomalies.append(now)
         while self._anomalies and now - self._anomalies[0] > cfg.anomaly_alert_window:
             self._anomalies.popleft()
-        if len(self._anomalies) >= cfg.anomaly_alert_count:
+        quiet = self._anomaly_alerted_at is None or now - self._anomaly_alerted_at > cfg.anomaly_alert_window
+        if len(self._anomalies) >= cfg.anomaly_alert_count and quiet:  # one alert per burst, not per message
             self._alert(
                 now,
                 "timestamp_anomalies_repeated",
                 f"{len(self._anomalies)} timestamp anomalies in {cfg.anomaly_alert_window:.0f}s; last: {message}",
             )
-            self._anomalies.clear()  # one alert per burst, not one per message
+            self._anomaly_alerted_at = now
 
     def _update_corrupt_rate(self, now: float) -> None:
         cfg = self.config
@@ -568,6 +572,7 @@ class FeedHealthTracker:
                 self._flag_abnormal(now, f"price {price} moved > {cfg.abnormal_move:.0%} within "
                                          f"{cfg.abnormal_window:.0f}s (range {low}..{high})")
                 flags.append("abnormal_price")
+                self._prices.clear()  # one move is one event: later prices compare with the new level
         self._prices.add(now, price)
         if self.last_price is not None and self.last_price > 0 and price > 0:
             ret = math.log(price / self.last_price)

@@ -340,3 +340,22 @@ def test_f9_book_rebuilt_on_stale_data_stays_stale():
     tracker, t = live_tracker()
     tracker.set_book_live(t, False)
     assert tracker.set_book_live(t + 3, True).status is FeedStatus.STALE
+
+
+def test_f11_repeated_anomalies_alert_once_per_burst():
+    tracker = FeedHealthTracker("BTCUSDT", FeedHealthConfig())
+    tracker.on_connected(0.0)
+    for i in range(20):  # twenty future-dated messages within a second: one burst
+        tracker.on_update(100.0 + i * 0.05, event_time=200.0 + i, price=100.0)
+    alerts = [a for a in tracker.take_alerts() if a.kind == "timestamp_anomalies_repeated"]
+    assert len(alerts) == 1, f"one alert per burst, got {len(alerts)}"
+
+
+def test_f13_one_step_move_is_flagged_once():
+    tracker = FeedHealthTracker("BTCUSDT", FeedHealthConfig())
+    tracker.on_connected(0.0)
+    flagged = [
+        "abnormal_price" in tracker.on_update(t, event_time=t, price=100.0 if t < 10 else 70.0).flags
+        for t in (1.0, 2.0, 10.0, 11.0, 12.0, 13.0)
+    ]
+    assert flagged == [False, False, True, False, False, False], "later prices compare with the new level"
