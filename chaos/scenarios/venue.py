@@ -63,6 +63,15 @@ def logged(c: Cluster, event: str, match: Callable[[dict[str, Any]], bool] = lam
     return [line for line in c.events(event) if match(line.get("details") or {})]
 
 
+def logged_soon(c: Cluster, event: str, match: Callable[[dict[str, Any]], bool] = lambda _: True,
+                timeout: float = 5.0) -> list[dict[str, Any]]:
+    """`logged`, waiting (bounded) for a first match: Redis is written just before the log line."""
+    deadline = time.monotonic() + timeout
+    while not (found := logged(c, event, match)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def log_ms(line: dict[str, Any]) -> float:
     return int(line["timestamp"]) / 1e6
 
@@ -107,7 +116,7 @@ def broker_timeout(result: Result) -> None:
             result.detect_ms = round(log_ms(timeouts[0]) - sent_ms, 1)
             result.check(900 <= result.detect_ms <= 2500,
                          f"detected after ~order_timeout (1 s), not later ({result.detect_ms} ms)")
-        settled = logged(c, "order_filled", lambda d: d.get("client_order_id") == "t1:e1")
+        settled = logged_soon(c, "order_filled", lambda d: d.get("client_order_id") == "t1:e1")
         if result.check(bool(settled), "t1:e1 logged filled (by the lookup)"):
             result.notes["t1_settled_by_lookup_after_ms"] = round(log_ms(settled[0]) - sent_ms, 1)
         result.check(len(placed(c, "t1:e1")) == 1, "the timed-out BUY was looked up, never resent")
@@ -118,7 +127,7 @@ def broker_timeout(result: Result) -> None:
         c.exchange.set_fault("unknown_503", count=3, execute=False, scope="place")
         c.cue("t2")
         wait_for(lambda: has(c, "t2", position="bought"), 20, "t2 bought after three 'unknown' replies")
-        filled = logged(c, "order_filled", lambda d: d.get("client_order_id") == "t2:e1")
+        filled = logged_soon(c, "order_filled", lambda d: d.get("client_order_id") == "t2:e1")
         if result.check(bool(filled), "t2:e1 logged filled"):
             result.recover_ms = round(log_ms(filled[0]) - intent_ms(c, "t2:e1"), 1)
         attempts = placed(c, prefix="t2:")
@@ -159,7 +168,7 @@ def broker_reject(result: Result) -> None:
         result.check(isinstance(runtime, Runtime) and runtime.status.value == "failed" and "-2019" in runtime.reason
                      and runtime.position.value == "none",
                      f"runtime:{{r1}} is failed with the reason, position unchanged ({runtime})")
-        aborts = logged(c, "safety_abort", lambda d: d.get("strategy") == "r1")
+        aborts = logged_soon(c, "safety_abort", lambda d: d.get("strategy") == "r1")
         if result.check(bool(aborts) and "REJECTED_PERMANENT" in aborts[0]["details"]["reason"],
                         "SAFETY_ABORT logged with the permanent reject"):
             result.detect_ms = round(log_ms(aborts[0]) - rejected_ms, 1)
@@ -199,7 +208,7 @@ def token_invalid(result: Result) -> None:
         wait_for(lambda: details(c, "a1").get("status") == "paused" and details(c, "a2").get("status") == "paused",
                  5, "a1 and a2 shown paused in /status")
         result.notes["a1_status"], result.notes["a2_status"] = details(c, "a1"), details(c, "a2")
-        aborts = logged(c, "safety_abort", lambda d: d.get("strategy") == "a1")
+        aborts = logged_soon(c, "safety_abort", lambda d: d.get("strategy") == "a1")
         result.check(bool(aborts) and "TOKEN_INVALID" in aborts[0]["details"]["reason"],
                      "SAFETY_ABORT logged with TOKEN_INVALID")
         reasons = c.status()["gate"]["reasons"]
@@ -248,7 +257,7 @@ def broker_network(result: Result) -> None:
                           and "no reply within timeout" in d.get("outcome", ""))
         if result.check(bool(timeouts), "the slow BUY was detected as a timeout (UNKNOWN)"):
             result.detect_ms = round(log_ms(timeouts[0]) - sent_ms, 1)
-        filled = logged(c, "order_filled", lambda d: d.get("client_order_id") == "n1:e1")
+        filled = logged_soon(c, "order_filled", lambda d: d.get("client_order_id") == "n1:e1")
         if result.check(bool(filled), "n1:e1 logged filled"):
             result.recover_ms = round(log_ms(filled[0]) - sent_ms, 1)
         n1 = placed(c, prefix="n1:")
@@ -372,7 +381,7 @@ def state_corruption(result: Result) -> None:
         result.notes["c1_status"] = shown
         result.check("corrupt state" in str(shown.get("reason", "")) and "position" in str(shown.get("reason", "")),
                      f"the reason names the record and the field ({shown.get('reason')})")
-        aborts = logged(c, "safety_abort", lambda d: d.get("strategy") == "c1")
+        aborts = logged_soon(c, "safety_abort", lambda d: d.get("strategy") == "c1")
         result.check(bool(aborts) and "SAFETY_ABORT" in aborts[0]["details"]["reason"], "SAFETY_ABORT logged for c1")
         c.cue("c2")
         wait_for(lambda: has(c, "c2", position="bought"), 15, "c2 bought: the other strategy trades")
