@@ -42,7 +42,7 @@ def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
     if "cold_start" in results:
         flat["cold_start_1000_s"] = results["cold_start"]["cold_start_s"]
     if "rss" in results:
-        flat["rss_mb"] = {n: v.get("rss_mb") for n, v in results["rss"].items()}
+        flat["rss_mb"] = {n: v.get("rss_mb") for n, v in results["rss"].items() if isinstance(v, dict)}
     return flat
 
 
