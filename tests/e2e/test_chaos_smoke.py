@@ -10,7 +10,7 @@ import pytest
 from chaos import scenarios  # noqa: F401 - registers the scenarios
 from chaos.scenario import run
 
-QUICK = ["kill-daemon", "redis-down", "feed-drop"]
+QUICK = ["kill-daemon", "redis-down", "feed-drop", "sigterm", "strategy-hang"]
 
 
 @pytest.mark.slow

@@ -145,7 +145,6 @@ def test_f14_corrupt_runtime_aborts_that_strategy_only(make_trading, redis_clien
 def test_f25_operator_stop_cancels_retries(make_trading):
     t = make_trading()
     t.exchange.set_fault("internal_error", count=100)
-    t.services.venue  # noqa: B018 - the engine uses the backoff 0.05/0.1/0.2 s
     buy(t)
     eventually(lambda: len([e for e in t.exchange.ledger() if e.get("action") == "place"]) >= 1)
     t.services.engine_cancel("s1")
@@ -188,3 +187,15 @@ def test_direct_intent_entry_is_never_accepted_without_store(make_trading, redis
     redis_server.restart()
 
 
+
+
+def test_f4_slow_network_is_unknown_then_looked_up_never_doubled(make_trading):
+    t = make_trading()
+    t.exchange.set_fault("rest_latency", count=1, ms=800, scope="place")  # past the 0.5 s client timeout
+    buy(t)
+    update = t.wait_update("s1")
+    assert update.verdict == "FILLED", update.reason
+    assert len(t.executed("s1:e1")) == 1, "a send lost to the network is looked up, never blindly resent"
+    places = [e for e in t.exchange.ledger("s1:e1") if e.get("action") == "place"]
+    assert len(places) == 1, "the lookup found it: no second placement request at all"
+    assert t.runtime("s1").position is Position.BOUGHT
