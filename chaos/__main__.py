@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help=f"scenario names: {', '.join(sorted(REGISTRY))}")
     parser.add_argument("--out", default="var", help="where chaos-report.json and the PNGs go")
     args = parser.parse_args(argv)
-    names = args.only or sorted(REGISTRY, key=lambda n: REGISTRY[n][0])
+    names = args.only or sorted(REGISTRY, key=lambda n: int(REGISTRY[n][0].lstrip("F")))
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {sorted(REGISTRY)}")
