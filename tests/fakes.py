@@ -32,3 +32,30 @@ class Recorder(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         self.box.append(message)
         return None
+
+
+class ActorWorld:
+    """The services handed to actors under test, plus every actor the test started (stopped at close)."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self.refs: list[pykka.ActorRef[Any]] = []
+
+    def start(self, factory: type, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
+        ref = factory.start(*args, **kwargs)
+        self.refs.append(ref)
+        return ref
+
+    def recorder(self, node_id: str) -> list[Any]:
+        """Register a Recorder as `node_id`; returns the list its messages land in."""
+        box: list[Any] = []
+        self.services.directory.register(node_id, 0, self.start(Recorder, box))
+        return box
+
+    def close(self) -> None:
+        for ref in reversed(self.refs):
+            try:
+                ref.stop(timeout=5)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        self.services.timers.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import pykka
 import pytest
 
 from actors.circuit_breaker import (
@@ -22,7 +21,7 @@ from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderResult, Verdict
 from actors.services import Services
 from runtime.config import parse_config
-from tests.fakes import FakeClock, Recorder
+from tests.fakes import ActorWorld, FakeClock
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
@@ -37,17 +36,11 @@ max_consecutive_losses = 5
 """
 
 
-class World:
+class World(ActorWorld):
     def __init__(self) -> None:
-        self.services = Services(config=parse_config(CONFIG), store=None, venue=None)
+        super().__init__(Services(config=parse_config(CONFIG), store=None, venue=None))
         self.clock = FakeClock()
-        self.refs: list[pykka.ActorRef[Any]] = []
         self.disabled: list[tuple[str, str]] = []
-
-    def start(self, factory: type, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
-        ref = factory.start(*args, **kwargs)
-        self.refs.append(ref)
-        return ref
 
     def degradation(self) -> Any:
         proxy = self.start(DegradationActor, self.services, revalidate=(), clock=self.clock,
@@ -63,24 +56,11 @@ class World:
         proxy.statuses().get()
         return proxy
 
-    def recorder(self, node_id: str) -> list[Any]:
-        box: list[Any] = []
-        self.services.directory.register(node_id, 0, self.start(Recorder, box))
-        return box
-
     def tell(self, message: Any) -> None:
         assert self.services.directory.tell("circuit-breaker", message)
 
     def entries_open(self, symbol: str = "BTCUSDT", strategy: str = "s1") -> bool:
         return self.services.gate().check(strategy, symbol, ENTRY).open
-
-    def close(self) -> None:
-        for ref in reversed(self.refs):
-            try:
-                ref.stop(timeout=5)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
-        self.services.timers.stop()
 
 
 @pytest.fixture

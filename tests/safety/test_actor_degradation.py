@@ -22,7 +22,7 @@ from actors.services import Services
 from runtime.config import parse_config
 from runtime.logging import add_json_sink
 from supervision import ChildSpec, Supervisor
-from tests.fakes import FakeClock, Recorder
+from tests.fakes import ActorWorld, FakeClock
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
@@ -33,15 +33,9 @@ liquid_symbols = ["BTCUSDT"]
 """
 
 
-class World:
+class World(ActorWorld):
     def __init__(self) -> None:
-        self.services = Services(config=parse_config(CONFIG), store=None, venue=None)
-        self.refs: list[pykka.ActorRef[Any]] = []
-
-    def start(self, factory: type, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
-        ref = factory.start(*args, **kwargs)
-        self.refs.append(ref)
-        return ref
+        super().__init__(Services(config=parse_config(CONFIG), store=None, venue=None))
 
     def degradation(self, **kwargs: Any) -> pykka.ActorRef[Any]:
         kwargs.setdefault("revalidate", ())
@@ -50,22 +44,8 @@ class World:
         ref.proxy().snapshot().get()  # on_start has run
         return ref
 
-    def recorder(self, node_id: str) -> list[Any]:
-        box: list[Any] = []
-        ref = self.start(Recorder, box)
-        self.services.directory.register(node_id, 0, ref)
-        return box
-
     def gate(self) -> Any:
         return self.services.gate()
-
-    def close(self) -> None:
-        for ref in reversed(self.refs):
-            try:
-                ref.stop(timeout=5)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
-        self.services.timers.stop()
 
 
 @pytest.fixture

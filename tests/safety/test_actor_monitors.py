@@ -35,7 +35,7 @@ from runtime.store.runtime_state import Position, Runtime
 from supervision import ChildSpec, Supervisor
 from tests.redis_fixture import redis_server, redis_url, store  # noqa: F401
 from tests.supervision.workers import Worker
-from tests.fakes import FakeClock
+from tests.fakes import ActorWorld, FakeClock
 from tests.waiting import eventually
 
 ENTRY, EXIT = OrderKind.ENTRY, OrderKind.EXIT
@@ -74,17 +74,14 @@ class RecordingDirectory(Directory):
         return super().tell(node_id, message)
 
 
-class World:
+class World(ActorWorld):
     def __init__(self, config_text: str = "", store: Any = None) -> None:
         config = parse_config(config_text + '\n[feeds]\nsymbols = ["BTCUSDT"]\n')
         self.directory = RecordingDirectory()
-        self.services = Services(config=config, store=store, venue=None, directory=self.directory)
-        self.refs: list[pykka.ActorRef[Any]] = []
+        super().__init__(Services(config=config, store=store, venue=None, directory=self.directory))
 
     def start(self, factory: type, *args: Any, **kwargs: Any) -> Any:
-        ref = factory.start(*args, **kwargs)
-        self.refs.append(ref)
-        return ref.proxy()
+        return super().start(factory, *args, **kwargs).proxy()
 
     def degradation(self, **kwargs: Any) -> Any:
         kwargs.setdefault("tick_interval", 0.01)
@@ -101,14 +98,6 @@ class World:
 
     def entries_open(self) -> bool:
         return self.services.gate().check("s1", "BTCUSDT", ENTRY).open
-
-    def close(self) -> None:
-        for ref in reversed(self.refs):
-            try:
-                ref.stop(timeout=5)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
-        self.services.timers.stop()
 
 
 @pytest.fixture
