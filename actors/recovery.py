@@ -76,33 +76,38 @@ def protective_stop_id(strategy_id: str, entry_seq: int) -> str:
 
 
 def take_back_protective_stops(services: Services, report: RecoveryReport) -> None:
-    """Venue-side stops left by the last graceful stop: triggered → the position exited by
-    stop-loss while we were down; still live → cancel it, the local stop book takes over."""
-    for strategy in services.config.strategies:
-        try:
-            runtime = services.store.load_runtime(strategy.id)
-        except CorruptState:
+    """Venue-side stops left by the last graceful stop (journaled, unsettled, before they were
+    sent): triggered → the position exited by stop-loss while we were down; still live →
+    cancel it, the local stop book takes over. Only journaled ones can exist, so only they
+    are asked about: one venue call per stop left, not one per strategy."""
+    for entry in services.store.unsettled():
+        if entry.fields.get("purpose") != PROTECTIVE_STOP:
             continue
-        if runtime is None or runtime.position is not Position.BOUGHT:
-            continue
-        client_id = protective_stop_id(strategy.id, runtime.entry_seq)
+        client_id, strategy_id = entry.client_order_id, str(entry.fields.get("strategy_id", ""))
+        symbol = str(entry.fields.get("symbol", ""))
         looked = services.venue.query_stop(client_id)
         if looked.kind is OutcomeKind.FILLED:
-            services.store.write_runtime(strategy.id, replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0,
-                                                              updated_at=time.time()))
-            services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy.id,
+            try:
+                runtime = services.store.load_runtime(strategy_id)
+            except CorruptState:
+                runtime = None
+            if runtime is not None and runtime.position is Position.BOUGHT \
+                    and protective_stop_id(strategy_id, runtime.entry_seq) == client_id:
+                services.store.write_runtime(strategy_id, replace(runtime, position=Position.EXITED_BY_SL,
+                                                                  quantity=0.0, updated_at=time.time()))
+            services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy_id,
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
             report.settled[client_id] = "FILLED (protective stop triggered while the node was down)"
         elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
-            cancelled = services.venue.cancel_stop(strategy.symbol, client_id)
-            services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy.id,
+            cancelled = services.venue.cancel_stop(symbol, client_id)
+            services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy_id,
                                                                    "reason": "local stop book took over"},
                                            final=cancelled.ok)
             report.settled[client_id] = f"CANCELED ({cancelled.kind.value})"
-        elif looked.kind is OutcomeKind.NOT_FOUND and any(e.client_order_id == client_id
-                                                          for e in services.store.unsettled()):
-            services.store.journal_outcome(client_id, "NOT_FOUND", {"strategy_id": strategy.id}, final=True)
+        elif looked.kind is OutcomeKind.NOT_FOUND:
+            services.store.journal_outcome(client_id, "NOT_FOUND", {"strategy_id": strategy_id}, final=True)
+            report.settled[client_id] = "NOT_FOUND (never reached the venue)"
 
 
 def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]:
@@ -156,6 +161,9 @@ def cold_start(services: Services) -> RecoveryReport:
                              RetryPolicy())
     pipeline.cache = services.runtime_cache
     register_strategies(services)
+    if services.store.buffer_pending():
+        # Records buffered while Redis was down (last run) belong in the journal before it is read.
+        services.store.replay_buffer()
     settle_journal(services, pipeline, report)
     take_back_protective_stops(services, report)
     expected = load_and_arm(services, report)

@@ -1,0 +1,56 @@
+"""F19 / F26 cold start: protective stops taken back, buffered records replayed before settling."""
+
+from __future__ import annotations
+
+from actors.recovery import PROTECTIVE_STOP, cold_start, protective_stop_id
+from runtime.store.runtime_state import Position, Runtime
+from tests.waiting import eventually
+
+QTY = 0.01
+
+
+def hold_position_with_protective_stop(t, stop: float) -> str:
+    """What a graceful stop leaves behind: a bought runtime and a journaled venue-side stop."""
+    venue = t.services.venue
+    assert venue.place_order("BTCUSDT", "BUY", "MARKET", QTY, "s1:e1").ok
+    t.store.write_runtime("s1", Runtime(position=Position.BOUGHT, quantity=QTY, entry_price=100_000.0,
+                                        stop_loss=stop, entry_seq=1))
+    client_id = protective_stop_id("s1", 1)
+    t.store.journal_intent(client_id, {"strategy_id": "s1", "symbol": "BTCUSDT", "purpose": PROTECTIVE_STOP})
+    assert venue.place_stop("BTCUSDT", "SELL", stop, QTY, client_id).ok
+    return client_id
+
+
+def test_f26_live_protective_stop_is_cancelled_local_stop_takes_over(make_trading):
+    t = make_trading(start=False)
+    client_id = hold_position_with_protective_stop(t, stop=95_000.0)
+    report = cold_start(t.services)
+    assert report.settled[client_id].startswith("CANCELED")
+    assert t.services.venue.query_stop(client_id).order_status == "CANCELED"
+    assert t.services.stops.armed("BTCUSDT", "s1").level == 95_000.0, "the local stop book took over"
+    assert client_id not in {e.client_order_id for e in t.store.unsettled()}
+
+
+def test_f26_protective_stop_triggered_while_down_marks_exited_by_sl(make_trading):
+    t = make_trading(start=False)
+    client_id = hold_position_with_protective_stop(t, stop=99_900.0)
+    t.exchange.set_price("BTCUSDT", 99_000.0)
+    eventually(lambda: t.services.venue.query_stop(client_id).order_status in ("TRIGGERED", "FINISHED"), timeout=5,
+               what="the venue-side stop triggered")
+    report = cold_start(t.services)
+    assert report.settled[client_id].startswith("FILLED")
+    assert t.runtime("s1").position is Position.EXITED_BY_SL
+    assert t.services.stops.armed("BTCUSDT", "s1") is None, "no local stop for a position already closed"
+    assert report.drift == {}
+
+
+def test_f19_buffered_intent_is_replayed_before_the_journal_is_settled(make_trading, redis_server):
+    t = make_trading(start=False)
+    redis_server.kill()
+    t.store.journal_intent_or_buffer("s1:e1", {"strategy_id": "s1", "symbol": "BTCUSDT", "purpose": "entry",
+                                               "account": "alice"})
+    redis_server.restart()
+    report = cold_start(t.services)
+    assert report.settled.get("s1:e1") is not None, "the buffered intent reached the journal and was settled"
+    assert not t.store.buffer_pending()
+    assert t.store.unsettled() == []
