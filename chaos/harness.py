@@ -57,6 +57,17 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def quiet_for(seconds: float, probe: Callable[[], Any], what: str, interval: float = 0.05) -> None:
+    """`probe()` must keep the value it has now for `seconds`: nothing more happens."""
+    before = probe()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        now = probe()
+        if now != before:
+            raise AssertionError(f"{what}: changed from {before!r} to {now!r}")
+        time.sleep(interval)
+
+
 @dataclass
 class StrategySpec:
     id: str

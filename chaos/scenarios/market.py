@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from chaos.harness import Cluster, cued, wait_for
+from chaos.harness import Cluster, cued, quiet_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 
 SYMBOL = "BTCUSDT"
@@ -103,17 +103,6 @@ def purposes(c: Cluster, strategy_id: str) -> dict[str, str]:
     assert c.store is not None
     return {e.client_order_id: str(e.fields.get("purpose")) for e in c.store.entries()
             if e.kind == "intent" and str(e.fields.get("strategy_id")) == strategy_id}
-
-
-def quiet_for(seconds: float, probe: Callable[[], Any], what: str) -> None:
-    """`probe()` must keep the value it has now for `seconds` (nothing more happens)."""
-    before = probe()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        now = probe()
-        if now != before:
-            raise AssertionError(f"{what}: changed from {before!r} to {now!r}")
-        time.sleep(0.1)
 
 
 def entry_resumes(result: Result, c: Cluster, strategy_id: str, since_ms: float, timeout: float = 15.0) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from chaos.harness import NAMESPACE, Cluster, StrategySpec, cued, wait_for
+from chaos.harness import NAMESPACE, Cluster, StrategySpec, cued, quiet_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Runtime
@@ -79,17 +79,6 @@ def log_ms(line: dict[str, Any]) -> float:
 def intent_ms(c: Cluster, client_order_id: str) -> float:
     """When the engine journaled the intent: the moment just before its first send."""
     return next(e.at for e in c.store.entries() if e.kind == "intent" and e.client_order_id == client_order_id) * 1e3
-
-
-def quiet_for(c: Cluster, seconds: float, probe: Callable[[], Any], what: str) -> None:
-    """`probe()` must keep the value it has now for `seconds` (nothing more happens)."""
-    before = probe()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        now = probe()
-        if now != before:
-            raise AssertionError(f"{what}: changed from {before!r} to {now!r}")
-        time.sleep(0.05)
 
 
 # --- F1 ---------------------------------------------------------------------------------------
@@ -174,7 +163,7 @@ def broker_reject(result: Result) -> None:
             result.detect_ms = round(log_ms(aborts[0]) - rejected_ms, 1)
         c.cue("r2")
         wait_for(lambda: has(c, "r2", position="bought"), 15, "r2 bought: another strategy keeps trading")
-        quiet_for(c, 1.5, lambda: len(placed(c, prefix="r1:")), "r1 sent nothing after the permanent reject")
+        quiet_for(1.5, lambda: len(placed(c, prefix="r1:")), "r1 sent nothing after the permanent reject")
         result.check(len(placed(c, prefix="r1:")) == 1, "no retry of a permanent reject (one request from r1)")
         result.check(c.executed("r1:e1") == [], "nothing executed for r1:e1")
         finish(result, c)
@@ -217,7 +206,7 @@ def token_invalid(result: Result) -> None:
         c.cue("a2")
         c.cue("b1")
         wait_for(lambda: has(c, "b1", position="bought"), 15, "b1 (account bob) bought: other account unaffected")
-        quiet_for(c, 1.5, lambda: placed(c, prefix="a2:"), "a2 sends nothing while its account is paused")
+        quiet_for(1.5, lambda: placed(c, prefix="a2:"), "a2 sends nothing while its account is paused")
         result.check(len(placed(c, prefix="a1:")) == 1, "no retry after TOKEN_INVALID (one request from a1)")
         result.check(placed(c, prefix="a2:") == [], "a2 (same account) sent nothing while paused")
 
@@ -385,7 +374,7 @@ def state_corruption(result: Result) -> None:
         result.check(bool(aborts) and "SAFETY_ABORT" in aborts[0]["details"]["reason"], "SAFETY_ABORT logged for c1")
         c.cue("c2")
         wait_for(lambda: has(c, "c2", position="bought"), 15, "c2 bought: the other strategy trades")
-        quiet_for(c, 1.5, lambda: len(logged(c, "safety_abort", lambda d: d.get("strategy") == "c1")),
+        quiet_for(1.5, lambda: len(logged(c, "safety_abort", lambda d: d.get("strategy") == "c1")),
                   "c1 stopped asking once aborted")
         result.check(placed(c, prefix="c1:") == [], "nothing sent for c1 on a corrupt record")
         result.check(c.tree_state("strategy:c2") == "running", "c2 untouched")
@@ -432,7 +421,7 @@ def stop_during_order(result: Result) -> None:
             return len(placed(c, prefix="f1:")), len(asked)
 
         time.sleep(2.5)  # an intent queued just before the stop is refused within the engine's 2 s lock wait
-        quiet_for(c, 5.0, activity, "nothing sent or asked for f1 after the stop (retries and timers cancelled)")
+        quiet_for(5.0, activity, "nothing sent or asked for f1 after the stop (retries and timers cancelled)")
         result.notes["f1_requests_before_stop"] = stopped_sends
         result.check(len(placed(c, prefix="f1:")) <= stopped_sends + 1 and
                      all(e["client_order_id"] == "f1:e1" for e in placed(c, prefix="f1:")),
