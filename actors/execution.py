@@ -7,6 +7,12 @@ never delays a stop-loss. Queue entries are acknowledged only once their outcome
 final: if this actor dies, a successor reclaims them and the pipeline, which derives
 the client order id from the runtime, settles rather than resends.
 
+The settle loop: a strategy whose order is in doubt (UNKNOWN) is looked up again on a
+backoff until it settles (`OrderPipeline.resettle`): a fill arms its stop and tells the
+strategy (which schedules its exit), a final NOT_FOUND of an exit sends it again under the
+same intent. Intents that arrived meanwhile wait and are dispatched once it has settled;
+its stop stays armed in the book, and a trigger meanwhile leaves the exit to the loop.
+
 Never does: talk to the venue on the actor thread; ack an entry before its outcome.
 """
 
@@ -16,16 +22,17 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
 
 from actors.core import signals
-from actors.core.retry import RetryConfig, RetryPolicy
+from actors.core.settle import lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
-from actors.pipeline import OrderPipeline, OrderResult, Verdict
-from actors.messages import CancelStrategy, DirectIntent, Flatten, FlattenDone, StopsTriggered, Wake
+from actors.pipeline import OrderResult, RuntimeBusy, Verdict
+from actors.messages import (CancelStrategy, DirectIntent, Flatten, FlattenDone, RateLimited, SettlePending,
+                             StopsTriggered, Wake)
 from actors.services import ENGINE, Services
 from actors.strategy import Fill, OrderUpdate
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
@@ -48,13 +55,33 @@ CANCELLABLE = (Purpose.ENTRY, Purpose.EXIT)  # an operator stop (F25) never canc
 
 
 @dataclass(frozen=True)
-class _RateLimited:
-    at: float
+class _RateLimitQuiet:
+    pass
 
 
 @dataclass(frozen=True)
-class _RateLimitQuiet:
-    pass
+class _Resettle:
+    """Timer: look the strategy's order in doubt up again (the settle loop)."""
+
+    strategy_id: str
+
+
+@dataclass(frozen=True)
+class _NothingPending:
+    strategy_id: str
+
+
+@dataclass
+class _Unsettled:
+    """A strategy with an order in doubt: the entries and intents waiting on its settlement."""
+
+    attempts: int = 0
+    acks: list[QueuedOrder] = field(default_factory=list)  # acked once it settles
+    blocked: list[tuple[OrderIntent, QueuedOrder | None]] = field(default_factory=list)  # sent again then
+    scheduled: bool = False
+
+
+MAX_SETTLE_DELAY_S = 30.0
 
 
 RATE_LIMIT_PERSISTENT = 5  # 429/418 answers within the window make rate limiting "persistent" (F5)
@@ -66,14 +93,13 @@ class _Done:
     result: OrderResult
     queued: QueuedOrder | None
     tick_perf: float | None
+    dispatched: OrderIntent | None = None  # the intent as dispatched (None: a settle-loop step)
 
 
 class ExecutionEngine(SupervisedActor):
-    def __init__(self, services: Services, retry: RetryConfig | None = None, stop_workers: int = 4,
-                 order_workers: int = 8) -> None:
+    def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8) -> None:
         super().__init__()
         self.services = services
-        self.retry_config = retry or RetryConfig()
         self.stop_workers = stop_workers
         self.order_workers = order_workers
         self.in_flight: dict[str, _Flight] = {}
@@ -81,15 +107,13 @@ class ExecutionEngine(SupervisedActor):
         self.rate_limits: deque[float] = deque()
         self.rate_limit_reported = False
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
+        self.unsettled: dict[str, _Unsettled] = {}  # strategy id -> its order in doubt (the settle loop)
 
     def on_start(self) -> None:
         s = self.services
         self.consumer = f"{s.config.node.name}:engine"
         self.accounts = {strategy.id: strategy.account for strategy in s.config.strategies}
-        self.pipeline = OrderPipeline(s.store, s.venue, s.gate, s.fence, s.stops, RetryPolicy(self.retry_config))
-        ref = self.actor_ref
-        self.pipeline.on_rate_limited = lambda: ref.tell(_RateLimited(time.time()))
-        self.pipeline.cache = s.runtime_cache
+        self.pipeline = s.pipeline
         self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
@@ -105,6 +129,11 @@ class ExecutionEngine(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StopsTriggered):
             for hit in message.hits:
+                if hit.strategy_id in self.unsettled:
+                    # Its order in doubt is the settle loop's: the exit is re-driven there. The stop
+                    # stays armed in the book meanwhile, so a restart or a settled entry still has it.
+                    self.services.stops.rearm(message.symbol, hit)
+                    continue
                 intent = OrderIntent(hit.strategy_id, self._account_of(hit.strategy_id), message.symbol,
                                      Purpose.STOP_LOSS, reason=f"stop {hit.level:g} crossed at {hit.price:g}",
                                      generation=SYSTEM_GENERATION)
@@ -121,14 +150,21 @@ class ExecutionEngine(SupervisedActor):
                 flight.cancel.set()
         elif isinstance(message, _Done):
             self._finish(message)
-        elif isinstance(message, _RateLimited):
+        elif isinstance(message, _Resettle):
+            self._resettle(message.strategy_id)
+        elif isinstance(message, _NothingPending):
+            self._settled(message.strategy_id)
+        elif isinstance(message, SettlePending):
+            self._track(message.strategy_id)
+        elif isinstance(message, RateLimited):
             self._rate_limited(message.at)
         elif isinstance(message, _RateLimitQuiet):
             self._rate_limit_quiet()
         return None
 
     def status_details(self) -> dict[str, Any]:
-        return {"in_flight": sorted(self.in_flight), "completed": self.completed}
+        return {"in_flight": sorted(self.in_flight), "completed": self.completed,
+                "unsettled": sorted(self.unsettled)}
 
     # --- intake -----------------------------------------------------------------------
 
@@ -185,7 +221,7 @@ class ExecutionEngine(SupervisedActor):
             else:
                 queued_for_ack = queued
             try:
-                ref.tell(_Done(result, queued_for_ack, tick_perf))
+                ref.tell(_Done(result, queued_for_ack, tick_perf, intent))
             except Exception:  # noqa: BLE001 - engine gone: the entry stays un-acked and is reclaimed
                 pass
 
@@ -203,8 +239,8 @@ class ExecutionEngine(SupervisedActor):
             if message.strategy_id and strategy.id != message.strategy_id:
                 continue
             runtime = self.services.runtime_cache.get(strategy.id)
-            if runtime is not None and runtime.position.value != "bought":
-                continue
+            if runtime is not None and runtime.position.value != "bought" and not runtime.pending_order:
+                continue  # flat with nothing in doubt (an entry in doubt may have filled: it is flattened)
             intent = OrderIntent(strategy.id, strategy.account, strategy.symbol, Purpose.FLATTEN,
                                  reason=message.reason)
             self._dispatch(intent, None, None)
@@ -218,13 +254,21 @@ class ExecutionEngine(SupervisedActor):
 
     def _finish(self, done: _Done) -> None:
         result = done.result
-        intent = result.intent
+        intent = done.dispatched or result.intent
         self.completed += 1
-        if done.queued is not None and result.verdict is not Verdict.UNKNOWN:
-            try:
-                self.services.store.ack(done.queued)
-            except StoreUnavailable:
-                pass  # re-delivered later; the pipeline will settle it, not resend
+        if result.verdict is Verdict.UNKNOWN:
+            # Left for the settle loop. The intent that sent the order in doubt is acked once it
+            # settles; an intent that was only blocked by it is dispatched again then.
+            tracked = self._track(intent.strategy_id)
+            if done.dispatched is not None and result.attempts == 0:
+                tracked.blocked.append((done.dispatched, done.queued))
+            elif done.queued is not None:
+                tracked.acks.append(done.queued)
+        else:
+            if done.queued is not None:
+                self._ack(done.queued)
+            if intent.strategy_id in self.unsettled and (result.runtime is None or not result.runtime.pending_order):
+                self._settled(intent.strategy_id)
         flight = self.in_flight.get(intent.strategy_id)
         if flight is not None and intent.purpose in CANCELLABLE:
             flight.orders -= 1
@@ -235,7 +279,8 @@ class ExecutionEngine(SupervisedActor):
             if self.flattening[intent.reason] <= 0:
                 del self.flattening[intent.reason]
                 self.services.directory.tell("degradation", FlattenDone(intent.reason))
-        if result.verdict in (Verdict.REFUSED, Verdict.SAFETY_ABORT) and intent.purpose is Purpose.STOP_LOSS:
+        if result.verdict in (Verdict.REFUSED, Verdict.SAFETY_ABORT, Verdict.UNKNOWN) \
+                and result.intent.purpose is Purpose.STOP_LOSS:
             self._rearm_if_still_open(intent)  # a stop-loss that could not exit stays armed for the next tick
         if result.verdict is Verdict.ACCOUNT_PAUSED:
             self._pause_account(intent.account, intent.strategy_id, result.reason)
@@ -246,7 +291,7 @@ class ExecutionEngine(SupervisedActor):
                 metrics.observe_tick_to_order(max(0.0, result.sent_at - done.tick_perf))
         fill = None
         if result.verdict is Verdict.FILLED and result.runtime is not None:
-            fill = Fill(intent.purpose.value, result.side or "", result.filled_qty, result.avg_price,
+            fill = Fill(result.intent.purpose.value, result.side or "", result.filled_qty, result.avg_price,
                         result.client_order_id or "", result.runtime.position.value)
         update = OrderUpdate(result.verdict.value, result.reason, fill, result.runtime)
         self.services.directory.tell(f"strategy:{intent.strategy_id}", update)
@@ -258,30 +303,94 @@ class ExecutionEngine(SupervisedActor):
 
         Entries of the account close at the gate at once; each active strategy of the account is
         marked `paused` with the reason (runtime and its actor), until an operator enables it.
+        The runtime writes go through the pipeline's serialization, on a worker: never over a
+        fill written meanwhile, never blocking this actor behind an order in progress.
         """
         self.services.directory.tell("degradation", signals.account_paused(account, True, reason))
-        paused = []
-        for strategy in self.services.config.strategies:
-            if strategy.account != account:
-                continue
+        strategies = [s.id for s in self.services.config.strategies if s.account == account]
+        services, pipeline = self.services, self.pipeline
+
+        def pause(runtime: Runtime) -> Runtime | None:
+            if runtime.status is not Status.ACTIVE:
+                return None
+            return replace(runtime, status=Status.PAUSED, reason=reason[:900])
+
+        def work() -> None:
+            paused = []
+            for strategy_id in strategies:
+                try:
+                    runtime = pipeline.update_runtime(strategy_id, pause)
+                except (CorruptState, StaleGeneration, StoreUnavailable, RuntimeBusy) as exc:
+                    log.bind(event="account_pause_incomplete", details={"strategy": strategy_id, "error": str(exc)},
+                             action_taken="entries of the account stay closed at the gate").error(
+                        "account_pause_incomplete")
+                    continue
+                if runtime is not None and runtime.status is Status.PAUSED:
+                    paused.append(strategy_id)
+                    if strategy_id != origin:
+                        services.directory.tell(f"strategy:{strategy_id}",
+                                                OrderUpdate(Verdict.ACCOUNT_PAUSED.value, reason, None, runtime))
+            log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
+                     action_taken="every strategy of the account paused until an operator enables it").error(
+                "account_paused")
+
+        try:
+            self.order_pool.submit(work)
+        except RuntimeError:
+            pass  # stopping: the gate keeps the account's entries closed
+
+    # --- the settle loop ------------------------------------------------------------------
+
+    def _track(self, strategy_id: str) -> _Unsettled:
+        """Re-drive this strategy's order in doubt until it settles (DESIGN §3)."""
+        tracked = self.unsettled.setdefault(strategy_id, _Unsettled())
+        if not tracked.scheduled:
+            tracked.scheduled = True
+            tracked.attempts += 1
+            delay = min(MAX_SETTLE_DELAY_S, lookup_delay(tracked.attempts) * 2)
+            self.services.timers.tell_after(delay, self.actor_ref, _Resettle(strategy_id))
+        return tracked
+
+    def _resettle(self, strategy_id: str) -> None:
+        tracked = self.unsettled.get(strategy_id)
+        if tracked is None:
+            return
+        tracked.scheduled = False
+        strategy = self.services.config.strategy(strategy_id)
+        ref, pipeline = self.actor_ref, self.pipeline
+
+        def work() -> None:
             try:
-                runtime = self.services.store.load_runtime(strategy.id) or Runtime()
-                if runtime.status is Status.ACTIVE:
-                    runtime = replace(runtime, status=Status.PAUSED, reason=reason[:900], updated_at=time.time())
-                    self.services.store.write_runtime(strategy.id, runtime)
-            except (CorruptState, StaleGeneration, StoreUnavailable) as exc:
-                log.bind(event="account_pause_incomplete", details={"strategy": strategy.id, "error": str(exc)},
-                         action_taken="entries of the account stay closed at the gate").error("account_pause_incomplete")
-                continue
-            if runtime.status is Status.PAUSED:
-                paused.append(strategy.id)
-                self.services.runtime_cache.put(strategy.id, runtime)
-                if strategy.id != origin:
-                    self.services.directory.tell(f"strategy:{strategy.id}",
-                                                 OrderUpdate(Verdict.ACCOUNT_PAUSED.value, reason, None, runtime))
-        log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
-                 action_taken="every strategy of the account paused until an operator enables it").error(
-            "account_paused")
+                result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol)
+            except Exception as exc:  # noqa: BLE001 - the loop goes on: still in doubt
+                log.bind(event="settle_error", details={"strategy": strategy_id, "error": repr(exc)},
+                         action_taken="looked up again later").exception("settle_error")
+                result = OrderResult(OrderIntent(strategy_id, strategy.account, strategy.symbol, Purpose.EXIT),
+                                     Verdict.UNKNOWN, f"settle error: {exc!r}")
+            try:
+                ref.tell(_NothingPending(strategy_id) if result is None else _Done(result, None, None))
+            except Exception:  # noqa: BLE001 - engine gone: its successor's cold start settles it
+                pass
+
+        try:
+            (self.stop_pool if strategy_id in self.in_flight else self.order_pool).submit(work)
+        except RuntimeError:
+            pass
+
+    def _settled(self, strategy_id: str) -> None:
+        tracked = self.unsettled.pop(strategy_id, None)
+        if tracked is None:
+            return
+        for queued in tracked.acks:
+            self._ack(queued)
+        for intent, queued in tracked.blocked:
+            self._dispatch(intent, queued, None)
+
+    def _ack(self, queued: QueuedOrder) -> None:
+        try:
+            self.services.store.ack(queued)
+        except StoreUnavailable:
+            pass  # re-delivered later; single use: the pipeline settles or refuses it, never resends
 
     def _rate_limited(self, at: float) -> None:
         """F5: persistent rate limiting → REDUCED; cleared once a window passes without one

@@ -1,7 +1,8 @@
 """Messages the trading actors exchange, in one module so that no two actors import each other.
 
 Flow: state-builder → engine (StopsTriggered); strategies → engine (Wake, DirectIntent,
-CancelStrategy); degradation → engine (Flatten) → degradation (FlattenDone).
+CancelStrategy); degradation → engine (Flatten) → degradation (FlattenDone); pipeline →
+engine (RateLimited); position-manager → engine (SettlePending).
 """
 
 from __future__ import annotations
@@ -54,3 +55,18 @@ class FlattenDone:
     """From the engine: the requested flatten finished; HARD_SHUTDOWN may flush."""
 
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """From the order pipeline (a worker thread): the venue or the budget rate-limited a send."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SettlePending:
+    """To the engine: this strategy has an order in doubt (found by the cold start); re-drive
+    it until it settles (DESIGN §3: UNKNOWN is a state to leave)."""
+
+    strategy_id: str

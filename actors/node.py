@@ -25,13 +25,12 @@ from loguru import logger
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors.core import signals
-from actors.core.retry import RetryPolicy
 from actors.degradation import DegradationActor, SignalMemory
 from actors.execution import ExecutionEngine
 from actors.feed import FeedActor
 from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
-from actors.pipeline import OrderPipeline
+from actors.pipeline import RuntimeBusy
 from actors.position_manager import PositionManager, StrategyDisabled
 from actors.recovery import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
@@ -44,7 +43,7 @@ from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
 from runtime.status_server import CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
 from runtime.store.errors import StoreUnavailable
-from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.store.runtime_state import Position, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
 from supervision import injection
@@ -271,9 +270,7 @@ class Node:
                                                                "outcome": outcome.describe()})
 
     def _emergency_flatten(self) -> None:
-        pipeline = OrderPipeline(self.store, self.venue, self.services.gate, self.services.fence,
-                                 self.services.stops, RetryPolicy())
-        pipeline.cache = self.services.runtime_cache
+        pipeline = self.services.pipeline
         for strategy, _ in self._open_positions():
             intent = OrderIntent(strategy.id, strategy.account, strategy.symbol, Purpose.FLATTEN,
                                  reason="HARD_SHUTDOWN: root supervisor escalated")
@@ -403,5 +400,10 @@ class Node:
         raise CommandError("the strategies supervisor is not running", status=503)
 
     def _write_status(self, strategy_id: str, status: Status, reason: str) -> None:
-        runtime = self.store.load_runtime(strategy_id) or Runtime()
-        self.store.write_runtime(strategy_id, replace(runtime, status=status, reason=reason, updated_at=time.time()))
+        """One writer per runtime: through the pipeline's per-strategy serialization, so an order
+        finishing meanwhile can neither undo this command nor be undone by it."""
+        try:
+            self.services.pipeline.update_runtime(
+                strategy_id, lambda runtime: replace(runtime, status=status, reason=reason))
+        except RuntimeBusy as busy:
+            raise CommandError(f"{busy}; try again when it has finished", status=409) from None

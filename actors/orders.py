@@ -3,7 +3,14 @@
 One position has one entry id and ONE exit id, whatever asks for the exit (a SELL,
 the stop index, a flatten): `{strategy}:e{n}` opens it and `{strategy}:x{n}` closes it.
 So a stop-loss racing a scheduled SELL, or two ticks triggering the same stop, can
-never become two exit orders at the venue: the second send is answered DUPLICATE (-4116).
+never become two exit orders at the venue: the engine serializes orders per strategy and
+the second finds the position closed or the first exit pending.
+
+The client id is a lookup handle, not a duplicate guard (Binance accepts a reused id once
+the earlier order is closed), so the engine never resends while an earlier send may still
+execute. When an exit closes partly executed (EXPIRED on a thin book), the remainder goes
+out as a new order of the same intent, `{strategy}:x{n}.{k}` (k = 2, 3, ...): a lookup by
+id then always names one order.
 """
 
 from __future__ import annotations
@@ -45,9 +52,17 @@ def exit_order_id(strategy_id: str, seq: int) -> str:
     return validate_client_order_id(f"{strategy_id}:x{seq}")
 
 
+def next_exit_id(strategy_id: str, seq: int, last_orders: tuple[str, ...]) -> str:
+    """The id of the next exit order of position `seq`: `x{n}` first, then `x{n}.2`, `x{n}.3`, ..."""
+    first = exit_order_id(strategy_id, seq)
+    sent = sum(1 for order in last_orders if order == first or order.startswith(first + "."))
+    return first if sent == 0 else validate_client_order_id(f"{first}.{sent + 1}")
+
+
 def entry_seq_of(client_order_id: str) -> int:
-    """The position number n of `{strategy}:e{n}` / `{strategy}:x{n}`; raises ValueError otherwise."""
+    """The position number n of `{strategy}:e{n}` / `{strategy}:x{n}[.k]`; raises ValueError otherwise."""
     _, _, tail = client_order_id.rpartition(":")
+    tail = tail.split(".", 1)[0] if tail.startswith("x") else tail
     if len(tail) < 2 or tail[0] not in "ex" or not tail[1:].isdigit():
         raise ValueError(f"{client_order_id!r} is not a Warden client order id")
     return int(tail[1:])
@@ -66,6 +81,9 @@ class OrderIntent:
     generation: int = SYSTEM_GENERATION
     reason: str = ""
     created_at: float = field(default_factory=time.time)
+    # Entries: the runtime's entry_seq when the intent was made. Single use: the engine sends
+    # it only while the runtime is still there, so a stale queue entry never opens position n+1.
+    position_seq: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "purpose", Purpose(self.purpose))
@@ -109,6 +127,7 @@ class OrderIntent:
             generation=number("generation", int),
             reason=text("reason") if "reason" in fields else "",
             created_at=number("created_at"),
+            position_seq=number("position_seq", int) if fields.get("position_seq") not in (None, "", b"") else None,
         )
 
     def with_quantity(self, quantity: float) -> OrderIntent:

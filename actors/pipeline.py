@@ -1,15 +1,25 @@
 """The order pipeline of DESIGN §2, one intent at a time, on a worker thread.
 
 validate → lock → load runtime → preconditions → journal intent → submit → handle
-outcome (retry / lookup) → update runtime → journal outcome → unlock → log.
+outcome (retry / settle) → update runtime → journal outcome → unlock → log.
 
 Invariants this module exists for:
 - the intent is journaled (Redis, or the fsynced disk buffer for exits) before it is sent;
 - the client order id is derived from the runtime, so every retry, every re-delivery of
   the same queue entry and every restart reuses it;
-- an outcome in doubt (UNKNOWN) is looked up by client id before anything is resent, and
-  while unsettled it stays `pending_order` in the runtime: the strategy cannot send again;
-- a stale generation (fenced strategy incarnation) is refused before any side effect.
+- the client id is a lookup handle, not a duplicate guard: nothing is resent while an
+  earlier send may still execute. A send lost on the network is settled only after its
+  recvWindow has passed on the venue's clock; an "unknown" reply only after the settle
+  window (actors.core.settle). Until then the order stays `pending_order`: UNKNOWN, which
+  the engine's settle loop re-drives (`resettle`) until it settles;
+- EXPIRED / CANCELED / partial fills are final: the position is `executedQty`, and an
+  exit's remainder is sent again under the same intent until flat (F30);
+- one writer per runtime: every change of `runtime:{id}` (orders, settles, operator
+  commands, account pause, cold start) runs under `serialized` -- the in-process lock of
+  the strategy and its Redis lock -- so no stale write can revert a fill or a command;
+- a stale generation (fenced strategy incarnation) is refused before any side effect, and
+  the gate (entries) and the fence are checked again before every resend; an entry that
+  could not be sent within `entry_bound_s` of its intent is dropped, never sent late.
 
 Never does: call the venue without a journaled intent; hold the lock across an
 operator cancel; sleep without the cancel event.
@@ -19,15 +29,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 from loguru import logger
 
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
-from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, exit_order_id
+from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -39,14 +52,17 @@ log = logger.bind(component="execution-engine")
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
+MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
+INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
 class Verdict(StrEnum):
-    FILLED = "FILLED"  # the venue executed it; runtime updated
-    REFUSED = "REFUSED"  # not sent: gate closed, precondition failed, stale generation, busy
+    FILLED = "FILLED"  # the venue executed it (fully or partly: see filled_qty); runtime updated
+    EXPIRED = "EXPIRED"  # the venue closed it with nothing executed (EXPIRED/CANCELED): final
+    REFUSED = "REFUSED"  # not sent: gate closed, precondition failed, stale generation, busy, too late
     SAFETY_ABORT = "SAFETY_ABORT"  # permanent reject, retries exhausted, corrupt state: strategy failed
     ACCOUNT_PAUSED = "ACCOUNT_PAUSED"  # TOKEN_INVALID: every strategy of the account paused
-    UNKNOWN = "UNKNOWN"  # still in doubt after the lookups; pending until settled
+    UNKNOWN = "UNKNOWN"  # still in doubt; pending, re-driven by the settle loop until settled
     CANCELLED = "CANCELLED"  # an operator stop cancelled it before it was sent again
 
 
@@ -62,6 +78,10 @@ class OrderResult:
     runtime: Runtime | None = None
     attempts: int = 0
     sent_at: float | None = None  # perf_counter of the first send (tick-to-wire measurement)
+
+
+class RuntimeBusy(RuntimeError):
+    """The strategy's runtime is being changed by someone else (an order in progress) right now."""
 
 
 class RuntimeCache:
@@ -96,6 +116,17 @@ class StrategyLocks:
             return self._locks.setdefault(strategy_id, threading.Lock())
 
 
+@dataclass
+class _Held:
+    """The Redis lock held for one serialized change (None: store down, exits only)."""
+
+    lock: Any
+    extended_at: float
+
+
+_NOT_FOUND = object()  # _resolve: the venue provably never executed the send
+
+
 class OrderPipeline:
     def __init__(
         self,
@@ -106,9 +137,13 @@ class OrderPipeline:
         stops: StopBook,
         retry: RetryPolicy,
         *,
+        cache: RuntimeCache | None = None,
+        timing: SettleTiming | None = None,
+        entry_bound_s: float = 10.0,
         lock_ttl_ms: int = 10_000,
         lock_wait_s: float = 2.0,
         wall_clock: Callable[[], float] = time.time,
+        on_rate_limited: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.venue = venue
@@ -116,48 +151,129 @@ class OrderPipeline:
         self.fence = fence
         self.stops = stops
         self.retry = retry
+        self.cache = cache if cache is not None else RuntimeCache()
+        self.timing = timing or SettleTiming(recv_window_ms=getattr(venue, "recv_window_ms", 1000))
+        self.entry_bound_s = entry_bound_s
         self.lock_ttl_ms = lock_ttl_ms
         self.lock_wait_s = lock_wait_s
         self.wall_clock = wall_clock
-        self.cache = RuntimeCache()
         self.local_locks = StrategyLocks()
-        self.on_rate_limited: Callable[[], None] = lambda: None  # called on a worker thread per 429/418
+        self.on_rate_limited = on_rate_limited  # called on a worker thread per 429/418
+        self._doubts: dict[str, Doubt] = {}  # client id -> why it is in doubt (this process only)
 
-    # --- entry point ------------------------------------------------------------------
+    # --- entry points ---------------------------------------------------------------
 
     def execute(self, intent: OrderIntent, cancel: threading.Event) -> OrderResult:
         refusal = self._validate(intent)
         if refusal is not None:
             return refusal
-        local = self.local_locks.of(intent.strategy_id)
-        if not local.acquire(timeout=self.lock_wait_s):
-            return self._refuse(intent, "another order of this strategy is in progress")
         try:
-            return self._locked(intent, cancel)
+            with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk) as held:
+                runtime = self._load(intent)
+                if isinstance(runtime, OrderResult):
+                    return runtime
+                return self._run(intent, runtime, cancel, held)
+        except RuntimeBusy as busy:
+            return self._refuse(intent, str(busy))
+        except StoreUnavailable:
+            if intent.purpose.reduces_risk:
+                raise
+            return self._refuse(intent, "store unavailable: entries are closed")
+
+    def resettle(self, strategy_id: str, account: str, symbol: str) -> OrderResult | None:
+        """The settle loop's step: ask the venue about the strategy's pending order once.
+
+        None when nothing is pending any more. FILLED / EXPIRED apply as usual (an exit's
+        remainder is sent at once); a NOT_FOUND that is final (its recvWindow / settle
+        window has passed) clears an entry, and sends an exit again under the same intent.
+        """
+        probe = OrderIntent(strategy_id, account, symbol, Purpose.EXIT, reason="settle loop")
+        try:
+            with self.serialized(strategy_id, risk_reducing=True) as held:
+                runtime = self._load(probe)
+                if isinstance(runtime, OrderResult):
+                    return runtime
+                if not runtime.pending_order:
+                    return None
+                intent = replace(probe, purpose=Purpose(runtime.pending_purpose))
+                return self._settle_pending(intent, runtime, threading.Event(), held)
+        except RuntimeBusy:
+            return OrderResult(probe, Verdict.UNKNOWN, "an order of this strategy is in progress; settle later")
+
+    def settle(self, strategy_id: str, account: str, symbol: str, client_id: str, purpose: Purpose,
+               journaled_at: float) -> OrderResult:
+        """Cold start: settle one journaled intent that has no final outcome, by lookup.
+
+        Runs under the same serialization as the live engine, and re-checks under it that
+        the intent is still open: the engine may have settled it since the journal was read.
+        Works whether or not the runtime got as far as recording it as pending (a crash
+        can fall between "intent journaled" and "runtime written").
+        """
+        intent = OrderIntent(strategy_id, account, symbol, purpose, quantity=1.0 if purpose is Purpose.ENTRY else 0.0,
+                             reason="cold start: settle journaled intent")
+        try:
+            with self.serialized(strategy_id, risk_reducing=True) as held:
+                if not self.store.is_unsettled(client_id):
+                    return OrderResult(intent, Verdict.REFUSED, f"{client_id} was settled meanwhile", client_id)
+                runtime = self._load(intent)
+                if isinstance(runtime, OrderResult):
+                    return runtime
+                if runtime.pending_order != client_id:
+                    seq = entry_seq_of(client_id)
+                    if runtime.pending_order or seq < runtime.entry_seq or (
+                            purpose.reduces_risk and runtime.position is not Position.BOUGHT):
+                        # The runtime moved past this intent: settle the journal only, never the runtime.
+                        return self._settle_journal_only(intent, client_id)
+                    runtime = replace(runtime, pending_order=client_id, pending_purpose=purpose.value,
+                                      pending_since=journaled_at + getattr(self.venue, "timeout_s", 2.0),
+                                      entry_seq=max(runtime.entry_seq, seq))
+                return self._settle_pending(intent, runtime, threading.Event(), held)
+        except RuntimeBusy as busy:
+            return OrderResult(intent, Verdict.UNKNOWN, str(busy), client_id)
+
+    def update_runtime(self, strategy_id: str, change: Callable[[Runtime], Runtime | None]) -> Runtime | None:
+        """Load → change → write under the strategy's serialization (operator commands, account
+        pause, protective-stop take-back). `change` returns None to leave the record as it is.
+        Raises RuntimeBusy, StoreUnavailable, CorruptState, StaleGeneration."""
+        with self.serialized(strategy_id, risk_reducing=False):
+            runtime = self.store.load_runtime(strategy_id) or Runtime()
+            changed = change(runtime)
+            if changed is None:
+                return runtime
+            changed = replace(changed, updated_at=self.wall_clock())
+            self.store.write_runtime(strategy_id, changed)
+            self.cache.put(strategy_id, changed)
+            return changed
+
+    @contextmanager
+    def serialized(self, strategy_id: str, *, risk_reducing: bool) -> Iterator[_Held]:
+        """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
+
+        A store outage lets only risk-reducing work through (F18), without the Redis lock.
+        """
+        local = self.local_locks.of(strategy_id)
+        if not local.acquire(timeout=self.lock_wait_s):
+            raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
+        try:
+            try:
+                lock = self._acquire_store_lock(strategy_id)
+            except StoreUnavailable:
+                if not risk_reducing:
+                    raise
+                lock = None
+            else:
+                if lock is None:
+                    raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
+            try:
+                yield _Held(lock, time.monotonic())
+            finally:
+                if lock is not None:
+                    try:
+                        self.store.release_lock(lock)
+                    except StoreUnavailable:
+                        pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
             local.release()
-
-    def _locked(self, intent: OrderIntent, cancel: threading.Event) -> OrderResult:
-        try:
-            lock = self._acquire_store_lock(intent)
-        except StoreUnavailable:
-            if not intent.purpose.reduces_risk:
-                return self._refuse(intent, "store unavailable: entries are closed")
-            lock = None  # F18: exits still run, recorded in the disk buffer
-        else:
-            if lock is None:
-                return self._refuse(intent, f"lock_state:{intent.strategy_id} is held by another owner")
-        try:
-            runtime = self._load(intent)
-            if isinstance(runtime, OrderResult):
-                return runtime
-            return self._run(intent, runtime, cancel)
-        finally:
-            if lock is not None:
-                try:
-                    self.store.release_lock(lock)
-                except StoreUnavailable:
-                    pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
 
     # --- steps ------------------------------------------------------------------------
 
@@ -168,17 +284,32 @@ class OrderPipeline:
             decision = self.gate().check(intent.strategy_id, intent.symbol, OrderKind.ENTRY, intent.account)
             if not decision.open:
                 return self._refuse(intent, "gate closed: " + "; ".join(decision.reasons))
+            if self.wall_clock() - intent.created_at > self.entry_bound_s:
+                return self._refuse(intent, f"entry not sent within {self.entry_bound_s:g}s of its intent: dropped")
         elif self.gate().flushing:
             return self._refuse(intent, "HARD_SHUTDOWN final flush: no more orders")
         return None
 
-    def _acquire_store_lock(self, intent: OrderIntent) -> Any:
+    def _acquire_store_lock(self, strategy_id: str) -> Any:
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            lock = self.store.acquire_lock(intent.strategy_id, self.lock_ttl_ms)
+            lock = self.store.acquire_lock(strategy_id, self.lock_ttl_ms)
             if lock is not None or time.monotonic() > deadline:
                 return lock
             time.sleep(0.005)
+
+    def _keep(self, held: _Held) -> None:
+        """Extend the Redis lock while an order is in progress (F6/case 9): it never expires mid-order."""
+        if held.lock is None or time.monotonic() - held.extended_at < self.lock_ttl_ms / 3000.0:
+            return
+        try:
+            if self.store.extend_lock(held.lock):
+                held.extended_at = time.monotonic()
+            else:
+                log.bind(event="lock_lost", details={"key": held.lock.key},
+                         action_taken="order continues; the runtime write is fenced").error("lock_lost")
+        except StoreUnavailable:
+            pass
 
     def _load(self, intent: OrderIntent) -> Runtime | OrderResult:
         try:
@@ -192,7 +323,7 @@ class OrderPipeline:
                 return self._refuse(intent, "store unavailable and no cached runtime")
         return runtime or Runtime()
 
-    def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event) -> OrderResult:
+    def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held) -> OrderResult:
         if cancel.is_set():
             return self._refuse(intent, "cancelled by an operator stop (F25): not sent", runtime)
         refusal = self._validate(intent)  # again: waiting for the locks may have outlived the generation or gate
@@ -200,7 +331,7 @@ class OrderPipeline:
             return refusal
         if runtime.pending_order:
             pending_purpose = Purpose(runtime.pending_purpose or Purpose.ENTRY)
-            settled = self._settle(intent, runtime, runtime.pending_order)
+            settled = self._settle_pending(intent, runtime, cancel, held, resend=False)
             if settled.verdict is Verdict.UNKNOWN:
                 return settled  # still in doubt: nothing new may be sent for this strategy
             if settled.verdict is Verdict.FILLED and pending_purpose.reduces_risk == intent.purpose.reduces_risk:
@@ -209,13 +340,18 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
+        return self._place(intent, runtime, cancel, held)
+
+    def _place(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
+               rounds: int = 1) -> OrderResult:
+        """Journal the intent, record it pending, send it; exits loop over their remainders."""
         if intent.purpose is Purpose.ENTRY:
             seq = runtime.entry_seq + 1
             client_id, side, quantity = entry_order_id(intent.strategy_id, seq), "BUY", intent.quantity
             quantity *= self.gate().check(intent.strategy_id, intent.symbol, OrderKind.ENTRY, intent.account).size_factor
             pending = replace(runtime, entry_seq=seq)
         else:
-            client_id, side = exit_order_id(intent.strategy_id, runtime.entry_seq), "SELL"
+            client_id, side = next_exit_id(intent.strategy_id, runtime.entry_seq, runtime.last_orders), "SELL"
             quantity = runtime.quantity
             pending = runtime
         fields = {
@@ -229,15 +365,33 @@ class OrderPipeline:
         except StoreUnavailable:
             return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
+                          pending_since=self._send_deadline_s(),
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
-        self._write(intent, pending.with_order(client_id))
-        return self._send(intent, pending.with_order(client_id), client_id, side, quantity, cancel)
+        pending = pending.with_order(client_id)
+        self._write(intent, pending)
+        result = self._send(intent, pending, client_id, side, quantity, cancel, held)
+        if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
+                and result.runtime is not None and result.runtime.position is Position.BOUGHT):
+            # F30: part (or none) of the exit executed; the rest goes again under the same intent.
+            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
+                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
+                                                           "left": result.runtime.quantity},
+                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
+                return replace(result, verdict=Verdict.REFUSED,
+                               reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
+            self._keep(held)
+            return self._place(intent, result.runtime, cancel, held, rounds + 1)
+        return result
 
     def _precondition(self, intent: OrderIntent, runtime: Runtime) -> str | None:
         if runtime.status is not Status.ACTIVE and intent.purpose is Purpose.ENTRY:
             return f"strategy status is {runtime.status.value}" + (f" ({runtime.reason})" if runtime.reason else "")
         if intent.purpose is Purpose.ENTRY and runtime.position not in FLAT:
             return f"BUY needs a flat position, position is {runtime.position.value}"
+        if intent.purpose is Purpose.ENTRY and intent.position_seq is not None \
+                and intent.position_seq != runtime.entry_seq:
+            return (f"single-use intent: made at entry {intent.position_seq}, the runtime is at entry "
+                    f"{runtime.entry_seq}; never sent late")
         if intent.purpose.reduces_risk and runtime.position is not Position.BOUGHT:
             return f"{intent.purpose.value} needs position bought, position is {runtime.position.value}"
         if intent.purpose.reduces_risk and not runtime.quantity > 0:
@@ -246,43 +400,62 @@ class OrderPipeline:
 
     # --- the venue ----------------------------------------------------------------------
 
+    def _send_deadline_s(self) -> float:
+        """Venue-clock seconds by which a send starting now has surely completed (its signed
+        timestamp is no later than this): what `pending_since` records."""
+        return (self.venue.clock.now_ms() / 1000.0) + getattr(self.venue, "timeout_s", 2.0)
+
+    def _resend_refusal(self, intent: OrderIntent, cancel: threading.Event) -> str | None:
+        """Checked before every resend: an operator stop, the fence, the gate, the entry bound."""
+        if cancel.is_set():
+            return "cancelled by an operator stop (F25)"
+        refused = self._validate(intent)
+        return refused.reason if refused is not None else None
+
     def _send(
-        self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, quantity: float, cancel: threading.Event
+        self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, quantity: float,
+        cancel: threading.Event, held: _Held,
     ) -> OrderResult:
         attempt = 1  # sends so far, this one included
         limited = 0  # earlier sends the venue or the request budget rate-limited
         sent_at: float | None = None
         while True:
+            if attempt > 1:
+                why = self._resend_refusal(intent, cancel)
+                if why is not None:
+                    return self._not_sent(intent, runtime, client_id, why, attempt - 1)
+                self._keep(held)
+                runtime = replace(runtime, pending_since=self._send_deadline_s())
+                self._write(intent, runtime)
             if sent_at is None:
                 sent_at = time.perf_counter()
             outcome = self.venue.place_order(
                 intent.symbol, side, "MARKET", quantity, client_id,
                 reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
             )
-            # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out, however long the
-            # flood, so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT by itself.
+            # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out (entries only
+            # until their bound), so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT.
             counted = attempt - limited
             decision = self.retry.decide(outcome.kind.value, counted, retry_after=outcome.retry_after_s,
                                          detail=outcome.describe())
             if decision.action is RetryAction.DONE:
-                if outcome.kind is OutcomeKind.DUPLICATE or outcome.order_status != "FILLED":
-                    looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
-                    if looked.kind is OutcomeKind.FILLED:
-                        outcome = looked
-                    else:
-                        return self._unknown(intent, runtime, client_id, f"accepted, not yet filled: {looked.describe()}", attempt, sent_at)
-                return self._filled(intent, runtime, client_id, side, outcome, attempt, sent_at)
+                state = order_state(outcome.order)
+                if outcome.kind is not OutcomeKind.DUPLICATE and state is not None and state.final:
+                    return self._apply(intent, runtime, client_id, side, state, attempt, sent_at)
+                # Accepted but not final (NEW, PARTIALLY_FILLED) or -4116 (open under this id): settle it.
+                resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), None, cancel,
+                                         held, attempt, sent_at)
+                if resolved is _NOT_FOUND:
+                    return self._unknown(intent, runtime, client_id, "accepted, then not found", attempt, sent_at)
+                return resolved  # type: ignore[return-value]
             if decision.action is RetryAction.LOOKUP_THEN_RETRY:
-                looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
-                if looked.kind is OutcomeKind.FILLED:
-                    return self._filled(intent, runtime, client_id, side, looked, attempt, sent_at)
-                if looked.kind is not OutcomeKind.NOT_FOUND or not decision.retry_allowed:
-                    why = "lookup found nothing and retries are exhausted" if looked.kind is OutcomeKind.NOT_FOUND \
-                        else f"lookup in doubt: {looked.describe()}"
-                    if looked.kind is OutcomeKind.NOT_FOUND:
-                        return self._abort(intent, runtime, f"SAFETY_ABORT: {why}; position unchanged",
-                                           client_id=client_id, attempts=attempt)
-                    return self._unknown(intent, runtime, client_id, why, attempt, sent_at)
+                resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), doubt_of(outcome),
+                                         cancel, held, attempt, sent_at)
+                if resolved is not _NOT_FOUND:
+                    return resolved  # type: ignore[return-value]
+                if not decision.retry_allowed:
+                    return self._abort(intent, runtime, "SAFETY_ABORT: lookup found nothing and retries are "
+                                       "exhausted; position unchanged", client_id=client_id, attempts=attempt)
                 delay = self.retry.backoff(counted)
             elif decision.action is RetryAction.RETRY_AFTER:
                 delay = decision.delay
@@ -298,95 +471,152 @@ class OrderPipeline:
             else:
                 return self._abort(intent, runtime, f"SAFETY_ABORT: {decision.reason}", client_id=client_id,
                                    attempts=attempt)
+            if intent.purpose is Purpose.ENTRY and self.wall_clock() + delay - intent.created_at > self.entry_bound_s:
+                return self._not_sent(intent, runtime, client_id, f"entry could not be sent within "
+                                      f"{self.entry_bound_s:g}s of its intent: dropped, never sent late", attempt)
             log.bind(event="order_retry", details={"client_order_id": client_id, "attempt": attempt,
                                                    "outcome": outcome.describe(), "delay_s": round(delay, 3)},
                      action_taken="retry with the same client order id").warning("order_retry")
             if cancel.wait(delay):
-                return self._cancelled(intent, runtime, client_id, attempt)
+                return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
 
-    def _settle(self, intent: OrderIntent, runtime: Runtime, client_id: str) -> OrderResult:
-        """An order in doubt from before: ask the venue what became of it (never resend blind)."""
-        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+    def _venue_now_ms(self) -> float:
+        return float(self.venue.clock.now_ms())
+
+    def _resolve(
+        self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, last_send_ms: float,
+        doubt: Doubt | None, cancel: threading.Event, held: _Held, attempts: int, sent_at: float | None,
+    ) -> OrderResult | object:
+        """Look the order up until it settles: an applied result, UNKNOWN (handed to the settle
+        loop), or _NOT_FOUND once a NOT_FOUND is final (the send can no longer execute)."""
+        final_at = self.timing.final_not_found_at(last_send_ms, doubt)
+        if doubt is not None:
+            self._doubts[client_id] = doubt
+        give_up_at = final_at + INLINE_SETTLE_SLACK_S * 1000.0
+        lookups = 0
+        while True:
+            lookups += 1
+            self._keep(held)
+            looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+            state = order_state(looked.order) if looked.ok else None
+            now = self._venue_now_ms()
+            if state is not None and state.final:
+                self._doubts.pop(client_id, None)
+                return self._apply(intent, runtime, client_id, side, state, attempts, sent_at)
+            if looked.kind is OutcomeKind.NOT_FOUND and now >= final_at:
+                self._doubts.pop(client_id, None)
+                return _NOT_FOUND
+            if now >= give_up_at:
+                return self._unknown(intent, runtime, client_id, f"still in doubt: {looked.describe()}",
+                                     attempts, sent_at)
+            wait = lookup_delay(lookups)
+            if looked.kind is OutcomeKind.NOT_FOUND:
+                wait = min(wait, max(0.0, (final_at - now) / 1000.0) + 0.01)
+            time.sleep(wait)  # not the cancel event: a send that may execute is settled, cancel or not
+
+    def _settle_pending(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
+                        *, resend: bool = True) -> OrderResult:
+        """An order in doubt from before: ask the venue once what became of it (never resend blind).
+
+        A final NOT_FOUND clears it; then, for an exit (and `resend`), the exit goes again at
+        once under the same intent, and a partly executed exit's remainder likewise (F30).
+        """
+        client_id = runtime.pending_order
         purpose = Purpose(runtime.pending_purpose or "entry")
         origin = replace(intent, purpose=purpose)
         side = "BUY" if purpose is Purpose.ENTRY else "SELL"
-        if looked.kind is OutcomeKind.FILLED:
-            return self._filled(origin, runtime, client_id, side, looked, 0, None)
-        if looked.kind is OutcomeKind.NOT_FOUND:
-            cleared = replace(runtime, pending_order="", pending_purpose="")
+        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        state = order_state(looked.order) if looked.ok else None
+        if state is not None and state.final:
+            self._doubts.pop(client_id, None)
+            result = self._apply(origin, runtime, client_id, side, state, 0, None)
+            if resend and purpose.reduces_risk and result.runtime is not None \
+                    and result.runtime.position is Position.BOUGHT:
+                return self._place(origin, result.runtime, cancel, held, rounds=2)
+            return result
+        final_at = self.timing.final_not_found_at(runtime.pending_since * 1000.0, self._doubts.get(client_id))
+        if looked.kind is OutcomeKind.NOT_FOUND and self._venue_now_ms() >= final_at:
+            self._doubts.pop(client_id, None)
+            cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
             self._write(intent, cleared)
             self._journal_outcome(intent, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
+            if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
+                log.bind(event="exit_resent", details={"client_order_id": client_id},
+                         action_taken="exit sent again under the same intent").warning("exit_resent")
+                return self._place(origin, cleared, cancel, held)
             return OrderResult(intent, Verdict.REFUSED, f"{client_id} never reached the venue; settled", client_id,
                                runtime=cleared)
-        return self._unknown(intent, runtime, client_id, f"still in doubt: {looked.describe()}", 0, None)
-
-    def settle(self, strategy_id: str, account: str, symbol: str, client_id: str, purpose: Purpose) -> OrderResult:
-        """Cold start: settle one journaled intent that has no final outcome, by lookup.
-
-        Works whether or not the runtime got as far as recording it as pending (a crash
-        can fall between "intent journaled" and "runtime written").
-        """
-        intent = OrderIntent(strategy_id, account, symbol, purpose, quantity=1.0 if purpose is Purpose.ENTRY else 0.0,
-                             reason="cold start: settle journaled intent")
-        with self.local_locks.of(strategy_id):
-            runtime = self._load(intent)
-            if isinstance(runtime, OrderResult):
-                return runtime
-            if runtime.pending_order != client_id:
-                seq = entry_seq_of(client_id)
-                runtime = replace(runtime, pending_order=client_id, pending_purpose=purpose.value,
-                                  entry_seq=max(runtime.entry_seq, seq) if purpose is Purpose.ENTRY else runtime.entry_seq)
-            return self._settle(intent, runtime, client_id)
+        return self._unknown(origin, runtime, client_id, f"still in doubt: {looked.describe()}", 0, None)
 
     # --- outcomes -------------------------------------------------------------------------
 
-    def _filled(self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, outcome: VenueOutcome,
-                attempts: int, sent_at: float | None) -> OrderResult:
-        order = outcome.order or {}
-        qty = float(order.get("executedQty") or order.get("origQty") or 0.0)
-        price = float(order.get("avgPrice") or order.get("price") or 0.0)
+    def _apply(self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, state: OrderState,
+               attempts: int, sent_at: float | None) -> OrderResult:
+        """A final order state: the position holds `executedQty` (F30), whatever the status."""
+        qty, price = state.executed_qty, state.avg_price
+        cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
         if intent.purpose is Purpose.ENTRY:
-            updated = replace(runtime, position=Position.BOUGHT, quantity=qty, entry_price=price,
-                              pending_order="", pending_purpose="")
-            if updated.stop_loss:
-                self.stops.arm(intent.symbol, intent.strategy_id, updated.stop_loss, qty)
+            if qty > 0:
+                updated = replace(cleared, position=Position.BOUGHT, quantity=qty, entry_price=price)
+                if updated.stop_loss:
+                    self.stops.arm(intent.symbol, intent.strategy_id, updated.stop_loss, qty)
+            else:
+                updated = cleared
         else:
-            position = Position.EXITED_BY_SL if intent.purpose is Purpose.STOP_LOSS else Position.SOLD
-            updated = replace(runtime, position=position, quantity=0.0, pending_order="", pending_purpose="")
-            self.stops.disarm(intent.symbol, intent.strategy_id)
+            left = remainder(runtime.quantity, qty)
+            if left:
+                updated = replace(cleared, quantity=left)
+            else:
+                position = Position.EXITED_BY_SL if intent.purpose is Purpose.STOP_LOSS else Position.SOLD
+                updated = replace(cleared, position=position, quantity=0.0)
+                self.stops.disarm(intent.symbol, intent.strategy_id)
         self._write(intent, updated)
-        self._journal_outcome(intent, client_id, "FILLED", {"qty": repr(qty), "avg_price": repr(price),
-                                                            "attempts": str(attempts)})
-        log.bind(event="order_filled", details={"client_order_id": client_id, "purpose": intent.purpose.value,
-                                                "side": side, "qty": qty, "price": price, "attempts": attempts},
-                 action_taken=f"position {updated.position.value}").info("order_filled")
-        return OrderResult(intent, Verdict.FILLED, "filled", client_id, side, qty, price, updated, attempts, sent_at)
+        self._journal_outcome(intent, client_id, state.status, {"qty": repr(qty), "avg_price": repr(price),
+                                                                "attempts": str(attempts)})
+        verdict = Verdict.FILLED if qty > 0 else Verdict.EXPIRED
+        event = "order_filled" if state.status == "FILLED" else "order_closed_partly"
+        log.bind(event=event, details={"client_order_id": client_id, "purpose": intent.purpose.value,
+                                       "status": state.status, "side": side, "qty": qty, "price": price,
+                                       "attempts": attempts},
+                 action_taken=f"position {updated.position.value} {updated.quantity:g}").info(event)
+        reason = "filled" if state.status == "FILLED" else f"{state.status}: executedQty {qty:g}"
+        return OrderResult(intent, verdict, reason, client_id, side, qty, price, updated, attempts, sent_at)
+
+    def _settle_journal_only(self, intent: OrderIntent, client_id: str) -> OrderResult:
+        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        state = order_state(looked.order) if looked.ok else None
+        if state is not None and state.final:
+            self._journal_outcome(intent, client_id, state.status, {"qty": repr(state.executed_qty),
+                                                                    "reason": "settled after the runtime moved on"})
+            return OrderResult(intent, Verdict.REFUSED, f"{client_id} {state.status}; runtime had moved on", client_id)
+        return OrderResult(intent, Verdict.UNKNOWN, f"{client_id} in doubt: {looked.describe()}", client_id)
 
     def _unknown(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int,
                  sent_at: float | None) -> OrderResult:
         """Leave the order pending: it counts as filled for risk and blocks a resend."""
         log.bind(event="order_unknown", details={"client_order_id": client_id, "why": why},
-                 action_taken="kept pending; settle by lookup before any resend").error("order_unknown")
+                 action_taken="kept pending; the settle loop looks it up until it settles").error("order_unknown")
         return OrderResult(intent, Verdict.UNKNOWN, why, client_id, runtime=runtime, attempts=attempts, sent_at=sent_at)
 
-    def _cancelled(self, intent: OrderIntent, runtime: Runtime, client_id: str, attempts: int) -> OrderResult:
-        """F25: stopped by an operator between attempts: settle what was sent, send nothing more."""
-        log.bind(event="order_cancelled", details={"strategy": intent.strategy_id, "client_order_id": client_id,
-                                                   "attempts": attempts},
-                 action_taken="no resend; settled by lookup").warning("order_cancelled")
-        settled = self._settle(intent, runtime, client_id)
-        if settled.verdict is Verdict.FILLED:
-            return settled
-        return OrderResult(intent, Verdict.CANCELLED, f"cancelled by operator; {settled.reason}", client_id,
-                           runtime=settled.runtime, attempts=attempts)
+    def _not_sent(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int) -> OrderResult:
+        """Not sent again (cancel, gate, fence, bound): every earlier send is proven not executed."""
+        cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
+        self._write(intent, cleared)
+        verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
+        self._journal_outcome(intent, client_id, verdict.value, {"reason": why[:900]})
+        log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                                                    "attempts": attempts, "reason": why},
+                 action_taken="not sent again; nothing of it executed").warning("order_not_resent")
+        return OrderResult(intent, verdict, why, client_id, runtime=cleared, attempts=attempts)
 
     def _abort(self, intent: OrderIntent, runtime: Runtime | None, reason: str, *, client_id: str | None = None,
                attempts: int = 0, verdict: Verdict = Verdict.SAFETY_ABORT, mark: bool = True) -> OrderResult:
         updated = None
         if runtime is not None and mark:
             status = Status.PAUSED if verdict is Verdict.ACCOUNT_PAUSED else Status.FAILED
-            updated = replace(runtime, status=status, reason=reason[:900], pending_order="", pending_purpose="")
+            updated = replace(runtime, status=status, reason=reason[:900], pending_order="", pending_purpose="",
+                              pending_since=0.0)
             self._write(intent, updated)
         if client_id is not None:
             self._journal_outcome(intent, client_id, verdict.value, {"reason": reason[:900]})

@@ -17,7 +17,7 @@ from typing import Any
 from loguru import logger
 
 from actors.core.signals import Effect, Scope, Signal
-from actors.execution import StopsTriggered
+from actors.messages import SettlePending, StopsTriggered
 from actors.monitors import Reconcile, Reconciled
 from actors.pipeline import OrderResult, Verdict
 from actors.recovery import RecoveryReport, cold_start, load_and_arm, reconcile_positions
@@ -51,6 +51,8 @@ class PositionManager(SupervisedActor):
         self.report = cold_start(self.services)
         self._publish_drift(self.report.drift)
         self.last_reconcile_at = time.time()
+        for strategy_id in self.report.in_doubt:
+            self.services.directory.tell(ENGINE, SettlePending(strategy_id))
         for symbol, hits in self.report.triggered.items():
             self.services.directory.tell(ENGINE, StopsTriggered(symbol, tuple(hits), time.perf_counter()))
         self._schedule_reconcile()

@@ -8,20 +8,18 @@ The venue is the source of truth for positions; drift is reported, never papered
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from loguru import logger
 
-from actors.core.retry import RetryPolicy
 from actors.core.stop_index import StopHit
 from actors.orders import Purpose
-from actors.pipeline import OrderPipeline
+from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.services import Services
 from runtime.store.errors import CorruptState
-from runtime.store.runtime_state import Position
+from runtime.store.runtime_state import Position, Runtime
 from runtime.venue.outcomes import OutcomeKind
 
 log = logger.bind(component="position-manager")
@@ -34,6 +32,7 @@ class RecoveryReport:
     corrupt: dict[str, str] = field(default_factory=dict)  # strategy id -> problem
     drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue}
     triggered: dict[str, list[StopHit]] = field(default_factory=dict)  # symbol -> stops crossed by last price
+    in_doubt: list[str] = field(default_factory=list)  # strategy ids whose order is still in doubt
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +41,7 @@ class RecoveryReport:
             "corrupt": self.corrupt,
             "drift": self.drift,
             "triggered": {s: [h.strategy_id for h in hits] for s, hits in self.triggered.items()},
+            "in_doubt": self.in_doubt,
         }
 
 
@@ -63,8 +63,10 @@ def settle_journal(services: Services, pipeline: OrderPipeline, report: Recovery
             continue  # settled by take_back_protective_stops: it is an algo order, not an order
         purpose = Purpose(str(fields.get("purpose", Purpose.ENTRY.value)))
         result = pipeline.settle(strategy_id, accounts.get(strategy_id, "default"), symbol, entry.client_order_id,
-                                 purpose)
+                                 purpose, entry.at)
         report.settled[entry.client_order_id] = result.verdict.value
+        if result.verdict is Verdict.UNKNOWN and strategy_id not in report.in_doubt:
+            report.in_doubt.append(strategy_id)
 
 
 PROTECTIVE_STOP = "protective_stop"
@@ -87,14 +89,16 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
         symbol = str(entry.fields.get("symbol", ""))
         looked = services.venue.query_stop(client_id)
         if looked.kind is OutcomeKind.FILLED:
+            def exited(runtime: Runtime) -> Runtime | None:
+                if runtime.position is Position.BOUGHT and protective_stop_id(strategy_id, runtime.entry_seq) == client_id:
+                    return replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0)
+                return None
+
             try:
-                runtime = services.store.load_runtime(strategy_id)
-            except CorruptState:
-                runtime = None
-            if runtime is not None and runtime.position is Position.BOUGHT \
-                    and protective_stop_id(strategy_id, runtime.entry_seq) == client_id:
-                services.store.write_runtime(strategy_id, replace(runtime, position=Position.EXITED_BY_SL,
-                                                                  quantity=0.0, updated_at=time.time()))
+                services.pipeline.update_runtime(strategy_id, exited)
+            except (CorruptState, RuntimeBusy) as exc:
+                log.bind(event="take_back_incomplete", details={"strategy": strategy_id, "error": str(exc)},
+                         action_taken="runtime left; reconciliation shows the drift").error("take_back_incomplete")
             services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy_id,
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
@@ -157,9 +161,7 @@ def recheck_stops(services: Services, report: RecoveryReport) -> None:
 
 def cold_start(services: Services) -> RecoveryReport:
     report = RecoveryReport()
-    pipeline = OrderPipeline(services.store, services.venue, services.gate, services.fence, services.stops,
-                             RetryPolicy())
-    pipeline.cache = services.runtime_cache
+    pipeline = services.pipeline  # the live engine's serialization: never a second writer
     register_strategies(services)
     if services.store.buffer_pending():
         # Records buffered while Redis was down (last run) belong in the journal before it is read.

@@ -8,16 +8,19 @@ actors go through the directory by node id.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
 
+from actors.core.retry import RetryConfig, RetryPolicy
+from actors.core.settle import SettleTiming
 from actors.directory import Directory
 from actors.gate_board import GateBoard
-from actors.messages import CancelStrategy, DirectIntent, Wake
-from actors.orders import OrderIntent
-from actors.pipeline import RuntimeCache
+from actors.messages import CancelStrategy, DirectIntent, RateLimited, Wake
+from actors.orders import OrderIntent, Purpose
+from actors.pipeline import OrderPipeline, RuntimeCache
 from actors.stop_book import StopBook
 from actors.ticks import TickSubscriptions
 from actors.timers import TimerWheel
@@ -49,9 +52,28 @@ class Services:
     runtime_cache: RuntimeCache = field(default_factory=RuntimeCache)
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Any = None  # runtime.metrics.Metrics
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    pipeline: OrderPipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The one OrderPipeline: the engine, the settle loop, the cold start, operator commands
+        # and the account pause all change runtimes through its per-strategy serialization.
+        venue = self.config.venue
+        self.pipeline = OrderPipeline(
+            self.store, self.venue, self.gate, self.fence, self.stops, RetryPolicy(self.retry),
+            cache=self.runtime_cache,
+            timing=SettleTiming(getattr(self.venue, "recv_window_ms", venue.recv_window_ms), venue.settle_window_s),
+            entry_bound_s=venue.entry_bound_s,
+            on_rate_limited=lambda: self.directory.tell(ENGINE, RateLimited(time.time())),
+        )
 
     def submit(self, intent: OrderIntent) -> bool:
-        """Queue an intent durably and wake the engine. Exits bypass a dead store."""
+        """Queue an intent durably and wake the engine. Exits bypass a dead store.
+
+        An entry is stamped with the position it is meant for (single use, case 6 of issue 10).
+        """
+        if intent.purpose is Purpose.ENTRY and intent.position_seq is None:
+            intent = replace(intent, position_seq=self._entry_seq(intent.strategy_id))
         priority = QueuePriority.STOP if intent.purpose.reduces_risk else QueuePriority.NORMAL
         try:
             self.store.enqueue(intent.to_fields(), priority)
@@ -63,6 +85,13 @@ class Services:
                 return False
             return self.directory.tell(ENGINE, DirectIntent(intent))
         return self.directory.tell(ENGINE, Wake())
+
+    def _entry_seq(self, strategy_id: str) -> int:
+        try:
+            runtime = self.store.load_runtime(strategy_id)
+        except Exception:  # noqa: BLE001 - unreadable or unreachable: the engine decides on its own load
+            runtime = self.runtime_cache.get(strategy_id)
+        return runtime.entry_seq if runtime is not None else 0
 
     def engine_cancel(self, strategy_id: str) -> None:
         self.directory.tell(ENGINE, CancelStrategy(strategy_id))

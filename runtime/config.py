@@ -135,8 +135,10 @@ class VenueConfig:
     api_key_env: str = ""
     api_secret_env: str = ""
     order_timeout_s: float = 2.0
-    recv_window_ms: int = 5000
+    recv_window_ms: int = 1000  # short: a send lost on the network is settled once this has passed
     sim_start_prices: dict[str, float] = field(default_factory=dict)  # sim only: opening prices
+    settle_window_s: float = 5.0  # an "unknown" (-1007/503) reply may still execute this long
+    entry_bound_s: float = 10.0  # an entry not sent within this of its intent is dropped, never sent late
 
 
 @dataclass(frozen=True)
@@ -679,7 +681,7 @@ _TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "status": ("bind", "token_env"),
     "venue": (
         "kind", "rest_url", "ws_url", "api_key_env", "api_secret_env",
-        "order_timeout_s", "recv_window_ms", "sim_start_prices",
+        "order_timeout_s", "recv_window_ms", "sim_start_prices", "settle_window_s", "entry_bound_s",
     ),
     "feeds": (
         "symbols", "heartbeat_timeout_s", "stale_after_ms", "stale_exit_after_s",
@@ -790,6 +792,8 @@ class _Builder:
         api_secret_env = t.env("api_secret_env")
         timeout = t.num("order_timeout_s", d.order_timeout_s, gt=0)
         recv_window = t.num("recv_window_ms", d.recv_window_ms, integer=True, gt=0, le=60000)
+        settle_window = t.num("settle_window_s", d.settle_window_s, gt=0)
+        entry_bound = t.num("entry_bound_s", d.entry_bound_s, gt=0)
         prices_raw = t.table("sim_start_prices", {})
         prices: dict[str, float] = {}
         if kind == "binance_futures":
@@ -809,7 +813,7 @@ class _Builder:
                 prices[sym] = float(price)
         t.finish()
         return VenueConfig(kind or d.kind, rest_url, ws_url, api_key_env, api_secret_env,
-                           timeout, recv_window, prices)
+                           timeout, recv_window, prices, settle_window, entry_bound)
 
     @staticmethod
     def _url(t: _Table, key: str, schemes: tuple[str, ...]) -> str:

@@ -134,6 +134,12 @@ class Journal:
             found.append(entry)
         return sorted(found, key=lambda e: _entry_key(e.entry_id))
 
+    def is_unsettled(self, client_order_id: str) -> bool:
+        """Has this intent no settling outcome yet? (one HEXISTS on the open index)"""
+        key = self._keys.journal_open
+        with translated("journal_is_unsettled", key):
+            return bool(self._client.hexists(key, client_order_id))
+
     def entries(self, start: str = "-", end: str = "+", page: int = 1000) -> list[JournalEntry]:
         """Journal entries from `start` to `end` (inclusive), oldest first."""
         key = self._keys.journal_orders

@@ -23,6 +23,10 @@ Stored form (a Redis hash, every field always present):
                    while set, the strategy may not send again (DESIGN §3 UNKNOWN)
   pending_purpose  what the pending order was for (entry | exit | stop_loss |
                    flatten); set exactly when pending_order is
+  pending_since    venue-clock epoch seconds by which the pending order's last send
+                   had completed (0 = unknown): a lookup's NOT_FOUND is final only once
+                   its recvWindow / settle window has passed after it (DESIGN §3).
+                   Optional on load (records written before it existed read as 0).
 
 The last six fields carry what a cold start (F19) needs to re-arm stops and to
 refuse a second send of an unsettled order. PURPOSES mirrors
@@ -80,6 +84,7 @@ class Runtime:
     entry_seq: int = 0
     pending_order: str = ""
     pending_purpose: str = ""
+    pending_since: float = 0.0
 
     def __post_init__(self) -> None:
         # Accept the plain strings / lists / ints a caller naturally has; keep canonical types.
@@ -116,6 +121,7 @@ class Runtime:
             "entry_seq": str(self.entry_seq),
             "pending_order": self.pending_order,
             "pending_purpose": self.pending_purpose,
+            "pending_since": repr(self.pending_since),
         }
 
     def with_order(self, client_order_id: str) -> Runtime:
@@ -125,7 +131,8 @@ class Runtime:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Runtime))
-FLOAT_FIELDS = ("updated_at", "quantity", "entry_price", "stop_loss")
+FLOAT_FIELDS = ("updated_at", "quantity", "entry_price", "stop_loss", "pending_since")
+OPTIONAL_FIELDS = {"pending_since": "0.0"}  # added later: older records lack it
 
 
 # -- per-field checks: value -> problem or None ---------------------------------------
@@ -204,6 +211,7 @@ _CHECKS: dict[str, Callable[[object], str | None]] = {
     "entry_seq": _integer,
     "pending_order": lambda v: _order_id(v, allow_empty=True),
     "pending_purpose": _purpose,
+    "pending_since": _nonnegative,
 }
 assert set(_CHECKS) == set(FIELDS)
 
@@ -225,6 +233,8 @@ def parse_runtime(raw: Mapping[bytes | str, bytes | str], key: str = "runtime") 
         if name in values:
             raise CorruptState(key, name, "appears twice")
         values[name] = text(raw_value, key, name)
+    for name, default in OPTIONAL_FIELDS.items():
+        values.setdefault(name, default)
     for name in FIELDS:
         if name not in values:
             raise CorruptState(key, name, "missing")

@@ -188,6 +188,10 @@ class Store:
         """Intents without a settling outcome, oldest first (F19 cold start)."""
         return self.journal.unsettled()
 
+    def is_unsettled(self, client_order_id: str) -> bool:
+        """True while the intent has no settling outcome in the journal."""
+        return self.journal.is_unsettled(client_order_id)
+
     def entries(self) -> list[JournalEntry]:
         """The whole journal, oldest first."""
         return self.journal.entries()

@@ -27,6 +27,8 @@ CONFIG = """
 [node]
 name = "test-node"
 namespace = "{namespace}"
+[venue]
+settle_window_s = {settle_window_s}
 [feeds]
 symbols = ["BTCUSDT"]
 [[strategies]]
@@ -57,6 +59,9 @@ sell_at = "+2h"
 """
 
 FAST_RETRY = RetryConfig(backoff=(0.05, 0.1, 0.2), jitter=0.0)
+RECV_WINDOW_MS = 500  # what every order carries in these tests
+SETTLE_WINDOW_S = 1.0  # how long an "unknown" reply may still execute, in these tests
+LATE_LANDING_S = RECV_WINDOW_MS / 1000 + SETTLE_WINDOW_S + 0.5  # after this no late request can land
 OPEN_GATE = Gate(Mode.NORMAL, False, frozenset(), 0.5, (), {})
 
 
@@ -109,11 +114,12 @@ def exchange() -> Iterator[SimExchange]:
 def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
     made: list[Trading] = []
 
-    def make(namespace: str = "t", start: bool = True) -> Trading:
-        config = parse_config(CONFIG.format(namespace=namespace), "test.toml")
+    def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS) -> Trading:
+        config = parse_config(CONFIG.format(namespace=namespace, settle_window_s=SETTLE_WINDOW_S), "test.toml")
         store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
-        venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5)
-        services = Services(config=config, store=store, venue=venue)
+        venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
+                                        recv_window_ms=recv_window_ms)
+        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY)
         services.gate.publish(OPEN_GATE)
         trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies})
         if start:
@@ -136,7 +142,7 @@ def start_tree(trading: Trading) -> None:
                for sid, updates in trading.updates.items()]
     trading.root = Supervisor.start(name="root", children=[
         ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
-            ChildSpec("execution-engine", ExecutionEngine, args=(services,), kwargs={"retry": FAST_RETRY}),
+            ChildSpec("execution-engine", ExecutionEngine, args=(services,)),
             ChildSpec("position-manager", PositionManager, args=(services,)),
         ]}),
         ChildSpec("inboxes", Supervisor, kind="supervisor", kwargs={"children": inboxes}),

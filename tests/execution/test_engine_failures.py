@@ -189,13 +189,15 @@ def test_direct_intent_entry_is_never_accepted_without_store(make_trading, redis
 
 
 
-def test_f4_slow_network_is_unknown_then_looked_up_never_doubled(make_trading):
+def test_f4_send_delayed_past_its_recv_window_is_rejected_on_arrival_then_sent_once(make_trading):
     t = make_trading()
-    t.exchange.set_fault("rest_latency", count=1, ms=800, scope="place")  # past the 0.5 s client timeout
+    t.exchange.set_fault("rest_latency", count=1, ms=800, scope="place")  # past the 0.5 s timeout and recvWindow
     buy(t)
     update = t.wait_update("s1")
     assert update.verdict == "FILLED", update.reason
-    assert len(t.executed("s1:e1")) == 1, "a send lost to the network is looked up, never blindly resent"
+    assert len(t.executed("s1:e1")) == 1, "a send lost to the network is settled, never doubled"
     places = [e for e in t.exchange.ledger("s1:e1") if e.get("action") == "place"]
-    assert len(places) == 1, "the lookup found it: no second placement request at all"
+    assert len(places) == 2 and not places[0].get("executed"), \
+        "the late first request arrived after its recvWindow and was refused; the resend went after that"
+    assert places[1]["time_ms"] >= places[0]["time_ms"], "resent only once the first could no longer execute"
     assert t.runtime("s1").position is Position.BOUGHT
