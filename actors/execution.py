@@ -260,7 +260,9 @@ class ExecutionEngine(SupervisedActor):
             # Left for the settle loop. The intent that sent the order in doubt is acked once it
             # settles; an intent that was only blocked by it is dispatched again then.
             tracked = self._track(intent.strategy_id)
-            if done.dispatched is not None and result.attempts == 0:
+            if done.dispatched is None:
+                return  # a settle-loop step that is still in doubt: nothing new to tell anyone
+            if result.attempts == 0:
                 tracked.blocked.append((done.dispatched, done.queued))
             elif done.queued is not None:
                 tracked.acks.append(done.queued)

@@ -47,6 +47,7 @@ from runtime.store.runtime_state import Position, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
 from supervision import injection
+from supervision.fence import GenerationSource, next_process_generation
 from supervision import ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
@@ -86,11 +87,14 @@ class Node:
         if self.exchange is not None:
             self._forget_previous_run()
         self.metrics = Metrics()
-        self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics)
+        self.generations = self._generations()
+        self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics,
+                                 generation=self.generations())
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
         self.root = Supervisor.start(
             name="root",
+            generations=self.generations,
             intensity=self.config.supervision.intensity,
             period=self.config.supervision.period_s,
             on_escalate=self._root_escalated_cb,
@@ -102,6 +106,17 @@ class Node:
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
                                               "venue": self.venue.rest_url})
+
+    def _generations(self) -> GenerationSource:
+        """Generations monotonic across processes (Redis-reserved blocks): a queued intent or a late
+        runtime write of an earlier process is refused. Redis down at start: this process's own
+        counter, logged (fencing then holds within the process only)."""
+        try:
+            return self.store.generations()
+        except StoreUnavailable as exc:
+            log_event("node", "generations_local", level="ERROR", details={"error": str(exc)},
+                      action_taken="generations from this process only until the next start")
+            return next_process_generation
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue
@@ -161,6 +176,7 @@ class Node:
                 "strategy": "dynamic", "intensity": cfg.supervision.intensity, "period": cfg.supervision.period_s,
                 "intensity_scope": "child", "min_backoff": 0.05, "max_backoff": 5.0,
                 "on_child_disabled": self._strategy_disabled, "fence": s.fence, "children": strategies,
+                "generations": self.generations,
             }, start_timeout=60.0, shutdown=30.0),
         ]
 

@@ -127,6 +127,13 @@ class _Held:
 _NOT_FOUND = object()  # _resolve: the venue provably never executed the send
 
 
+def _as_purpose(intent: OrderIntent, purpose: Purpose) -> OrderIntent:
+    """The intent of an order in doubt, rebuilt from what the runtime recorded about it."""
+    if purpose is intent.purpose:
+        return intent
+    return replace(intent, purpose=purpose, quantity=intent.quantity or 1.0 if purpose is Purpose.ENTRY else 0.0)
+
+
 class OrderPipeline:
     def __init__(
         self,
@@ -144,6 +151,7 @@ class OrderPipeline:
         lock_wait_s: float = 2.0,
         wall_clock: Callable[[], float] = time.time,
         on_rate_limited: Callable[[], None] = lambda: None,
+        generation: int = 0,
     ) -> None:
         self.store = store
         self.venue = venue
@@ -160,6 +168,9 @@ class OrderPipeline:
         self.local_locks = StrategyLocks()
         self.on_rate_limited = on_rate_limited  # called on a worker thread per 429/418
         self._doubts: dict[str, Doubt] = {}  # client id -> why it is in doubt (this process only)
+        # This process's writer generation (Redis-reserved, above every earlier process's): every
+        # runtime write carries it, so the store refuses a late write of an earlier process.
+        self.generation = generation
 
     # --- entry points ---------------------------------------------------------------
 
@@ -195,7 +206,7 @@ class OrderPipeline:
                     return runtime
                 if not runtime.pending_order:
                     return None
-                intent = replace(probe, purpose=Purpose(runtime.pending_purpose))
+                intent = _as_purpose(probe, Purpose(runtime.pending_purpose))
                 return self._settle_pending(intent, runtime, threading.Event(), held)
         except RuntimeBusy:
             return OrderResult(probe, Verdict.UNKNOWN, "an order of this strategy is in progress; settle later")
@@ -240,7 +251,7 @@ class OrderPipeline:
             changed = change(runtime)
             if changed is None:
                 return runtime
-            changed = replace(changed, updated_at=self.wall_clock())
+            changed = self._stamped(changed)
             self.store.write_runtime(strategy_id, changed)
             self.cache.put(strategy_id, changed)
             return changed
@@ -524,7 +535,7 @@ class OrderPipeline:
         """
         client_id = runtime.pending_order
         purpose = Purpose(runtime.pending_purpose or "entry")
-        origin = replace(intent, purpose=purpose)
+        origin = _as_purpose(intent, purpose)
         side = "BUY" if purpose is Purpose.ENTRY else "SELL"
         looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
         state = order_state(looked.order) if looked.ok else None
@@ -632,8 +643,11 @@ class OrderPipeline:
 
     # --- persistence --------------------------------------------------------------------
 
+    def _stamped(self, runtime: Runtime) -> Runtime:
+        return replace(runtime, updated_at=self.wall_clock(), generation=self.generation or runtime.generation)
+
     def _write(self, intent: OrderIntent, runtime: Runtime) -> None:
-        runtime = replace(runtime, updated_at=self.wall_clock())
+        runtime = self._stamped(runtime)
         self.cache.put(intent.strategy_id, runtime)
         try:
             self.store.write_runtime_or_buffer(intent.strategy_id, runtime)

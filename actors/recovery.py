@@ -50,6 +50,19 @@ def register_strategies(services: Services) -> None:
         services.store.put_strategy(strategy.id, strategy.as_dict())
 
 
+def fence_runtimes(services: Services, report: RecoveryReport) -> None:
+    """Fence each runtime with this process's generation (after the disk buffer's replay, whose
+    records the last run wrote): from here on a late runtime write of an earlier process is
+    refused by the store (StaleGeneration)."""
+    if not services.generation:
+        return
+    for strategy in services.config.strategies:
+        try:
+            services.store.fence(strategy.id, services.generation)
+        except CorruptState as exc:
+            report.corrupt[strategy.id] = str(exc)
+
+
 def settle_journal(services: Services, pipeline: OrderPipeline, report: RecoveryReport) -> None:
     accounts = {s.id: s.account for s in services.config.strategies}
     for entry in services.store.unsettled():
@@ -166,6 +179,7 @@ def cold_start(services: Services) -> RecoveryReport:
     if services.store.buffer_pending():
         # Records buffered while Redis was down (last run) belong in the journal before it is read.
         services.store.replay_buffer()
+    fence_runtimes(services, report)
     settle_journal(services, pipeline, report)
     take_back_protective_stops(services, report)
     expected = load_and_arm(services, report)

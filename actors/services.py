@@ -53,6 +53,7 @@ class Services:
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Any = None  # runtime.metrics.Metrics
     retry: RetryConfig = field(default_factory=RetryConfig)
+    generation: int = 0  # this process's writer generation (runtime.store.Generations), 0 = unfenced
     pipeline: OrderPipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,7 @@ class Services:
             timing=SettleTiming(getattr(self.venue, "recv_window_ms", venue.recv_window_ms), venue.settle_window_s),
             entry_bound_s=venue.entry_bound_s,
             on_rate_limited=lambda: self.directory.tell(ENGINE, RateLimited(time.time())),
+            generation=self.generation,
         )
 
     def submit(self, intent: OrderIntent) -> bool:

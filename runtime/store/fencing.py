@@ -18,6 +18,9 @@ there is no float rounding in Lua at any size.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import redis
 
 from runtime.store._codec import show, text
@@ -79,6 +82,12 @@ class RuntimeRecords:
         with translated("next_generation", key):
             return int(self._client.incr(key))
 
+    def reserve_generations(self, count: int) -> int:
+        """Reserve `count` generations for this process; returns the last one (INCRBY)."""
+        key = self._keys.generation
+        with translated("reserve_generations", key):
+            return int(self._client.incrby(key, count))
+
     def load(self, strategy_id: str) -> Runtime | None:
         """The schema-checked record, None if there is none; CorruptState if malformed."""
         key = self._keys.runtime(strategy_id)
@@ -122,3 +131,33 @@ class RuntimeRecords:
             raise CorruptState(key, "generation", problem)
         if verdict_text == "wrongtype":
             raise CorruptState(key, "type", f"expected a hash, found a {text(stored, key, 'type')}")
+
+
+class Generations:
+    """A supervisor's generation source, monotonic across processes (DESIGN §1, §3).
+
+    Blocks of generations are reserved in Redis with one INCRBY (on the `generation` key, so
+    they never overlap those of `next_generation`), and handed out from memory: a restarted
+    incarnation needs no Redis round trip, and one started during a store outage still gets
+    a number no earlier incarnation, of this process or any before, ever had.
+    """
+
+    BLOCK = 1_000_000
+
+    def __init__(self, reserve: Callable[[int], int], block: int = BLOCK) -> None:
+        self._reserve = reserve
+        self._block = block
+        self._lock = threading.Lock()
+        self._next, self._end = 1, 0
+        self._refill()
+
+    def _refill(self) -> None:
+        self._end = self._reserve(self._block)
+        self._next = self._end - self._block + 1
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._next > self._end:
+                self._refill()
+            generation, self._next = self._next, self._next + 1
+            return generation

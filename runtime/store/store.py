@@ -37,7 +37,7 @@ from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
 from runtime.store.embedded import Endpoint
 from runtime.store.errors import LockBusy, StoreUnavailable
-from runtime.store.fencing import RuntimeRecords
+from runtime.store.fencing import Generations, RuntimeRecords
 from runtime.store.health import DEFAULT_PROBE_TIMEOUT_S, Health, HealthProbe
 from runtime.store.journal import Journal, JournalEntry, new_record_id
 from runtime.store.keys import Keys
@@ -115,6 +115,10 @@ class Store:
     # -- runtime and fencing ------------------------------------------------
     def next_generation(self) -> int:
         return self.runtime.next_generation()
+
+    def generations(self) -> Generations:
+        """A generation source for supervisors, monotonic across processes; raises StoreUnavailable."""
+        return Generations(self.runtime.reserve_generations)
 
     def load_runtime(self, strategy_id: str) -> Runtime | None:
         """Raises CorruptState when `runtime:{id}` is malformed (F14: abort that strategy)."""

@@ -87,6 +87,7 @@ class Trading:
     store: Store
     root: Any
     updates: dict[str, list[OrderUpdate]] = field(default_factory=dict)
+    generations: Any = None  # runtime.store.Generations of this "process"
 
     def wait_update(self, strategy_id: str, count: int = 1, timeout: float = 10.0) -> OrderUpdate:
         got = eventually(lambda: len(self.updates[strategy_id]) >= count and self.updates[strategy_id],
@@ -119,9 +120,10 @@ def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
         store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
         venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
                                         recv_window_ms=recv_window_ms)
-        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY)
+        generations = store.generations()  # as the node does: Redis-reserved, monotonic across processes
+        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY, generation=generations())
         services.gate.publish(OPEN_GATE)
-        trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies})
+        trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies}, generations)
         if start:
             start_tree(trading)
         made.append(trading)
