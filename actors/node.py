@@ -33,6 +33,7 @@ from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline
 from actors.position_manager import PositionManager, StrategyDisabled
+from actors.positions import account_rows, marks_from_tree, position_rows
 from actors.recovery import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
 from actors.state_builder import StateBuilder
@@ -303,6 +304,10 @@ class Node:
         breaker = self._find("circuit-breaker")
         snap = degradation.snapshot() if degradation is not None else {
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": ["degradation is down"]}}
+        tree = self.tree()
+        session = breaker.session() if breaker is not None else {}
+        positions = position_rows(self.config.strategies, self._runtime_of, self.services.stops,
+                                  marks_from_tree(tree), session.get("realized_by_key") or {})
         return {
             "node": self.config.node.name,
             "pid": os.getpid(),
@@ -312,8 +317,21 @@ class Node:
             "trading": snap["trading"],
             "gate": snap["gate"],
             "breakers": breaker.statuses() if breaker is not None else [],
-            "tree": self.tree(),
+            "positions": positions,
+            "accounts": account_rows(positions),
+            "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
+            "tree": tree,
         }
+
+    def _runtime_of(self, strategy_id: str) -> Runtime | None:
+        """The runtime the engine last wrote (cache), else the store's record; None if neither answers."""
+        cached = self.services.runtime_cache.get(strategy_id)
+        if cached is not None:
+            return cached
+        try:
+            return self.store.load_runtime(strategy_id)
+        except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record
+            return None
 
     def _refresh_metrics(self) -> None:
         self.metrics.update_from_status(self.status())

@@ -11,8 +11,9 @@ Endpoints
   GET  /status             200 + the status JSON (500 if the provider fails)
   GET  /health             200 {"ok": true} when the tree's root is running and the
                            mode is not HARD_SHUTDOWN, else 503 with reasons
-  GET  /ready              200 only when the gate is open and trading is ACTIVE
-                           (and healthy), else 503 with reasons
+  GET  /ready              200 only when every configured symbol's gate is open and
+                           trading is ACTIVE (and healthy), else 503 with reasons;
+                           `?symbol=BTCUSDT` asks about one symbol
   GET  /metrics            Prometheus text of the given registry
   POST /commands/<name>    operator command, JSON body {"reason": ..., "id"/"name": ...}
 
@@ -31,6 +32,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -117,11 +119,22 @@ def health_reasons(status: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
-def readiness_reasons(status: Mapping[str, Any]) -> list[str]:
-    """Why the node does not take new entries (empty = ready): healthy, gate open, trading ACTIVE."""
+def readiness_reasons(status: Mapping[str, Any], symbol: str | None = None) -> list[str]:
+    """Why the node does not take new entries (empty = ready): healthy, trading ACTIVE and the
+    gate open for every configured symbol (or, given `symbol`, for that one)."""
     reasons = health_reasons(status)
     gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
-    if not gate.get("open"):
+    symbols = gate.get("symbols") if isinstance(gate.get("symbols"), Mapping) else {}
+    if symbol is not None:
+        if symbol not in symbols:
+            reasons.append(f"{symbol} is not a configured symbol (known: {', '.join(symbols) or 'none'})")
+        elif not symbols[symbol].get("open"):
+            reasons.append(f"gate closed for {symbol}: {'; '.join(map(str, symbols[symbol].get('reasons') or []))}")
+    elif symbols:
+        for name, sym_gate in symbols.items():
+            if not sym_gate.get("open"):
+                reasons.append(f"gate closed for {name}: {'; '.join(map(str, sym_gate.get('reasons') or []))}")
+    elif not gate.get("open"):
         why = [str(r) for r in gate.get("reasons") or []]
         reasons.append("gate closed" + (f": {'; '.join(why)}" if why else ""))
     if status.get("trading") != "ACTIVE":
@@ -257,7 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- GET -----------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        path, _, query = self.path.partition("?")
+        path = path.rstrip("/") or "/"
         if path == "/metrics":
             self._metrics()
         elif path in ("/status", "/health", "/ready"):
@@ -267,7 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/status":
                 self._json(200, status)
             else:
-                reasons = health_reasons(status) if path == "/health" else readiness_reasons(status)
+                symbol = parse_qs(query).get("symbol", [None])[-1]
+                reasons = health_reasons(status) if path == "/health" else readiness_reasons(status, symbol)
                 self._json(503 if reasons else 200, {"ok": not reasons, "reasons": reasons})
         elif path.startswith("/commands/"):
             self._json(405, {"ok": False, "error": "commands are POST requests"}, {"Allow": "POST"})

@@ -25,11 +25,34 @@ def healthy_status() -> dict[str, Any]:
     ])
     return {
         "node": "node-a", "pid": 4242, "started_at": time.time() - 3600, "uptime_s": 3600.0,
-        "mode": "NORMAL", "trading": "ACTIVE", "gate": {"open": True, "reasons": []},
+        "mode": "NORMAL", "trading": "ACTIVE",
+        "gate": {"open": True, "reasons": [], "symbols": {"BTCUSDT": {"open": True, "reasons": []},
+                                                           "ETHUSDT": {"open": True, "reasons": []}}},
         "breakers": [{"name": n, "state": "closed", "reason": None, "tripped_at": None}
                      for n in ("loss", "price", "malfunction", "resource")],
+        "positions": [
+            position("s1", "BTCUSDT", quantity=0.01, entry_price=100000.0, mark_price=100500.0, realized_pnl=-1.5,
+                     stop={"level": 95000.0, "local": True, "exchange": False}),
+            position("s2", "ETHUSDT"),
+        ],
+        "accounts": {"alice": {"realized_pnl": -1.5, "unrealized_pnl": 5.0, "pnl": 3.5}},
+        "session": {"pnl": 3.5, "realized": -1.5, "unrealized": 5.0, "session_loss_limit": 10000.0,
+                    "trade_loss_limit": 5000.0, "consecutive_losses": 1, "max_consecutive_losses": 5,
+                    "capital": 100000.0},
         "tree": tree,
     }
+
+
+def position(strategy: str, symbol: str, *, quantity: float = 0.0, entry_price: float | None = None,
+             mark_price: float | None = None, realized_pnl: float = 0.0, stop: dict | None = None,
+             pending_order: dict | None = None) -> dict[str, Any]:
+    """One `positions` row of the status document (actors/positions.py)."""
+    unrealized = (mark_price - entry_price) * quantity if quantity and entry_price and mark_price else 0.0
+    return {"strategy": strategy, "account": "alice", "symbol": symbol,
+            "position": "bought" if quantity else "none", "status": "active", "quantity": quantity,
+            "entry_price": entry_price, "mark_price": mark_price, "unrealized_pnl": unrealized,
+            "realized_pnl": realized_pnl, "stop": stop or {"level": None, "local": False, "exchange": False},
+            "pending_order": pending_order}
 
 
 def find(tree: dict, node_id: str) -> dict:
