@@ -320,6 +320,7 @@ class Node:
             "positions": positions,
             "accounts": account_rows(positions),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
+            "venue": {"budget": self.venue.budget.snapshot()},
             "tree": tree,
         }
 

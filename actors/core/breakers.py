@@ -349,6 +349,7 @@ class RapidLossBreaker(Breaker):
             "consecutive_losses": self.consecutive_losses,
             "max_consecutive_losses": cfg.max_consecutive_losses,
             "capital": self.capital,
+            "unknown_orders": sum(1 for e in self._exposures.values() if e.unknown),
             "realized_by_key": dict(self._realized_by_key),
             "unrealized_by_key": unrealized,
         }

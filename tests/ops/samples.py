@@ -18,8 +18,12 @@ def healthy_status() -> dict[str, Any]:
         sup("safety", [node("degradation"), node("circuit-breaker")]),
         sup("monitors", [node("monitor:store"), node("monitor:resources"), node("monitor:clock"),
                          node("monitor:heartbeat")]),
-        sup("market", [node("feed:BTCUSDT"), node("feed:ETHUSDT"), node("state-builder")]),
-        sup("execution", [node("execution-engine"), node("position-manager")], "rest_for_one"),
+        sup("market", [node("feed:BTCUSDT", details={"status": "LIVE", "data_age_ms": 120.0}),
+                       node("feed:ETHUSDT", details={"status": "RECOVERING", "data_age_ms": None}),
+                       node("state-builder")]),
+        sup("execution", [node("execution-engine", details={"in_flight": ["s2"], "completed": 7}),
+                          node("position-manager", details={"drift": {"ETHUSDT": {"expected": 0.2, "venue": 0.0}}})],
+            "rest_for_one"),
         sup("strategies", [node("strategy:s1", restarts=1, generation=2, started_at=time.time() - 42),
                            node("strategy:s2")], "dynamic"),
     ])
@@ -38,7 +42,8 @@ def healthy_status() -> dict[str, Any]:
         "accounts": {"alice": {"realized_pnl": -1.5, "unrealized_pnl": 5.0, "pnl": 3.5}},
         "session": {"pnl": 3.5, "realized": -1.5, "unrealized": 5.0, "session_loss_limit": 10000.0,
                     "trade_loss_limit": 5000.0, "consecutive_losses": 1, "max_consecutive_losses": 5,
-                    "capital": 100000.0},
+                    "capital": 100000.0, "unknown_orders": 1},
+        "venue": {"budget": {"used_weight": 600, "weight_limit": 2400, "blocked_for_s": 0.0}},
         "tree": tree,
     }
 
