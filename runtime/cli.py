@@ -2,6 +2,7 @@
 
     status [--json] [--url URL]         the live tree; exit 0 healthy, 1 degraded, 2 unreachable
     status --watch [--interval S]       the same, redrawn live until Ctrl-C
+    history [--strategy ID] [--since 10m] [--json]   orders, fills, outcomes from the journal
     halt --reason R                     stop new entries everywhere
     resume --reason R
     breaker reset NAME --reason R
@@ -38,6 +39,7 @@ import requests
 from runtime.config import ConfigError, check_strategy_classes, load_config
 from runtime.metrics import BREAKER_OK_STATES
 from runtime.status_server import COMMANDS
+from runtime.history import render as render_history
 from runtime.status_view import closed_symbols, gate_lines, position_lines
 
 __all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
@@ -351,6 +353,26 @@ def _watch(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_history(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("strategy", args.strategy), ("since", args.since), ("limit", args.limit)) if v}
+    url = _base_url(args) + "/history"
+    try:
+        response = _session().get(url, params=params, timeout=args.timeout)
+        payload = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        print(f"warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if response.status_code != 200:
+        print(f"error: history refused (HTTP {response.status_code}): {_error_text(response)}", file=sys.stderr)
+        return 1
+    rows = payload.get("orders") or []
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        sys.stdout.write(render_history(rows))
+    return EXIT_OK
+
+
 def _cmd_post(args: argparse.Namespace, command: str, body: dict[str, Any]) -> int:
     url = f"{_base_url(args)}/commands/{command}"
     env_name = _token_env(args)
@@ -430,6 +452,13 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between redraws (default 1)")
     p.add_argument("--frames", type=int, default=0, help="--watch: stop after N redraws (default 0 = until Ctrl-C)")
     p.set_defaults(run=_cmd_status)
+
+    p = sub.add_parser("history", parents=[common], help="orders, fills and outcomes from the journal")
+    p.add_argument("--strategy", metavar="ID", help="only this strategy")
+    p.add_argument("--since", metavar="WHEN", help="'10m', '2h', '1d' ago or an ISO-8601 time")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N orders, newest first (default 1000)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(run=_cmd_history)
 
     for name, help_text in (("halt", "stop new entries everywhere"), ("resume", "resume trading after a halt")):
         p = sub.add_parser(name, parents=[common, reason], help=help_text)

@@ -15,6 +15,8 @@ Endpoints
                            trading is ACTIVE (and healthy), else 503 with reasons;
                            `?symbol=BTCUSDT` asks about one symbol
   GET  /metrics            Prometheus text of the given registry
+  GET  <page>              any route given in `pages` (the node adds the web console at
+                           `/` and the order history at `/history`, runtime/console)
   POST /commands/<name>    operator command, JSON body {"reason": ..., "id"/"name": ...}
 
 GETs are open (bind to localhost, or put a proxy in front); POSTs require
@@ -65,6 +67,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500
 
 StatusProvider = Callable[[], Mapping[str, Any]]
+Page = Callable[[Mapping[str, list[str]]], tuple[int, bytes, str]]  # query -> (status, body, content type)
 CommandHandler = Callable[[str, dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -154,8 +157,10 @@ class StatusServer:
         bind: str = "127.0.0.1:8765",
         token: str | None = None,
         on_scrape: Callable[[], None] | None = None,
+        pages: Mapping[str, Page] | None = None,
     ) -> None:
         self.status_provider = status_provider
+        self.pages = dict(pages or {})  # more GET routes, e.g. the web console (runtime/console)
         self.command_handler = command_handler
         self.registry = registry
         self.on_scrape = on_scrape  # e.g. metrics.update_from_status(provider()) before /metrics
@@ -175,6 +180,7 @@ class StatusServer:
         *,
         environ: Mapping[str, str] | None = None,
         on_scrape: Callable[[], None] | None = None,
+        pages: Mapping[str, Page] | None = None,
     ) -> "StatusServer":
         """Resolve `token_env`; a configured but unset variable is a ConfigError (fail closed)."""
         env = os.environ if environ is None else environ
@@ -188,7 +194,7 @@ class StatusServer:
                     "will not accept commands without its token",
                 )])
         return cls(status_provider, command_handler, registry, bind=config.bind, token=token,
-                   on_scrape=on_scrape)
+                   on_scrape=on_scrape, pages=pages)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -284,11 +290,24 @@ class _Handler(BaseHTTPRequestHandler):
                 symbol = parse_qs(query).get("symbol", [None])[-1]
                 reasons = health_reasons(status) if path == "/health" else readiness_reasons(status, symbol)
                 self._json(503 if reasons else 200, {"ok": not reasons, "reasons": reasons})
+        elif path in self.app.pages:
+            self._page(self.app.pages[path], query)
         elif path.startswith("/commands/"):
             self._json(405, {"ok": False, "error": "commands are POST requests"}, {"Allow": "POST"})
         else:
             self._json(404, {"ok": False, "error": f"no such endpoint {path}",
-                             "endpoints": ["/status", "/health", "/ready", "/metrics", "POST /commands/<name>"]})
+                             "endpoints": ["/status", "/health", "/ready", "/metrics", *self.app.pages,
+                                           "POST /commands/<name>"]})
+
+    def _page(self, page: Page, query: str) -> None:
+        try:
+            code, body, content_type = page(parse_qs(query))
+        except Exception as exc:
+            log_event(COMPONENT, "page_failed", level="ERROR", exc=exc, details={"path": self.path},
+                      action_taken="answered 500")
+            self._json(500, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self._send(code, body, content_type)
 
     def _status(self) -> Mapping[str, Any] | None:
         try:
