@@ -304,7 +304,7 @@ class OrderPipeline:
     def _acquire_store_lock(self, strategy_id: str) -> Any:
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            lock = self.store.acquire_lock(strategy_id, self.lock_ttl_ms)
+            lock = self.store.acquire_lock(strategy_id, self.lock_ttl_ms, generation=self.generation)
             if lock is not None or time.monotonic() > deadline:
                 return lock
             time.sleep(0.005)

@@ -31,7 +31,7 @@ LATENCY_BUCKETS_S = (
 )
 BREAKER_OK_STATES = frozenset({"closed", "ok", "armed"})
 # The pipeline's verdicts (actors.pipeline.Verdict), lower-cased.
-ORDER_OUTCOME_KINDS = ("filled", "refused", "safety_abort", "account_paused", "unknown", "cancelled")
+ORDER_OUTCOME_KINDS = ("filled", "expired", "refused", "safety_abort", "account_paused", "unknown", "cancelled")
 
 
 class Metrics:

@@ -7,7 +7,10 @@ nor prolong the new owner's lock (F6). A crashed owner's lock needs no manual
 step: Redis expires it after its TTL.
 
 A lock only serialises work; it is not a fence. What a stale owner may still
-*write* is refused by the generation check in fencing.py.
+*write* is refused by the generation check in fencing.py. That is also why a lock
+taken with a process generation (token `<generation>:<random>`) may be taken over
+by a later process: the earlier one was SIGKILLed mid-order, its lock would only
+delay the cold start by its TTL, and its writes are fenced anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +36,20 @@ return 0
 """
 
 
+# KEYS[1] lock key, ARGV[1] new token "<generation>:<hex>", ARGV[2] ttl ms, ARGV[3] generation.
+# Free → take it; held under a token of a LOWER generation (an earlier process) → take it over.
+_ACQUIRE_OVER_OLDER = """
+local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+local held = redis.call('GET', KEYS[1])
+if held then
+  local owner = string.match(held, '^(%d+):')
+  if not owner or not gt(ARGV[3], owner) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return held and 2 or 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Lock:
     """A held lock: its key, the owner token that proves ownership, its TTL."""
@@ -55,9 +72,18 @@ class Locks:
         self._client = client
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
+        self._acquire_over_older = client.register_script(_ACQUIRE_OVER_OLDER)
 
-    def acquire(self, key: str, ttl_ms: int, token: str | None = None) -> Lock | None:
-        """Take the lock for `ttl_ms`; None if someone holds it."""
+    def acquire(self, key: str, ttl_ms: int, token: str | None = None, *, generation: int = 0) -> Lock | None:
+        """Take the lock for `ttl_ms`; None if someone holds it.
+
+        With a `generation` (> 0) a lock held by an owner of a lower generation is taken over.
+        """
+        if generation:
+            token = f"{generation}:{token or secrets.token_hex(16)}"
+            with translated("acquire_lock", key):
+                taken = self._acquire_over_older(keys=[key], args=[token, _check_ttl(ttl_ms), str(generation)])
+            return Lock(key, token, ttl_ms) if taken else None
         token = token or secrets.token_hex(16)
         with translated("acquire_lock", key):
             taken = self._client.set(key, token, nx=True, px=_check_ttl(ttl_ms))

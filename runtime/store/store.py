@@ -133,8 +133,9 @@ class Store:
         return self.runtime.fence(strategy_id, generation)
 
     # -- locks ------------------------------------------------------------------
-    def acquire_lock(self, strategy_id: str, ttl_ms: int) -> Lock | None:
-        return self.locks.acquire(self.keys.lock_state(strategy_id), ttl_ms)
+    def acquire_lock(self, strategy_id: str, ttl_ms: int, *, generation: int = 0) -> Lock | None:
+        """None if held; with a process `generation`, a lock of an earlier process is taken over."""
+        return self.locks.acquire(self.keys.lock_state(strategy_id), ttl_ms, generation=generation)
 
     def release_lock(self, lock: Lock) -> bool:
         return self.locks.release(lock)

@@ -97,7 +97,8 @@ def test_design_example_config_is_valid():
     assert config.risk.max_consecutive_losses == 5
     assert (config.supervision.intensity, config.supervision.period_s, config.supervision.hang_timeout_s) == (3, 600, 3)
     assert config.feeds.stale_exit_after_s == 10 and config.feeds.stale_policy == "hold"
-    assert config.venue.recv_window_ms == 5000
+    assert config.venue.recv_window_ms == 1000, "short: a send lost on the network settles once it has passed"
+    assert (config.venue.settle_window_s, config.venue.entry_bound_s) == (5.0, 10.0)
     assert config.env_names() == ["WARDEN_API_KEY", "WARDEN_API_SECRET"]
 
 

@@ -67,3 +67,16 @@ def test_locked_block_releases_and_reports_busy(store):
 def test_ttl_must_be_positive(store):
     with pytest.raises(ValueError):
         store.acquire_lock("s1", 0)
+
+
+def test_f6_lock_of_an_earlier_process_is_taken_over_by_a_later_one(store):
+    earlier = store.acquire_lock("s1", ttl_ms=60_000, generation=5)  # SIGKILLed mid-order: never released
+    assert earlier is not None
+    assert store.acquire_lock("s1", ttl_ms=1000, generation=3) is None, "an older process never takes it"
+    assert store.acquire_lock("s1", ttl_ms=1000, generation=5) is None, "nor the same process (serialised)"
+    later = store.acquire_lock("s1", ttl_ms=1000, generation=1_000_005)
+    assert later is not None and store.lock_holder("s1") == later.token, "a later process takes it over at once"
+    assert not store.release_lock(earlier), "the earlier owner can no longer release it"
+    plain = store.acquire_lock("s2", ttl_ms=60_000)
+    assert store.acquire_lock("s2", ttl_ms=1000, generation=9) is None, "a lock without a generation waits its TTL"
+    assert plain is not None

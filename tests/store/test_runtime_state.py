@@ -36,6 +36,7 @@ runtimes = st.builds(
     entry_price=amounts,
     stop_loss=st.none() | amounts.filter(lambda v: v > 0),
     entry_seq=st.integers(0, 2**63 - 1),
+    pending_since=amounts,
 )
 not_a_decimal = st.text().filter(lambda v: not v.replace(".", "", 1).isdigit())
 bad_amounts = st.one_of(st.sampled_from(["nan", "inf", "-1.0", "", "1,5", " 1.0", "1e400", "0x10"]), not_a_decimal)
@@ -66,6 +67,7 @@ garbage = {
     "entry_seq": bad_integers,
     "pending_order": bad_order_ids,
     "pending_purpose": st.text(min_size=1).filter(lambda v: v not in PURPOSES),
+    "pending_since": bad_amounts,
 }
 
 
@@ -169,3 +171,9 @@ def test_with_order_keeps_only_the_most_recent_orders():
         r = r.with_order(f"o{n}")
     assert len(r.last_orders) == MAX_LAST_ORDERS
     assert r.last_orders[-1] == f"o{MAX_LAST_ORDERS + 2}" and r.last_orders[0] == "o3"
+
+
+def test_record_written_before_pending_since_existed_loads_with_zero():
+    raw = Runtime(pending_order="s1:e1", pending_purpose="entry").to_redis()
+    del raw["pending_since"]
+    assert parse_runtime(raw, KEY).pending_since == 0.0, "older records stay readable; 0 = send time unknown"
