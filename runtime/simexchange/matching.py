@@ -59,6 +59,8 @@ ERROR_TEXT = {
 PLAIN_TYPES = ("MARKET", "LIMIT")
 CONDITIONAL_TYPES = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+ALGO_OPEN_STATUSES = ("NEW", "TRIGGERING")
 
 
 class VenueError(Exception):
@@ -87,9 +89,9 @@ class Account:
 
     balance: Decimal
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
-    by_client: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_client: dict[tuple[str, str], int] = field(default_factory=dict)  # -> the MOST RECENT order with that id
     algos: dict[int, dict[str, Any]] = field(default_factory=dict)
-    algo_by_client: dict[str, int] = field(default_factory=dict)
+    algo_by_client: dict[str, int] = field(default_factory=dict)  # -> the most recent algo order with that id
     positions: dict[str, PositionState] = field(default_factory=dict)
     ledger: list[dict[str, Any]] = field(default_factory=list)
 
@@ -225,7 +227,7 @@ class MatchingEngine:
         resp_type = p.get("newOrderRespType", "ACK")
         with self.lock:
             account = self.account
-            if (symbol, client_id) in account.by_client:
+            if self._open_order_with(symbol, client_id) is not None:
                 raise VenueError(-4116)
             fill_price = market.price if order_type == "MARKET" else price
             qty = self._check_risk(symbol, side, qty, fill_price, reduce_only)
@@ -246,7 +248,7 @@ class MatchingEngine:
     def cancel_order(self, p: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             order = self._find_order(p, missing=-2011)
-            if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            if order["status"] not in OPEN_STATUSES:
                 raise VenueError(-2011)
             order["status"] = "CANCELED"
             order["updateTime"] = self.now_ms()
@@ -258,7 +260,7 @@ class MatchingEngine:
             self._market(symbol)
         with self.lock:
             return [dict(o) for o in self.account.orders.values()
-                    if o["status"] in ("NEW", "PARTIALLY_FILLED") and (not symbol or o["symbol"] == symbol)]
+                    if o["status"] in OPEN_STATUSES and (not symbol or o["symbol"] == symbol)]
 
     def position_risk(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
         symbol = p.get("symbol")
@@ -295,7 +297,8 @@ class MatchingEngine:
         client_id = p.get("clientAlgoId") or f"simalgo-{next(self._seq)}"
         _check_client_id(client_id, "clientAlgoId")
         with self.lock:
-            if client_id in self.account.algo_by_client:
+            earlier = self.account.algos.get(self.account.algo_by_client.get(client_id, -1))
+            if earlier is not None and earlier["algoStatus"] in ALGO_OPEN_STATUSES:
                 raise VenueError(-4116)
             if _should_trigger(order_type, side, trigger, market.price):
                 raise VenueError(-2021)
@@ -371,7 +374,7 @@ class MatchingEngine:
                                        "best_bid": str(m.book.best_bid()), "best_ask": str(m.book.best_ask()),
                                        "volatility": m.volatility, "position": self._position_json(m, now)}
                             for m in self.markets.values()},
-                "open_orders": sum(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in self.account.orders.values()),
+                "open_orders": sum(o["status"] in OPEN_STATUSES for o in self.account.orders.values()),
                 "orders": len(self.account.orders),
                 "open_algo_orders": sum(a["algoStatus"] == "NEW" for a in self.account.algos.values()),
                 "ledger_entries": len(self.account.ledger),
@@ -384,6 +387,11 @@ class MatchingEngine:
         if market is None:
             raise VenueError(-1121)
         return market
+
+    def _open_order_with(self, symbol: str, client_id: str) -> dict[str, Any] | None:
+        """The OPEN order with this client id, if any: Binance keeps the id unique among open orders only."""
+        order = self.account.orders.get(self.account.by_client.get((symbol, client_id), -1))
+        return order if order is not None and order["status"] in OPEN_STATUSES else None
 
     def _find_order(self, p: Mapping[str, str], *, missing: int) -> dict[str, Any]:
         symbol = _req(p, "symbol")
@@ -490,7 +498,7 @@ class MatchingEngine:
         else:
             qty = Decimal(algo["quantity"])
         client_id = algo["clientAlgoId"]
-        if (market.symbol, client_id) in self.account.by_client:
+        if self._open_order_with(market.symbol, client_id) is not None:
             client_id = f"algo-{algo['algoId']}"
         order = _new_order(next(self._ids), market.symbol, client_id, algo["side"], "MARKET", qty, None,
                            bool(algo["reduceOnly"] or algo["closePosition"]), now, "GTC")
