@@ -536,6 +536,9 @@ class MatchingEngine:
 
     def _emit_depth(self, market: SymbolMarket, update: dict[str, Any]) -> None:
         self.emit(f"{market.symbol.lower()}@depth", update)
+        ticker = market.book.ticker(update["E"])
+        if ticker is not None:
+            self.emit(f"{market.symbol.lower()}@bookTicker", ticker)
 
     def _emit_trade(self, market: SymbolMarket, trade: dict[str, Any]) -> None:
         self.emit(f"{market.symbol.lower()}@aggTrade", trade)
