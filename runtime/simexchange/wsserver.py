@@ -76,11 +76,14 @@ class Subscriber:
     route: str = ROOT
     streams: dict[str, set[str]] = field(default_factory=dict)
     paused: bool = False
+    legacy_root: bool = False  # the root serves every stream (see StreamServer)
 
     def serves(self, key: str) -> bool:
         """Does this socket's route carry stream ``key``? (A wrong-route stream is withheld.)"""
         if self.route == PRIVATE:
             return key == USER_KEY
+        if self.route == ROOT and self.legacy_root:
+            return True
         kind = key if key in ALL_MARKET_STREAMS else key.partition("@")[2]
         return ROUTE_OF_KIND.get(kind) == SERVED_KINDS_ON[self.route]
 
@@ -100,8 +103,10 @@ class StreamServer:
 
     def __init__(self, symbols: Iterable[str], faults: FaultBoard, *, host: str = "127.0.0.1", port: int = 0,
                  ping_interval_s: float | None = None,
-                 listen_key_valid: Callable[[str], bool] = lambda key: False) -> None:
+                 listen_key_valid: Callable[[str], bool] = lambda key: False,
+                 legacy_root_market_streams: bool = False) -> None:
         self.symbols = {s.lower() for s in symbols}
+        self.legacy_root_market_streams = legacy_root_market_streams
         self.listen_key_valid = listen_key_valid
         self.faults = faults
         self.host = host
@@ -278,7 +283,8 @@ class StreamServer:
         except StreamNameError as exc:  # the listenKey expired between handshake check and here
             await ws.close(1008, str(exc)[:100])
             return
-        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route)
+        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route,
+                         legacy_root=self.legacy_root_market_streams)
         for name in names:
             sub.add(name, USER_KEY if route == PRIVATE else self.canonical(name))
         self._subs.add(sub)
