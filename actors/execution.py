@@ -27,6 +27,7 @@ from typing import Any
 
 from loguru import logger
 
+from actors import crash_windows
 from actors.core import signals
 from actors.core.settle import lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
@@ -268,6 +269,7 @@ class ExecutionEngine(SupervisedActor):
                 tracked.acks.append(done.queued)
         else:
             if done.queued is not None:
+                crash_windows.reached("after_write", result.client_order_id or "")
                 self._ack(done.queued)
             if intent.strategy_id in self.unsettled and (result.runtime is None or not result.runtime.pending_order):
                 self._settled(intent.strategy_id)

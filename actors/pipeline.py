@@ -37,6 +37,7 @@ from typing import Any
 
 from loguru import logger
 
+from actors import crash_windows
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
@@ -375,6 +376,7 @@ class OrderPipeline:
                 self.store.journal_intent(client_id, fields)
         except StoreUnavailable:
             return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
+        crash_windows.reached("after_journal", client_id)
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
                           pending_since=self._send_deadline_s(),
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
@@ -444,6 +446,7 @@ class OrderPipeline:
                 intent.symbol, side, "MARKET", quantity, client_id,
                 reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
             )
+            crash_windows.reached("after_reply", client_id)
             # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out (entries only
             # until their bound), so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT.
             counted = attempt - limited

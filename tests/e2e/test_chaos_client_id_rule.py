@@ -4,7 +4,9 @@ Binance keeps ``newClientOrderId`` unique only among OPEN orders. The F4 scenari
 ``broker-network`` delays a BUY 1.6 s inside the venue; the engine looks the id
 up once (NOT_FOUND: the request has not run yet), re-sends with the same id, the
 first send then executes, the order fills, and the re-send is a second order.
-The old simulator answered -4116 to the re-send, which Binance would not.
+The old simulator answered -4116 to the re-send, which Binance would not. Fixed in
+issue 10: no resend while the first send may still execute (recvWindow on the venue's
+clock; a short recvWindow makes the venue refuse the late arrival with -1021).
 """
 
 from __future__ import annotations
@@ -17,9 +19,6 @@ from chaos.scenario import run
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="issue 10: the engine re-sends after one NOT_FOUND while the first send may "
-                                       "still execute (recvWindow / settle window not awaited); the client id is "
-                                       "not a duplicate guard on Binance, so the BUY executes twice")
 def test_f4_broker_network_delayed_buy_executes_once() -> None:
     result = run("broker-network")
     assert result.passed, f"{result.row} broker-network: invariant broken: {result.failures}"

@@ -59,7 +59,7 @@ def test_case2_partially_executed_entry_holds_executed_qty(make_trading):
     t.exchange.set_fault("market_expire", count=1, ratio=0.5)
     buy(t, qty=0.02)
     update = t.wait_update("s1")
-    assert update.verdict == "FILLED" and update.fill.qty == pytest.approx(0.01), update
+    assert update.verdict == "FILLED" and update.fill.quantity == pytest.approx(0.01), update
     assert t.runtime("s1").quantity == pytest.approx(0.01), "position = executedQty"
     assert t.services.stops.armed("BTCUSDT", "s1").qty == pytest.approx(0.01)
     assert venue_position(t) == pytest.approx(0.01)

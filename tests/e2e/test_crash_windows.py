@@ -1,0 +1,62 @@
+"""Issue 10: SIGKILL the daemon in each window of the order path, restart it, and check the ledger.
+
+The real daemon (run.py) against a real Redis and the simulated exchange. Windows:
+after the intent is journaled and before the send; after the send and before the reply
+(the simulator holds the reply); after the reply and before the runtime write; after the
+runtime write and before the queue ack. Invariant: at most one order per intent -- exactly
+one once it reached the venue -- and a later stop crossing gives exactly one exit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from chaos.harness import Cluster, StrategySpec, wait_for
+
+LATE_S = 1.0 + 5.0 + 1.0  # default recvWindow + settle window + margin: no late request can land after this
+
+
+def executed(c: Cluster, prefix: str) -> list[str]:
+    return [e["client_order_id"] for e in c.executed() if str(e["client_order_id"]).startswith(prefix)]
+
+
+def start_frozen_at(c: Cluster, window: str) -> None:
+    os.environ["WARDEN_CRASH_WINDOW"] = window
+    try:
+        c.start_daemon()
+    finally:
+        del os.environ["WARDEN_CRASH_WINDOW"]
+    wait_for(lambda: c.events("crash_window"), 30, f"the daemon froze in window {window}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("window", ["after_journal", "after_send", "after_reply", "after_write"])
+def test_sigkill_in_each_order_window_gives_one_order_per_intent_and_one_exit(window: str) -> None:
+    with Cluster(f"crash-{window}", [StrategySpec("k1", buy_at="+3s", stop_loss=95_000.0)]) as c:
+        if window == "after_send":
+            c.exchange.set_fault("hold_reply", count=1, hold_s=60.0)  # executed; the reply never comes
+            c.start_daemon()
+            wait_for(lambda: executed(c, "k1:e1"), 30, "the BUY executed at the venue, its reply held")
+        else:
+            start_frozen_at(c, window)
+        c.kill_daemon()
+        c.start_daemon()
+        wait_for(lambda: (r := c.runtime("k1")) is not None and not r.pending_order, 40,
+                 "the restarted daemon settled the order in doubt")
+        time.sleep(LATE_S)
+        entries = executed(c, "k1:e")
+        if window == "after_journal":
+            assert entries == [], f"journaled, never sent: settled as such, never sent late: {entries}"
+            assert c.runtime("k1").position.value == "none"
+            return
+        assert entries == ["k1:e1"], f"exactly one order for the intent k1:e1 (window {window}): {entries}"
+        wait_for(lambda: c.runtime("k1").position.value == "bought", 20, "the runtime holds the fill")
+        c.exchange.set_price("BTCUSDT", 94_000.0)  # through k1's stop
+        wait_for(lambda: c.runtime("k1").position.value == "exited_by_sl", 30, "exited by stop-loss")
+        time.sleep(LATE_S)
+        assert executed(c, "k1:x") == ["k1:x1"], "a later stop crossing gives exactly one exit"
+        assert c.duplicates() == 0 and c.lost() == 0
