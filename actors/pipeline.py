@@ -212,14 +212,13 @@ class OrderPipeline:
         except RuntimeBusy:
             return OrderResult(probe, Verdict.UNKNOWN, "an order of this strategy is in progress; settle later")
 
-    def settle(self, strategy_id: str, account: str, symbol: str, client_id: str, purpose: Purpose,
-               journaled_at: float) -> OrderResult:
+    def settle(self, strategy_id: str, account: str, symbol: str, client_id: str, purpose: Purpose) -> OrderResult:
         """Cold start: settle one journaled intent that has no final outcome, by lookup.
 
         Runs under the same serialization as the live engine, and re-checks under it that
         the intent is still open: the engine may have settled it since the journal was read.
-        Works whether or not the runtime got as far as recording it as pending (a crash
-        can fall between "intent journaled" and "runtime written").
+        A crash between "intent journaled" and "runtime written" left an intent that was
+        never sent: it is settled NOT_SENT (the strategy decides afresh).
         """
         intent = OrderIntent(strategy_id, account, symbol, purpose, quantity=1.0 if purpose is Purpose.ENTRY else 0.0,
                              reason="cold start: settle journaled intent")
@@ -236,9 +235,11 @@ class OrderPipeline:
                             purpose.reduces_risk and runtime.position is not Position.BOUGHT):
                         # The runtime moved past this intent: settle the journal only, never the runtime.
                         return self._settle_journal_only(intent, client_id)
-                    runtime = replace(runtime, pending_order=client_id, pending_purpose=purpose.value,
-                                      pending_since=journaled_at + getattr(self.venue, "timeout_s", 2.0),
-                                      entry_seq=max(runtime.entry_seq, seq))
+                    # Journaled, but the runtime never recorded it pending: the send, which always
+                    # follows that write (to Redis or the replayed disk buffer), never happened.
+                    self._journal_outcome(intent, client_id, "NOT_SENT", {"reason": "crashed before the send"})
+                    return OrderResult(intent, Verdict.REFUSED, f"{client_id} journaled, never sent", client_id,
+                                       runtime=runtime)
                 return self._settle_pending(intent, runtime, threading.Event(), held)
         except RuntimeBusy as busy:
             return OrderResult(intent, Verdict.UNKNOWN, str(busy), client_id)

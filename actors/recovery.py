@@ -76,7 +76,7 @@ def settle_journal(services: Services, pipeline: OrderPipeline, report: Recovery
             continue  # settled by take_back_protective_stops: it is an algo order, not an order
         purpose = Purpose(str(fields.get("purpose", Purpose.ENTRY.value)))
         result = pipeline.settle(strategy_id, accounts.get(strategy_id, "default"), symbol, entry.client_order_id,
-                                 purpose, entry.at)
+                                 purpose)
         report.settled[entry.client_order_id] = result.verdict.value
         if result.verdict is Verdict.UNKNOWN and strategy_id not in report.in_doubt:
             report.in_doubt.append(strategy_id)

@@ -51,9 +51,8 @@ def test_f19_buffered_intent_is_replayed_before_the_journal_is_settled(make_trad
                                                "account": "alice"})
     redis_server.restart()
     report = cold_start(t.services)
-    assert report.settled.get("s1:e1") == "UNKNOWN", \
-        "the buffered intent reached the journal and was looked up; journaled a moment ago, one NOT_FOUND " \
-        "does not settle it (it may still execute): it is left in doubt for the settle loop"
-    assert report.in_doubt == ["s1"]
+    assert report.settled.get("s1:e1") == "REFUSED", \
+        "the buffered intent reached the journal and was settled: no runtime recorded it pending, so it was never sent"
     assert not t.store.buffer_pending()
-    assert [e.client_order_id for e in t.store.unsettled()] == ["s1:e1"]
+    assert t.store.unsettled() == []
+    assert [e.outcome for e in t.store.entries() if e.kind == "outcome"] == ["NOT_SENT"]
