@@ -431,10 +431,12 @@ def _failed(state: CoreState, child: Child, reason: ExitReason, now: Now, out: l
     child.state = ChildState.RESTARTING
     if _count_restart(state, child, reason, now, out):
         return
-    pending = [cid for cid, c in state.children.items() if c.state in LIVE or c.state is ChildState.RESTARTING]
-    group = plan_restart(state.options.strategy, pending, child_id)
-    _take_down(state, [cid for cid in group if cid != child_id], out)
-    group = [cid for cid in group if cid in state.children]  # temporary siblings are gone
+    group = [child_id]
+    if state.options.strategy in (RestartStrategy.ONE_FOR_ALL, RestartStrategy.REST_FOR_ONE):
+        pending = [cid for cid, c in state.children.items() if c.state in LIVE or c.state is ChildState.RESTARTING]
+        group = plan_restart(state.options.strategy, pending, child_id)
+        _take_down(state, [cid for cid in group if cid != child_id], out)
+        group = [cid for cid in group if cid in state.children]  # temporary siblings are gone
     _plan(state, child, group, now, out, through_mailbox=False)
 
 

@@ -22,8 +22,11 @@ class ChildSpec:
     fenced and marked `killed`: by default 5 s for a worker and unbounded (None) for a
     supervisor, which stops its own children within their own timeouts (OTP's defaults).
     `start_timeout` is the same bound for `on_start`.
-    `hang_timeout` is how long one message may be in progress before the child counts as
-    hung: it is fenced, abandoned and replaced (None: never).
+    `hang_timeout` is how long one message may be in progress without a sign of life
+    (`SupervisedActor.progress()`) before the child counts as hung: it is fenced and
+    replaced (None: never).
+
+    Threading: frozen; safe to share between threads and supervisors.
     """
 
     id: str
@@ -44,7 +47,9 @@ class ChildSpec:
             raise ValueError(f"ChildSpec.kind must be 'worker' or 'supervisor', got {self.kind!r}")
         if self.shutdown == "default":
             object.__setattr__(self, "shutdown", None if self.kind == "supervisor" else WORKER_SHUTDOWN)
-        if (self.shutdown is not None and self.shutdown < 0) or self.start_timeout <= 0:
-            raise ValueError(f"ChildSpec {self.id}: shutdown must be >= 0 and start_timeout > 0")
+        if self.shutdown is not None and (not isinstance(self.shutdown, (int, float)) or self.shutdown < 0):
+            raise ValueError(f"ChildSpec {self.id}: shutdown must be seconds >= 0 or None (unbounded), got {self.shutdown!r}")
+        if self.start_timeout <= 0:
+            raise ValueError(f"ChildSpec {self.id}: start_timeout must be > 0, got {self.start_timeout!r}")
         if self.hang_timeout is not None and self.hang_timeout <= 0:
             raise ValueError(f"ChildSpec {self.id}: hang_timeout must be > 0 or None")

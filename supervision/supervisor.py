@@ -346,14 +346,13 @@ class Supervisor(SupervisedActor):
         stopping: list[tuple[str, _Life, float | None]] = []
         for child_id in child_ids:
             life = self._lives.get(child_id)
-            if life is None:
-                continue
-            actor = life.incarnation.actor
-            if actor is not None:
-                try:
-                    actor.actor_ref.stop(block=False)
-                except pykka.ActorDeadError:
-                    pass
+            actor = life.incarnation.actor if life is not None else None
+            if life is None or actor is None:
+                continue  # never constructed (its start was interrupted): nothing runs
+            try:
+                actor.actor_ref.stop(block=False)
+            except pykka.ActorDeadError:
+                pass
             timeout = life.spec.shutdown
             deadline = None if timeout is None else time.monotonic() + timeout
             stopping.append((child_id, life, deadline))
