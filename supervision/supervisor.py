@@ -477,8 +477,11 @@ class Supervisor(SupervisedActor):
         elif actor is not None and hasattr(actor, "status_details"):
             try:
                 node["details"] = actor.status_details()
-            except Exception as exc:  # noqa: BLE001 - a status read must not fail the whole tree
+            except BaseException as exc:  # noqa: BLE001 - user code: logged, never fatal to the status read
                 node["details"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self._log.opt(exception=exc).bind(event="callback_failed",
+                                                  details={"callback": "status_details", "child": node["id"]}).error(
+                    "callback_failed")
         return node
 
 

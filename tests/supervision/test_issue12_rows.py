@@ -235,6 +235,18 @@ def test_row08_status_details_runs_outside_the_lock(start_sup):
         reader.join(10)
 
 
+class BrokenDetails(Worker):
+    def status_details(self) -> dict[str, Any]:
+        raise SystemExit("bug in status_details")
+
+
+def test_row08_status_details_exception_is_logged_not_fatal(start_sup):
+    sup = start_sup(name="row08-broken", children=[ChildSpec("broken", BrokenDetails), ChildSpec("w", Worker)])
+    node = actor_of(sup.actor_ref).status_node()
+    assert node["children"][0]["details"] == {"error": "SystemExit: bug in status_details"}
+    assert sup.actor_ref.is_alive() and child(sup, "broken")["ref"].ask("ping", timeout=5) == "pong"
+
+
 # --- row 9 -------------------------------------------------------------------------
 
 
