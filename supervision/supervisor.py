@@ -397,7 +397,7 @@ class Supervisor(SupervisedActor):
         top_level = self._incarnation.generation == 0
         if top_level and self._on_escalate is not None:
             self._call_user("on_escalate", self._on_escalate, reason)
-        self._stop()
+        self._stop_once()
 
     def _call_user(self, name: str, callback: Callable[..., None], *args: Any) -> None:
         """User callbacks run outside the lock; whatever they raise is logged, never fatal."""
