@@ -47,6 +47,9 @@ def run_daemon(config_path: str | None, data_dir: str | None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         node.start()
+    except ConfigError as exc:  # an environment variable the config names is unset: checked before anything starts
+        print(f"warden: bad config:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except Exception as exc:
         log_event("node", "start_failed", details={"error": f"{type(exc).__name__}: {exc}"}, level="CRITICAL",
                   action_taken="stopping")

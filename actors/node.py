@@ -38,6 +38,7 @@ from actors.recovery import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
+from runtime.alerts import WebhookAlerter
 from runtime.config import Config, StrategyConfig, resolve_strategy_class
 from runtime.console import pages as console_pages
 from runtime.logging import log_event, register_secret, rotate_now
@@ -74,6 +75,7 @@ class Node:
         self.root: Any = None
         self.exchange: SimExchange | None = None
         self.status_server: StatusServer | None = None
+        self.alerter: WebhookAlerter | None = None
         self._stopped = False
         self._root_escalated = False
         self.log = logger.bind(component="node")
@@ -81,6 +83,9 @@ class Node:
     # --- start --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.alerter = WebhookAlerter.from_config(self.config.alerts, self.config.node.name)
+        if self.alerter is not None:
+            self.alerter.start()
         data_dir = Path(self.config.node.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
@@ -234,6 +239,8 @@ class Node:
         if self.exchange is not None:
             self.exchange.stop()
         log_event("node", "stopped", details={"exit_code": self.exit_code})
+        if self.alerter is not None:
+            self.alerter.stop()
         return self.exit_code
 
     def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
