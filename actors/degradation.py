@@ -51,14 +51,16 @@ from typing import Any, Callable, Iterable
 
 
 from actors.core import signals
+from actors.node_ids import POSITION_MANAGER
 from actors.core.degradation import Degradation, DegradationConfig, Gate, Mode, Transition
 from actors.core.signals import Effect, Scope, Signal
-from actors.messages import Flatten, FlattenDone
+from actors.messages import Reconcile, Flatten, FlattenDone
 from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
 NODE_ID = "degradation"
+FEED_HEALTH = "feed_health"
 ENGINE = "execution-engine"
 # Nodes asked to re-report their state when an incarnation starts.
 REPORTER_PREFIXES = ("monitor:", "feed:", "state-builder", "circuit-breaker", ENGINE)
@@ -244,6 +246,8 @@ class DegradationActor(SupervisedActor):
 
     def _on_signal(self, signal: Signal) -> None:
         now = self.clock()
+        if signal.cause == FEED_HEALTH and not signal.active and self._raised(signal):
+            self._reconcile_after_reconnect(signal.key, now)
         transitions = self.core.apply(signal, now)
         if signal.source != NODE_ID:
             self.memory.record(signal, now)
@@ -251,6 +255,17 @@ class DegradationActor(SupervisedActor):
         self._reported.add(signal.source)
         self._maybe_end_revalidating(now)
         self._after_change(now)
+
+    def _raised(self, signal: Signal) -> bool:
+        return any(c["source"] == signal.source and c["cause"] == signal.cause for c in self.core.causes())
+
+    def _reconcile_after_reconnect(self, symbol: str, now: float) -> None:
+        """F7: the feed of `symbol` is back. Entries there wait for position-manager's reconcile
+        (it clears the barrier); if position-manager is not running, its cold start reconciles."""
+        barrier = signals.reconcile_barrier(symbol, True, f"feed {symbol} reconnected: reconciling with the venue")
+        self.core.apply(barrier, now)
+        if not self.services.directory.tell(POSITION_MANAGER, Reconcile(f"feed reconnect {symbol}")):
+            self.core.apply(signals.reconcile_barrier(symbol, False), now)
 
     def _on_tick(self) -> None:
         self.ticks += 1

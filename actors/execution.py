@@ -29,16 +29,19 @@ from loguru import logger
 
 from actors import crash_windows
 from actors.core import signals
-from actors.core.settle import lookup_delay
+from actors.core.settle import FINAL_STATUSES, lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
-from actors.messages import (CancelStrategy, DirectIntent, Flatten, FlattenDone, RateLimited, SettlePending,
-                             StopsTriggered, Wake)
+from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Flatten, FlattenDone, RateLimited,
+                             Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
+from actors.node_ids import DEGRADATION, POSITION_MANAGER
 from actors.services import ENGINE, Services
 from actors.strategy import Fill, OrderUpdate
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Runtime, Status
+from runtime.venue.user_events import OrderUpdate as VenueOrderUpdate
+from runtime.venue.user_stream import UserDataStream
 from supervision import SupervisedActor
 
 log = logger.bind(component=ENGINE)
@@ -83,6 +86,7 @@ class _Unsettled:
 
 
 MAX_SETTLE_DELAY_S = 30.0
+EXECUTIONS_KEPT = 10_000  # client ids whose executed venue orders are remembered (duplicate detection)
 
 
 RATE_LIMIT_PERSISTENT = 5  # 429/418 answers within the window make rate limiting "persistent" (F5)
@@ -109,6 +113,7 @@ class ExecutionEngine(SupervisedActor):
         self.rate_limit_reported = False
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
         self.unsettled: dict[str, _Unsettled] = {}  # strategy id -> its order in doubt (the settle loop)
+        self.executions: dict[str, set[int]] = {}  # client id -> venue order ids seen executed (stream)
 
     def on_start(self) -> None:
         s = self.services
@@ -118,11 +123,14 @@ class ExecutionEngine(SupervisedActor):
         self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
+        self.user_stream = self._start_user_stream()
         self._reclaim()
         self._drain()
 
     def on_stop(self) -> None:
         self.services.directory.unregister(ENGINE, self.generation)
+        if self.user_stream is not None:
+            self.user_stream.stop()
         # F26: orders already in flight finish; queued ones stay un-acked in Redis for the next start.
         self.order_pool.shutdown(wait=True, cancel_futures=True)
         self.stop_pool.shutdown(wait=True, cancel_futures=True)
@@ -155,6 +163,8 @@ class ExecutionEngine(SupervisedActor):
             self._resettle(message.strategy_id)
         elif isinstance(message, _NothingPending):
             self._settled(message.strategy_id)
+        elif isinstance(message, VenueOrderEvent):
+            self._venue_order_event(message.update)
         elif isinstance(message, SettlePending):
             self._track(message.strategy_id)
         elif isinstance(message, RateLimited):
@@ -342,6 +352,55 @@ class ExecutionEngine(SupervisedActor):
             self.order_pool.submit(work)
         except RuntimeError:
             pass  # stopping: the gate keeps the account's entries closed
+
+    # --- the user-data stream -------------------------------------------------------------
+
+    def _start_user_stream(self) -> UserDataStream | None:
+        """The account's /private stream: fills, expiries and late executions, before a lookup could."""
+        s = self.services
+        if not s.ws_url or s.venue is None:
+            return None
+        ref, directory, symbols = self.actor_ref, s.directory, s.config.feeds.symbols
+
+        def reconnected() -> None:
+            # Events sent while the stream was down are not replayed: every (re)connect is a
+            # reconciliation barrier, and every order in doubt is looked up at once.
+            for symbol in symbols:
+                directory.tell(DEGRADATION, signals.reconcile_barrier(
+                    symbol, True, "user-data stream (re)connected: reconciling with the venue"))
+            if not directory.tell(POSITION_MANAGER, Reconcile("venue reconnect")):
+                for symbol in symbols:
+                    directory.tell(DEGRADATION, signals.reconcile_barrier(symbol, False))
+
+        stream = UserDataStream(s.venue, s.ws_url, on_order_update=lambda update: ref.tell(VenueOrderEvent(update)),
+                                on_reconnect=reconnected)
+        stream.start()
+        return stream
+
+    def _venue_order_event(self, update: VenueOrderUpdate) -> None:
+        """A final order state from the stream: settle its strategy's order in doubt now; a fill
+        for an intent already settled as not executed (late, duplicate) is an excess to correct."""
+        if update.status not in FINAL_STATUSES:
+            return
+        strategy_id = update.client_id.rpartition(":")[0]
+        if strategy_id not in self.accounts:
+            return  # not one of ours
+        duplicate = False
+        if update.executed_qty > 0:
+            # One client id, two venue orders executed: a late send landed after the resend.
+            orders = self.executions.setdefault(update.client_id, set())
+            orders.add(update.order_id)
+            duplicate = len(orders) > 1
+            while len(self.executions) > EXECUTIONS_KEPT:
+                del self.executions[next(iter(self.executions))]
+        if strategy_id in self.unsettled:
+            self._resettle(strategy_id)
+        if update.executed_qty > 0 and (duplicate or self.pipeline.settled_not_executed(update.client_id)):
+            log.bind(event="late_fill_excess", details={"client_order_id": update.client_id,
+                                                        "executed_qty": str(update.executed_qty)},
+                     action_taken="reconcile and sell the excess at once, reduce-only").critical("late_fill_excess")
+            self.services.directory.tell(POSITION_MANAGER, CorrectExcess(update.symbol, update.client_id,
+                                                                        float(update.executed_qty)))
 
     # --- the settle loop ------------------------------------------------------------------
 

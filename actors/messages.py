@@ -2,7 +2,8 @@
 
 Flow: state-builder → engine (StopsTriggered); strategies → engine (Wake, DirectIntent,
 CancelStrategy); degradation → engine (Flatten) → degradation (FlattenDone); pipeline →
-engine (RateLimited); position-manager → engine (SettlePending).
+engine (RateLimited); position-manager → engine (SettlePending); user-data stream → engine
+(VenueOrderEvent); engine → position-manager (CorrectExcess).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.core.stop_index import StopHit
+from actors.node_ids import STORE_MONITOR
 from actors.orders import OrderIntent
+from runtime.venue.user_events import OrderUpdate as VenueOrderUpdate
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,44 @@ class SettlePending:
     it until it settles (DESIGN §3: UNKNOWN is a state to leave)."""
 
     strategy_id: str
+
+
+@dataclass(frozen=True)
+class VenueOrderEvent:
+    """From the user-data stream (its thread) to the engine: an order of the account changed."""
+
+    update: VenueOrderUpdate
+
+
+@dataclass(frozen=True)
+class CorrectExcess:
+    """From the engine to position-manager: a fill arrived for an intent already settled as not
+    executed (late, duplicate): reconcile the symbol and sell the excess at once, reduce-only."""
+
+    symbol: str
+    client_order_id: str
+    quantity: float
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """To position-manager: reconcile positions and open orders with the venue now.
+
+    Sent by monitor:store after Redis came back (caches invalidated), by degradation after a
+    feed reconnect and by the engine after the user-data stream (re)connects: every reconnect
+    is a reconciliation barrier. When done, position-manager may answer
+    ``Reconciled(request_id, ok)`` to ``reply_to``.
+    """
+
+    reason: str
+    reply_to: str = STORE_MONITOR
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """From position-manager: the reconciliation asked by ``Reconcile(request_id)`` finished."""
+
+    request_id: int
+    ok: bool = True
+    detail: str = ""

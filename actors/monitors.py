@@ -59,26 +59,7 @@ HEARTBEAT = "monitor:heartbeat"
 POSITION_MANAGER = "position-manager"
 
 
-@dataclass(frozen=True)
-class Reconcile:
-    """To position-manager: reconcile positions and open orders with the venue now.
-
-    Sent by monitor:store after Redis came back (caches were invalidated). When
-    done, position-manager may answer ``Reconciled(request_id, ok)`` to ``reply_to``.
-    """
-
-    reason: str
-    reply_to: str = STORE
-    request_id: int = 0
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    """From position-manager: the reconciliation asked by ``Reconcile(request_id)`` finished."""
-
-    request_id: int
-    ok: bool = True
-    detail: str = ""
+from actors.messages import Reconcile, Reconciled  # noqa: E402 - defined with the other actor messages
 
 
 @dataclass(frozen=True)

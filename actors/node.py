@@ -96,7 +96,7 @@ class Node:
         self.metrics = Metrics()
         self.generations = self._generations()
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics,
-                                 generation=self.generations())
+                                 generation=self.generations(), ws_url=self.ws_url)
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
         self.root = Supervisor.start(

@@ -54,6 +54,7 @@ FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
+NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
 INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
@@ -169,6 +170,7 @@ class OrderPipeline:
         self.local_locks = StrategyLocks()
         self.on_rate_limited = on_rate_limited  # called on a worker thread per 429/418
         self._doubts: dict[str, Doubt] = {}  # client id -> why it is in doubt (this process only)
+        self._not_executed: dict[str, None] = {}  # client ids settled as never executed (latest last)
         # This process's writer generation (Redis-reserved, above every earlier process's): every
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
@@ -238,6 +240,7 @@ class OrderPipeline:
                     # Journaled, but the runtime never recorded it pending: the send, which always
                     # follows that write (to Redis or the replayed disk buffer), never happened.
                     self._journal_outcome(intent, client_id, "NOT_SENT", {"reason": "crashed before the send"})
+                    self._note_not_executed(client_id)
                     return OrderResult(intent, Verdict.REFUSED, f"{client_id} journaled, never sent", client_id,
                                        runtime=runtime)
                 return self._settle_pending(intent, runtime, threading.Event(), held)
@@ -287,6 +290,16 @@ class OrderPipeline:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
             local.release()
+
+    def settled_not_executed(self, client_id: str) -> bool:
+        """Was this order settled as never executed (NOT_FOUND, NOT_SENT, not resent)? A fill for
+        it is then a late or duplicate execution: an excess position."""
+        return client_id in self._not_executed
+
+    def _note_not_executed(self, client_id: str) -> None:
+        self._not_executed[client_id] = None
+        while len(self._not_executed) > NOT_EXECUTED_KEPT:
+            del self._not_executed[next(iter(self._not_executed))]
 
     # --- steps ------------------------------------------------------------------------
 
@@ -556,6 +569,7 @@ class OrderPipeline:
             cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
             self._write(intent, cleared)
             self._journal_outcome(intent, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
+            self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
                 log.bind(event="exit_resent", details={"client_order_id": client_id},
                          action_taken="exit sent again under the same intent").warning("exit_resent")
@@ -620,6 +634,7 @@ class OrderPipeline:
         self._write(intent, cleared)
         verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
         self._journal_outcome(intent, client_id, verdict.value, {"reason": why[:900]})
+        self._note_not_executed(client_id)
         log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
                                                     "attempts": attempts, "reason": why},
                  action_taken="not sent again; nothing of it executed").warning("order_not_resent")
@@ -635,6 +650,7 @@ class OrderPipeline:
             self._write(intent, updated)
         if client_id is not None:
             self._journal_outcome(intent, client_id, verdict.value, {"reason": reason[:900]})
+            self._note_not_executed(client_id)
         log.bind(event="safety_abort", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
                                                 "client_order_id": client_id, "reason": reason},
                  action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged").error("safety_abort")

@@ -16,11 +16,12 @@ from typing import Any
 
 from loguru import logger
 
+from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
-from actors.messages import SettlePending, StopsTriggered
-from actors.monitors import Reconcile, Reconciled
+from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered
 from actors.pipeline import OrderResult, Verdict
-from actors.recovery import RecoveryReport, cold_start, load_and_arm, reconcile_positions
+from actors.recovery import (RecoveryReport, cold_start, correct_excess, load_and_arm, reconcile_open_orders,
+                             reconcile_positions)
 from actors.services import ENGINE, Services
 from supervision import SupervisedActor
 
@@ -70,6 +71,10 @@ class PositionManager(SupervisedActor):
             if message.request_id:
                 detail = "venue unreachable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
                 self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
+        elif isinstance(message, CorrectExcess):
+            fixed = correct_excess(self.services, message.symbol, message.quantity,
+                                   f"late fill of {message.client_order_id}")
+            self.reconcile(f"after correcting {fixed}" if fixed else f"late fill of {message.client_order_id}")
         elif isinstance(message, OrderResult):
             if message.verdict is Verdict.FILLED and message.intent.strategy_id in self.orphaned \
                     and message.runtime is not None and message.runtime.position.value != "bought":
@@ -88,8 +93,12 @@ class PositionManager(SupervisedActor):
         self.services.runtime_cache.invalidate()
         expected = load_and_arm(self.services, RecoveryReport())
         drift = reconcile_positions(self.services, expected)
+        if drift is not None and not reconcile_open_orders(self.services, drift):
+            drift = None
         if drift is not None:
             self._publish_drift(drift)
+            for symbol in self.services.config.feeds.symbols:  # the reconnect barrier, if any, is lifted
+                self.services.directory.tell("degradation", signals.reconcile_barrier(symbol, False))
             self.last_reconcile_at = time.time()
             log.bind(event="reconciled", details={"reason": reason, "drift": drift}).info("reconciled")
         return drift
@@ -106,8 +115,11 @@ class PositionManager(SupervisedActor):
     def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:
         for symbol in set(self.drift) | set(drift):
             active = symbol in drift
-            reason = (f"positions disagree with the venue: expected {drift[symbol]['expected']}, "
-                      f"venue {drift[symbol]['venue']}") if active else "positions agree with the venue"
+            reason = (f"positions or open orders disagree with the venue: expected {drift[symbol]['expected']}, "
+                      f"venue {drift[symbol]['venue']}" + (
+                          f", {drift[symbol]['unexplained_open_orders']:g} unexplained open order(s)"
+                          if drift[symbol].get("unexplained_open_orders") else "")
+                      ) if active else "positions and open orders agree with the venue"
             self.services.directory.tell("degradation", Signal(
                 source=NODE, cause="reconcile_drift", active=active, effect=Effect.BLOCK_ENTRIES,
                 scope=Scope.SYMBOL, key=symbol, reason=reason, clean_period=0.0))

@@ -8,6 +8,7 @@ The venue is the source of truth for positions; drift is reported, never papered
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,8 @@ from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.services import Services
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position, Runtime
+from runtime.venue.budget import Priority
+from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
 
 log = logger.bind(component="position-manager")
@@ -72,8 +75,8 @@ def settle_journal(services: Services, pipeline: OrderPipeline, report: Recovery
         if not strategy_id or not symbol:
             report.settled[entry.client_order_id] = "unreadable intent: no strategy_id/symbol"
             continue
-        if fields.get("purpose") == PROTECTIVE_STOP:
-            continue  # settled by take_back_protective_stops: it is an algo order, not an order
+        if fields.get("purpose") in (PROTECTIVE_STOP, CORRECTION):
+            continue  # protective stops: take_back_protective_stops; corrections: the reconcile after them
         purpose = Purpose(str(fields.get("purpose", Purpose.ENTRY.value)))
         result = pipeline.settle(strategy_id, accounts.get(strategy_id, "default"), symbol, entry.client_order_id,
                                  purpose)
@@ -160,6 +163,56 @@ def reconcile_positions(services: Services, expected: dict[str, float]) -> dict[
         if abs(Decimal(str(want)) - Decimal(str(have))) > Decimal("1e-9"):
             drift[symbol] = {"expected": want, "venue": have}
     return drift
+
+
+def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]) -> bool:
+    """Open orders of our strategies at the venue that no runtime has pending are unexplained:
+    drift on their symbol (entries closed there until explained). False when the venue can't say."""
+    outcome = services.venue.open_orders()
+    if not outcome.ok:
+        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        return False
+    strategies = {s.id for s in services.config.strategies}
+    for order in outcome.data or []:
+        client_id = str(order.get("clientOrderId", ""))
+        strategy_id = client_id.rpartition(":")[0]
+        if strategy_id not in strategies:
+            continue
+        runtime = services.runtime_cache.get(strategy_id)
+        if runtime is not None and runtime.pending_order == client_id:
+            continue  # in flight: the pipeline settles it
+        symbol = str(order.get("symbol", ""))
+        entry = drift.setdefault(symbol, {"expected": 0.0, "venue": 0.0})
+        entry["unexplained_open_orders"] = entry.get("unexplained_open_orders", 0.0) + 1.0
+        log.bind(event="reconcile_open_order", details={"symbol": symbol, "client_order_id": client_id}).error(
+            "reconcile_open_order")
+    return True
+
+
+CORRECTION = "correction"
+
+
+def correct_excess(services: Services, symbol: str, quantity: float, cause: str) -> str | None:
+    """Sell at once, reduce-only, what the venue holds on `symbol` beyond the strategies' recorded
+    quantities, limited to `quantity` (the late fill). Journaled; returns the client id or None."""
+    expected = load_and_arm(services, RecoveryReport()).get(symbol, 0.0)
+    outcome = services.venue.positions(symbol, priority=Priority.STOP)
+    if not outcome.ok:
+        return None
+    held = sum(float(p.amount) for p in outcome.data or [] if p.symbol == symbol)
+    excess = round(min(quantity, held - expected), 12)
+    if excess <= 0:
+        return None
+    client_id = validate_client_order_id(f"fix:{symbol}:{int(time.time() * 1000)}")
+    fields = {"symbol": symbol, "side": "SELL", "quantity": repr(excess), "purpose": CORRECTION, "reason": cause}
+    services.store.journal_intent_or_buffer(client_id, fields)
+    placed = services.venue.place_order(symbol, "SELL", "MARKET", excess, client_id, reduce_only=True,
+                                        priority=Priority.STOP)
+    services.store.journal_outcome_or_buffer(client_id, placed.kind.value, {"detail": placed.describe()}, final=True)
+    log.bind(event="excess_corrected", details={"symbol": symbol, "excess": excess, "expected": expected,
+                                                "venue": held, "cause": cause, "outcome": placed.describe()},
+             action_taken="reduce-only SELL of the excess; reconciled again").critical("excess_corrected")
+    return client_id
 
 
 def recheck_stops(services: Services, report: RecoveryReport) -> None:

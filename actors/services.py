@@ -53,6 +53,7 @@ class Services:
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Any = None  # runtime.metrics.Metrics
     retry: RetryConfig = field(default_factory=RetryConfig)
+    ws_url: str = ""  # the venue's WebSocket base: the engine's user-data stream (/private)
     generation: int = 0  # this process's writer generation (runtime.store.Generations), 0 = unfenced
     pipeline: OrderPipeline = field(init=False)
 

@@ -110,6 +110,21 @@ def feed_status(symbol: str, status: str, reason: str = "") -> Signal:
     )
 
 
+def reconcile_barrier(symbol: str, active: bool, reason: str = "") -> Signal:
+    """Every reconnect is a reconciliation barrier (DESIGN §3): entries on ``symbol`` wait until
+    position-manager has compared open orders and positions with the venue."""
+    return Signal(
+        source="position-manager",
+        cause="reconcile_barrier",
+        active=active,
+        effect=Effect.BLOCK_ENTRIES,
+        scope=Scope.SYMBOL,
+        key=symbol,
+        reason=reason or "reconciling with the venue after a reconnect",
+        clean_period=0.0,
+    )
+
+
 def from_feed_health(health: FeedHealth) -> list[Signal]:
     """The feed actor's signals for one ``FeedHealth``: the symbol gate (F7-F10) and
     the corrupt-rate REDUCED (F12). Clearing a cause that is not raised is a no-op,

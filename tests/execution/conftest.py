@@ -14,6 +14,7 @@ from actors.core.retry import RetryConfig
 from actors.execution import ExecutionEngine
 from actors.position_manager import PositionManager
 from actors.services import Services
+from actors.core.signals import Signal
 from actors.strategy import OrderUpdate
 from runtime.config import parse_config
 from runtime.simexchange import SimExchange
@@ -76,7 +77,7 @@ class Inbox(SupervisedActor):
         self.services.directory.register(self.node_id, self.generation, self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, OrderUpdate):
+        if isinstance(message, (OrderUpdate, Signal)):
             self.updates.append(message)
 
 
@@ -88,6 +89,7 @@ class Trading:
     root: Any
     updates: dict[str, list[OrderUpdate]] = field(default_factory=dict)
     generations: Any = None  # runtime.store.Generations of this "process"
+    signals: list[Any] = field(default_factory=list)  # what the engine and position-manager told degradation
 
     def wait_update(self, strategy_id: str, count: int = 1, timeout: float = 10.0) -> OrderUpdate:
         got = eventually(lambda: len(self.updates[strategy_id]) >= count and self.updates[strategy_id],
@@ -121,7 +123,8 @@ def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
         venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
                                         recv_window_ms=recv_window_ms)
         generations = store.generations()  # as the node does: Redis-reserved, monotonic across processes
-        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY, generation=generations())
+        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY, generation=generations(),
+                            ws_url=exchange.ws_url)
         services.gate.publish(OPEN_GATE)
         trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies}, generations)
         if start:
@@ -142,6 +145,7 @@ def start_tree(trading: Trading) -> None:
     services = trading.services
     inboxes = [ChildSpec(f"strategy:{sid}", Inbox, args=(services, f"strategy:{sid}", updates))
                for sid, updates in trading.updates.items()]
+    inboxes.append(ChildSpec("degradation", Inbox, args=(services, "degradation", trading.signals)))
     trading.root = Supervisor.start(name="root", children=[
         ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
             ChildSpec("execution-engine", ExecutionEngine, args=(services,)),
