@@ -34,7 +34,7 @@ class StopBook:
     def arm(self, symbol: str, strategy_id: str, level: float, qty: float, side: StopSide = StopSide.LONG) -> None:
         index, lock = self._index(symbol)
         with lock:
-            index.arm(strategy_id, side, level, qty, generation=0)
+            index.arm(strategy_id, side, level, qty)
 
     def disarm(self, symbol: str, strategy_id: str) -> StopEntry | None:
         index, lock = self._index(symbol)

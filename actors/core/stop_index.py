@@ -10,12 +10,11 @@ and asks it, on every price, which stops that price crossed.
   longs by ``(level, seq)``, shorts by ``(-level, seq)``. ``triggered(price)``
   is one ``bisect`` per side plus popping the suffix: O(log n + k) for n armed
   stops and k hits, and a tick that crosses nothing costs O(log n).
-- Arming a strategy again replaces its previous stop. Every stop carries the
-  arming incarnation's ``generation``; arming with an older generation than
-  one already seen for that strategy is refused (fencing: a hung, replaced
-  incarnation cannot move its replacement's stop).
-- ``suspend()``: F10 -- on stale data the index fires nothing ("no orders on
-  blind data"); after ``resume()`` the next price re-checks every stop.
+- Arming a strategy again replaces its previous stop. Only the execution
+  engine arms and disarms (from fills it settled), so no strategy incarnation
+  can move a stop and there is nothing to fence here.
+- F10 ("no orders on blind data") is the state builder's: a price from a stale
+  feed never reaches ``triggered``.
 
 Pure and single-threaded: the owning actor calls it from its own thread.
 """
@@ -42,7 +41,6 @@ class StopEntry:
     side: StopSide
     level: float
     qty: float
-    generation: int
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,6 @@ class StopHit:
     side: StopSide
     level: float
     qty: float
-    generation: int
     price: float
 
 
@@ -67,19 +64,12 @@ class StopIndex:
         self._short: list[tuple[float, int]] = []  # (-level, seq), ascending
         self._by_seq: dict[int, StopEntry] = {}
         self._by_strategy: dict[str, tuple[int, StopEntry]] = {}
-        self._generation: dict[str, int] = {}
-        self._suspended: str | None = None
 
     def __len__(self) -> int:
         return len(self._by_strategy)
 
     def __contains__(self, strategy_id: object) -> bool:
         return strategy_id in self._by_strategy
-
-    @property
-    def suspended(self) -> str | None:
-        """The reason the index is suspended, or None."""
-        return self._suspended
 
     def armed(self, strategy_id: str) -> StopEntry | None:
         found = self._by_strategy.get(strategy_id)
@@ -89,24 +79,20 @@ class StopIndex:
         """Every armed stop (for snapshots and the status tree)."""
         return [entry for _, entry in self._by_strategy.values()]
 
-    def arm(self, strategy_id: str, side: StopSide | str, level: float, qty: float, generation: int) -> bool:
-        """Arm (or move) ``strategy_id``'s stop. False if ``generation`` is stale."""
+    def arm(self, strategy_id: str, side: StopSide | str, level: float, qty: float) -> None:
+        """Arm (or move) ``strategy_id``'s stop."""
         side = StopSide(side)
         if not (math.isfinite(level) and level > 0):
             raise ValueError(f"stop level must be a positive finite price, got {level!r}")
         if not (math.isfinite(qty) and qty > 0):
             raise ValueError(f"stop qty must be positive, got {qty!r}")
-        if generation < self._generation.get(strategy_id, generation):
-            return False
-        self._generation[strategy_id] = generation
         self.disarm(strategy_id)
         seq = next(self._seq)
-        entry = StopEntry(strategy_id, side, float(level), float(qty), generation)
+        entry = StopEntry(strategy_id, side, float(level), float(qty))
         key = (entry.level, seq) if side is StopSide.LONG else (-entry.level, seq)
         bisect.insort(self._long if side is StopSide.LONG else self._short, key)
         self._by_seq[seq] = entry
         self._by_strategy[strategy_id] = (seq, entry)
-        return True
 
     def disarm(self, strategy_id: str) -> StopEntry | None:
         """Remove ``strategy_id``'s stop; returns it, or None if none was armed."""
@@ -120,22 +106,12 @@ class StopIndex:
         del side[bisect.bisect_left(side, key)]
         return entry
 
-    def suspend(self, reason: str) -> None:
-        self._suspended = reason
-
-    def resume(self) -> None:
-        self._suspended = None
-
     def triggered(self, price: float) -> list[StopHit]:
         """Pop every stop ``price`` crosses, most-crossed side order: longs from the
         highest level down, then shorts from the lowest level up.
-
-        Returns [] while suspended (the stops stay armed).
         """
         if price != price or price <= 0:  # NaN or nonsense: never fire on it
             raise ValueError(f"invalid price {price!r}")
-        if self._suspended is not None:
-            return []
         hits: list[StopHit] = []
         # seq is never negative, so (x, -1) sorts before every key with level x.
         self._pop_suffix(self._long, bisect.bisect_left(self._long, (price, -1)), price, hits)
@@ -150,7 +126,7 @@ class StopIndex:
         for _, seq in reversed(crossed):
             entry = self._by_seq.pop(seq)
             del self._by_strategy[entry.strategy_id]
-            hits.append(StopHit(entry.strategy_id, entry.side, entry.level, entry.qty, entry.generation, price))
+            hits.append(StopHit(entry.strategy_id, entry.side, entry.level, entry.qty, price))
 
 
 __all__ = ["StopEntry", "StopHit", "StopIndex", "StopSide"]

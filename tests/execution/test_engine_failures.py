@@ -104,7 +104,7 @@ def test_stop_loss_fires_exactly_once_on_repeated_triggers(make_trading):
     t = make_trading()
     buy(t)
     assert t.wait_update("s1").verdict == "FILLED"
-    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 0, 94_000.0)
+    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 94_000.0)
     engine = t.services.directory.ref("execution-engine")
     for _ in range(3):  # three ticks below the stop, as if the book had not caught up
         engine.tell(StopsTriggered("BTCUSDT", (hit,), 0.0))
@@ -161,7 +161,7 @@ def test_f18_exit_runs_while_redis_down_and_journal_replays(make_trading, redis_
     buy(t)
     assert t.wait_update("s1").verdict == "FILLED"
     redis_server.kill()
-    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 0, 94_000.0)
+    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 94_000.0)
     t.services.directory.ref("execution-engine").tell(StopsTriggered("BTCUSDT", (hit,), 0.0))
     update = t.wait_update("s1", count=2)
     assert update.verdict == "FILLED", update.reason

@@ -60,7 +60,7 @@ def test_f5_stop_loss_rides_out_a_rate_limit_flood(make_trading):
     assert t.wait_update("s1").verdict == "FILLED"
     unpaced(t)
     t.exchange.set_fault("http_429", count=6, retry_after_s=0, scope="place")
-    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 0, 94_000.0)
+    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 94_000.0)
     t.services.directory.ref("execution-engine").tell(StopsTriggered("BTCUSDT", (hit,), 0.0))
     eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=15,
                what="the stop-loss exit placed after the flood, not given up")

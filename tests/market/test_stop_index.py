@@ -19,24 +19,24 @@ def ids(hits: list[StopHit]) -> list[str]:
 
 def test_long_stop_triggers_at_or_below_level():
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 0.5, generation=1)
+    index.arm("s1", LONG, 95.0, 0.5)
     assert index.triggered(95.01) == []
     hits = index.triggered(95.0)
-    assert hits == [StopHit("s1", LONG, 95.0, 0.5, 1, 95.0)]
+    assert hits == [StopHit("s1", LONG, 95.0, 0.5, 95.0)]
     assert "s1" not in index and len(index) == 0
 
 
 def test_short_stop_triggers_at_or_above_level():
     index = StopIndex("BTCUSDT")
-    index.arm("s2", SHORT, 105.0, 1.0, generation=3)
+    index.arm("s2", SHORT, 105.0, 1.0)
     assert index.triggered(104.99) == []
     hits = index.triggered(110.0)
-    assert ids(hits) == ["s2"] and hits[0].price == 110.0 and hits[0].generation == 3
+    assert ids(hits) == ["s2"] and hits[0].price == 110.0
 
 
 def test_hits_are_popped_once():
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
+    index.arm("s1", LONG, 95.0, 1.0)
     assert ids(index.triggered(90.0)) == ["s1"]
     assert index.triggered(80.0) == [], "a fired stop must not fire twice"
 
@@ -44,9 +44,9 @@ def test_hits_are_popped_once():
 def test_gap_through_many_levels_fires_all_crossed_in_order():
     index = StopIndex("BTCUSDT")
     for i, level in enumerate([90.0, 95.0, 97.0, 99.0]):
-        index.arm(f"l{i}", LONG, level, 1.0, 1)
+        index.arm(f"l{i}", LONG, level, 1.0)
     for i, level in enumerate([101.0, 103.0]):
-        index.arm(f"h{i}", SHORT, level, 1.0, 1)
+        index.arm(f"h{i}", SHORT, level, 1.0)
     assert ids(index.triggered(96.0)) == ["l3", "l2"], "longs from the highest level down"
     assert ids(index.triggered(104.0)) == ["h0", "h1"], "shorts from the lowest level up"
     assert sorted(e.strategy_id for e in index.entries()) == ["l0", "l1"]
@@ -54,15 +54,15 @@ def test_gap_through_many_levels_fires_all_crossed_in_order():
 
 def test_both_sides_can_fire_on_one_price():
     index = StopIndex("BTCUSDT")
-    index.arm("long", LONG, 100.0, 1.0, 1)
-    index.arm("short", SHORT, 90.0, 1.0, 1)
+    index.arm("long", LONG, 100.0, 1.0)
+    index.arm("short", SHORT, 90.0, 1.0)
     assert sorted(ids(index.triggered(95.0))) == ["long", "short"]
 
 
 def test_rearming_replaces_the_old_level():
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
-    index.arm("s1", LONG, 90.0, 2.0, 1)
+    index.arm("s1", LONG, 95.0, 1.0)
+    index.arm("s1", LONG, 90.0, 2.0)
     assert len(index) == 1
     assert index.triggered(94.0) == [], "the old level must be gone"
     assert [(h.level, h.qty) for h in index.triggered(89.0)] == [(90.0, 2.0)]
@@ -70,47 +70,26 @@ def test_rearming_replaces_the_old_level():
 
 def test_rearming_can_flip_side():
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
-    index.arm("s1", SHORT, 105.0, 1.0, 1)
+    index.arm("s1", LONG, 95.0, 1.0)
+    index.arm("s1", SHORT, 105.0, 1.0)
     assert index.triggered(90.0) == []
     assert ids(index.triggered(106.0)) == ["s1"]
 
 
 def test_disarm_removes_the_stop():
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
-    index.arm("s2", LONG, 95.0, 1.0, 1)
+    index.arm("s1", LONG, 95.0, 1.0)
+    index.arm("s2", LONG, 95.0, 1.0)
     removed = index.disarm("s1")
     assert removed is not None and removed.level == 95.0
     assert index.disarm("s1") is None
     assert ids(index.triggered(90.0)) == ["s2"]
 
 
-def test_f16_stale_generation_cannot_rearm():
-    index = StopIndex("BTCUSDT")
-    assert index.arm("s1", LONG, 95.0, 1.0, generation=2)
-    assert not index.arm("s1", LONG, 50.0, 1.0, generation=1), "a replaced incarnation must be fenced"
-    assert index.armed("s1").level == 95.0
-    index.triggered(90.0)
-    assert not index.arm("s1", LONG, 50.0, 1.0, generation=1), "fencing survives the stop firing"
-    assert index.arm("s1", LONG, 80.0, 1.0, generation=3)
-
-
-def test_f10_suspended_index_fires_nothing_until_resumed():
-    index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
-    index.suspend("feed STALE")
-    assert index.suspended == "feed STALE"
-    assert index.triggered(80.0) == []
-    assert "s1" in index, "a suspended stop stays armed"
-    index.resume()
-    assert ids(index.triggered(80.0)) == ["s1"]
-
-
 @pytest.mark.parametrize("price", [float("nan"), 0.0, -1.0])
 def test_invalid_price_never_fires(price):
     index = StopIndex("BTCUSDT")
-    index.arm("s1", LONG, 95.0, 1.0, 1)
+    index.arm("s1", LONG, 95.0, 1.0)
     with pytest.raises(ValueError):
         index.triggered(price)
     assert "s1" in index
@@ -119,7 +98,7 @@ def test_invalid_price_never_fires(price):
 @pytest.mark.parametrize("level,qty", [(float("nan"), 1.0), (0.0, 1.0), (math.inf, 1.0), (95.0, 0.0)])
 def test_invalid_stop_refused(level, qty):
     with pytest.raises(ValueError):
-        StopIndex("BTCUSDT").arm("s1", LONG, level, qty, 1)
+        StopIndex("BTCUSDT").arm("s1", LONG, level, qty)
 
 
 # -- against a naive O(n) reference ----------------------------------------------
@@ -157,7 +136,7 @@ def test_stop_index_matches_naive_reference(operations):
     for op in operations:
         if op[0] == "arm":
             _, sid, side, level = op
-            index.arm(sid, side, level, 1.0, 1)
+            index.arm(sid, side, level, 1.0)
             naive.stops[sid] = (side, level)
         elif op[0] == "disarm":
             index.disarm(op[1])
@@ -195,8 +174,8 @@ class CountingPrice(float):
 def comparisons_per_tick(n: int, ticks: int = 50) -> float:
     index = StopIndex("BTCUSDT")
     for i in range(n):  # longs below 50, shorts above 150: a tick at 100 crosses nothing
-        index.arm(f"l{i}", LONG, 1.0 + 49.0 * i / n, 1.0, 1)
-        index.arm(f"s{i}", SHORT, 150.0 + 49.0 * i / n, 1.0, 1)
+        index.arm(f"l{i}", LONG, 1.0 + 49.0 * i / n, 1.0)
+        index.arm(f"s{i}", SHORT, 150.0 + 49.0 * i / n, 1.0)
     CountingPrice.count = 0
     for t in range(ticks):
         assert index.triggered(CountingPrice(99.0 + t / ticks)) == []
@@ -215,7 +194,7 @@ def test_tick_cost_10000_stops_close_to_100():
 def test_tick_cost_with_hits_is_log_n_plus_k():
     index = StopIndex("BTCUSDT")
     for i in range(10_000):
-        index.arm(f"l{i}", LONG, 1.0 + i * 0.01, 1.0, 1)  # levels 1.00 .. 100.99
+        index.arm(f"l{i}", LONG, 1.0 + i * 0.01, 1.0)  # levels 1.00 .. 100.99
     CountingPrice.count = 0
     hits = index.triggered(CountingPrice(100.905))  # crosses the top 9 levels
     assert len(hits) == 9
