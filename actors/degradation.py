@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterable
 
 
 from actors.core import signals
-from actors.node_ids import POSITION_MANAGER
+from actors.node_ids import ENGINE, POSITION_MANAGER
 from actors.core.degradation import Degradation, DegradationConfig, Gate, Mode, Transition
 from actors.core.signals import Effect, Scope, Signal
 from actors.messages import Reconcile, Flatten, FlattenDone
@@ -61,7 +61,6 @@ from supervision import SupervisedActor
 
 NODE_ID = "degradation"
 FEED_HEALTH = "feed_health"
-ENGINE = "execution-engine"
 # Nodes asked to re-report their state when an incarnation starts.
 REPORTER_PREFIXES = ("monitor:", "feed:", "state-builder", "circuit-breaker", ENGINE)
 REVALIDATING = "revalidating"

@@ -34,7 +34,8 @@ from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
 from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Flatten, FlattenDone, RateLimited,
                              Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
-from actors.node_ids import DEGRADATION, POSITION_MANAGER
+from actors import node_ids
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, POSITION_MANAGER
 from actors.services import ENGINE, Services
 from actors.strategy import Fill, OrderUpdate
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
@@ -259,7 +260,7 @@ class ExecutionEngine(SupervisedActor):
         if outstanding:
             self.flattening[message.reason] = self.flattening.get(message.reason, 0) + outstanding
         else:
-            self.services.directory.tell("degradation", FlattenDone(message.reason))
+            self.services.directory.tell(DEGRADATION, FlattenDone(message.reason))
 
     # --- outcomes -----------------------------------------------------------------------
 
@@ -292,7 +293,7 @@ class ExecutionEngine(SupervisedActor):
             self.flattening[intent.reason] -= 1
             if self.flattening[intent.reason] <= 0:
                 del self.flattening[intent.reason]
-                self.services.directory.tell("degradation", FlattenDone(intent.reason))
+                self.services.directory.tell(DEGRADATION, FlattenDone(intent.reason))
         if result.verdict in (Verdict.REFUSED, Verdict.SAFETY_ABORT, Verdict.UNKNOWN) \
                 and result.intent.purpose is Purpose.STOP_LOSS:
             self._rearm_if_still_open(intent)  # a stop-loss that could not exit stays armed for the next tick
@@ -308,9 +309,9 @@ class ExecutionEngine(SupervisedActor):
             fill = Fill(result.intent.purpose.value, result.side or "", result.filled_qty, result.avg_price,
                         result.client_order_id or "", result.runtime.position.value)
         update = OrderUpdate(result.verdict.value, result.reason, fill, result.runtime)
-        self.services.directory.tell(f"strategy:{intent.strategy_id}", update)
-        self.services.directory.tell("position-manager", result)
-        self.services.directory.tell("circuit-breaker", result)
+        self.services.directory.tell(node_ids.strategy(intent.strategy_id), update)
+        self.services.directory.tell(POSITION_MANAGER, result)
+        self.services.directory.tell(CIRCUIT_BREAKER, result)
 
     def _pause_account(self, account: str, origin: str, reason: str) -> None:
         """F3: a refused credential is the account's, not one order's: pause every strategy of it.
@@ -320,7 +321,7 @@ class ExecutionEngine(SupervisedActor):
         The runtime writes go through the pipeline's serialization, on a worker: never over a
         fill written meanwhile, never blocking this actor behind an order in progress.
         """
-        self.services.directory.tell("degradation", signals.account_paused(account, True, reason))
+        self.services.directory.tell(DEGRADATION, signals.account_paused(account, True, reason))
         strategies = [s.id for s in self.services.config.strategies if s.account == account]
         services, pipeline = self.services, self.pipeline
 
@@ -342,7 +343,7 @@ class ExecutionEngine(SupervisedActor):
                 if runtime is not None and runtime.status is Status.PAUSED:
                     paused.append(strategy_id)
                     if strategy_id != origin:
-                        services.directory.tell(f"strategy:{strategy_id}",
+                        services.directory.tell(node_ids.strategy(strategy_id),
                                                 OrderUpdate(Verdict.ACCOUNT_PAUSED.value, reason, None, runtime))
             log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
                      action_taken="every strategy of the account paused until an operator enables it").error(
@@ -463,7 +464,7 @@ class ExecutionEngine(SupervisedActor):
             self.rate_limits.popleft()
         if len(self.rate_limits) >= RATE_LIMIT_PERSISTENT and not self.rate_limit_reported:
             self.rate_limit_reported = True
-            self.services.directory.tell("degradation", signals.rate_limited(
+            self.services.directory.tell(DEGRADATION, signals.rate_limited(
                 True, f"{len(self.rate_limits)} rate-limit answers within {RATE_LIMIT_WINDOW_S:g}s"))
         if self.rate_limit_reported:
             self.services.timers.tell_at(at + RATE_LIMIT_WINDOW_S, self.actor_ref, _RateLimitQuiet())
@@ -473,7 +474,7 @@ class ExecutionEngine(SupervisedActor):
         if self.rate_limit_reported and (not self.rate_limits or now - self.rate_limits[-1] >= RATE_LIMIT_WINDOW_S):
             self.rate_limit_reported = False
             self.rate_limits.clear()
-            self.services.directory.tell("degradation", signals.rate_limited(False, "no rate limiting for a minute"))
+            self.services.directory.tell(DEGRADATION, signals.rate_limited(False, "no rate limiting for a minute"))
 
     def _rearm_if_still_open(self, intent: OrderIntent) -> None:
         runtime = self.services.runtime_cache.get(intent.strategy_id)

@@ -114,3 +114,11 @@ class Reconciled:
     request_id: int
     ok: bool = True
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class StrategyDisabled:
+    """To position-manager: a strategy's supervisor disabled it; its open position is handed over."""
+
+    strategy_id: str
+    reason: str

@@ -47,6 +47,8 @@ from actors.circuit_breaker import ResourceObservation
 from actors.core import signals
 from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
+from actors.messages import Reconcile, Reconciled
+from actors.node_ids import POSITION_MANAGER
 from actors.services import Services
 from runtime.logging import log_event
 from runtime.process_tree import ProcessTree
@@ -56,10 +58,8 @@ from supervision import SupervisedActor
 STORE = "monitor:store"
 RESOURCES = "monitor:resources"
 HEARTBEAT = "monitor:heartbeat"
-POSITION_MANAGER = "position-manager"
 
 
-from actors.messages import Reconcile, Reconciled  # noqa: E402 - defined with the other actor messages
 
 
 @dataclass(frozen=True)

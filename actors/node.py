@@ -24,6 +24,7 @@ from loguru import logger
 
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
+from actors import node_ids
 from actors.core import signals
 from actors.degradation import DegradationActor, SignalMemory
 from actors.execution import ExecutionEngine
@@ -31,7 +32,8 @@ from actors.feed import FeedActor
 from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import RuntimeBusy
-from actors.position_manager import PositionManager, StrategyDisabled
+from actors.messages import StrategyDisabled
+from actors.position_manager import PositionManager
 from actors.positions import account_rows, marks_from_tree, position_rows
 from actors.recovery import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
@@ -182,8 +184,8 @@ class Node:
                 ChildSpec("state-builder", StateBuilder, args=(s,)),
             ]}),
             ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
-                ChildSpec("execution-engine", ExecutionEngine, args=(s,), shutdown=15.0),
-                ChildSpec("position-manager", PositionManager, args=(s,), start_timeout=60.0),
+                ChildSpec(node_ids.ENGINE, ExecutionEngine, args=(s,), shutdown=15.0),
+                ChildSpec(node_ids.POSITION_MANAGER, PositionManager, args=(s,), start_timeout=60.0),
             ]}, start_timeout=90.0, shutdown=30.0),
             ChildSpec("strategies", Supervisor, kind="supervisor", kwargs={
                 "strategy": "dynamic", "intensity": cfg.supervision.intensity, "period": cfg.supervision.period_s,
@@ -202,7 +204,7 @@ class Node:
 
     def _strategy_disabled(self, child_id: str, reason: str) -> None:
         strategy_id = child_id.removeprefix("strategy:")
-        self.services.directory.tell("position-manager", StrategyDisabled(strategy_id, reason))
+        self.services.directory.tell(node_ids.POSITION_MANAGER, StrategyDisabled(strategy_id, reason))
         self.services.directory.tell("circuit-breaker", Escalated(child_id, reason))
         self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, True, reason))
 

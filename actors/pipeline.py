@@ -42,6 +42,7 @@ from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
+from actors.ports import OrderStore, Venue
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -139,8 +140,8 @@ def _as_purpose(intent: OrderIntent, purpose: Purpose) -> OrderIntent:
 class OrderPipeline:
     def __init__(
         self,
-        store: Any,
-        venue: Any,
+        store: OrderStore,
+        venue: Venue,
         gate: Callable[[], Gate],
         fence: Fence,
         stops: StopBook,
@@ -430,7 +431,7 @@ class OrderPipeline:
     def _send_deadline_s(self) -> float:
         """Venue-clock seconds by which a send starting now has surely completed (its signed
         timestamp is no later than this): what `pending_since` records."""
-        return (self.venue.clock.now_ms() / 1000.0) + getattr(self.venue, "timeout_s", 2.0)
+        return (self.venue.clock.now_ms() / 1000.0) + self.venue.timeout_s
 
     def _resend_refusal(self, intent: OrderIntent, cancel: threading.Event) -> str | None:
         """Checked before every resend: an operator stop, the fence, the gate, the entry bound."""

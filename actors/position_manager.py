@@ -11,29 +11,23 @@ stop stays armed in the stop book and the position is listed as orphaned.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
-from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered
+from actors.node_ids import DEGRADATION, POSITION_MANAGER
+from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered, StrategyDisabled
 from actors.pipeline import OrderResult, Verdict
 from actors.recovery import (RecoveryReport, cold_start, correct_excess, load_and_arm, reconcile_open_orders,
                              reconcile_positions)
 from actors.services import ENGINE, Services
 from supervision import SupervisedActor
 
-NODE = "position-manager"
+NODE = POSITION_MANAGER
 PERIODIC = "periodic"
 log = logger.bind(component=NODE)
-
-
-@dataclass(frozen=True)
-class StrategyDisabled:
-    strategy_id: str
-    reason: str
 
 
 class PositionManager(SupervisedActor):
@@ -98,7 +92,7 @@ class PositionManager(SupervisedActor):
         if drift is not None:
             self._publish_drift(drift)
             for symbol in self.services.config.feeds.symbols:  # the reconnect barrier, if any, is lifted
-                self.services.directory.tell("degradation", signals.reconcile_barrier(symbol, False))
+                self.services.directory.tell(DEGRADATION, signals.reconcile_barrier(symbol, False))
             self.last_reconcile_at = time.time()
             log.bind(event="reconciled", details={"reason": reason, "drift": drift}).info("reconciled")
         return drift
@@ -120,7 +114,7 @@ class PositionManager(SupervisedActor):
                           f", {drift[symbol]['unexplained_open_orders']:g} unexplained open order(s)"
                           if drift[symbol].get("unexplained_open_orders") else "")
                       ) if active else "positions and open orders agree with the venue"
-            self.services.directory.tell("degradation", Signal(
+            self.services.directory.tell(DEGRADATION, Signal(
                 source=NODE, cause="reconcile_drift", active=active, effect=Effect.BLOCK_ENTRIES,
                 scope=Scope.SYMBOL, key=symbol, reason=reason, clean_period=0.0))
             if active:

@@ -18,18 +18,20 @@ from actors.core.retry import RetryConfig, RetryPolicy
 from actors.core.settle import SettleTiming
 from actors.directory import Directory
 from actors.gate_board import GateBoard
+from actors.node_ids import ENGINE
 from actors.messages import CancelStrategy, DirectIntent, RateLimited, Wake
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline, RuntimeCache
+from actors.ports import OrderStore, Venue
 from actors.stop_book import StopBook
 from actors.ticks import TickSubscriptions
 from actors.timers import TimerWheel
 from runtime.config import Config
+from runtime.metrics import Metrics
 from runtime.store.errors import StoreUnavailable
 from runtime.store.queue import Priority as QueuePriority
 from supervision import Fence
 
-ENGINE = "execution-engine"
 
 
 def _allowed() -> threading.Event:
@@ -41,8 +43,8 @@ def _allowed() -> threading.Event:
 @dataclass
 class Services:
     config: Config
-    store: Any  # runtime.store.Store
-    venue: Any  # runtime.venue.BinanceFuturesConnector
+    store: OrderStore  # runtime.store.Store
+    venue: Venue  # runtime.venue.BinanceFuturesConnector
     directory: Directory = field(default_factory=Directory)
     fence: Fence = field(default_factory=Fence)
     stops: StopBook = field(default_factory=StopBook)
@@ -51,7 +53,7 @@ class Services:
     ticks: TickSubscriptions = field(default_factory=TickSubscriptions)
     runtime_cache: RuntimeCache = field(default_factory=RuntimeCache)
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
-    metrics: Any = None  # runtime.metrics.Metrics
+    metrics: Metrics | None = None
     retry: RetryConfig = field(default_factory=RetryConfig)
     ws_url: str = ""  # the venue's WebSocket base: the engine's user-data stream (/private)
     generation: int = 0  # this process's writer generation (runtime.store.Generations), 0 = unfenced

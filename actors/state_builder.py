@@ -60,7 +60,7 @@ from actors.circuit_breaker import Mark
 from actors.core import signals
 from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
-from actors.execution import StopsTriggered
+from actors.messages import StopsTriggered
 from actors.feed import BookTop, FeedState, PriceUpdate, ReportFeedState, feed_node_id
 from actors.services import ENGINE, Services
 from actors.strategy import Tick

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import threading
 
-from actors.execution import StopsTriggered
+from actors.messages import StopsTriggered
 from actors.core.stop_index import StopHit, StopSide
 from actors.orders import OrderIntent, Purpose
-from actors.services import DirectIntent
+from actors.messages import DirectIntent
 from runtime.store.runtime_state import Position, Status
 from tests.waiting import eventually
 

@@ -14,7 +14,7 @@ from typing import Any
 from actors.core.signals import Effect, Signal
 from supervision import ChildSpec, SupervisedActor, Supervisor
 from actors.core.stop_index import StopHit, StopSide
-from actors.execution import StopsTriggered
+from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
 from actors.services import Services
 from actors.strategy import OrderUpdate, ScheduledStrategy, StrategyActor

@@ -16,7 +16,7 @@ import pytest
 
 from actors.core.feed_health import FeedHealthConfig
 from actors.core.stop_index import StopSide
-from actors.execution import StopsTriggered
+from actors.messages import StopsTriggered
 from actors.state_builder import NODE_ID, StateBuilder, TakeSnapshot
 from actors.strategy import Tick
 from runtime.store.store import Store
