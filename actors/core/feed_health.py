@@ -20,6 +20,10 @@ Rows of the failure matrix this module decides (DESIGN §5):
   known ones (> 5 % / > 20 % -> alert), and the symbol stays RECOVERING until
   ``resume_after_clean`` seconds of clean data and 3 fresh updates.
 
+A feed holds two connections (DESIGN §4: /public for depth, /market for prices), each
+with its own tracker; ``worst_health`` folds them into the symbol's health, which is
+what degradation's gate and the stop index go by.
+
 Times are seconds on one clock chosen by the caller (receive time ``now``;
 venue event times converted to the same unit). Pure: no threads, no I/O, no
 sleeps; alerts are queued as values and drained with ``take_alerts()``.
@@ -29,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 
@@ -119,6 +124,42 @@ class FeedHealth:
     def tradable(self) -> bool:
         """Entries on this symbol may be considered (the gate decides the rest)."""
         return self.status is FeedStatus.LIVE
+
+
+SEVERITY = {FeedStatus.LIVE: 0, FeedStatus.RECOVERING: 1, FeedStatus.STALE: 2, FeedStatus.DISCONNECTED: 3}
+"""Worse is higher: blind (STALE, DISCONNECTED) is worse than validating, disconnected worst of all."""
+
+
+def worst_status(*statuses: FeedStatus) -> FeedStatus:
+    """The worst of several connections' statuses (the hot path's cheap form of ``worst_health``)."""
+    return max(statuses, key=SEVERITY.__getitem__)
+
+
+def worst_health(symbol: str, parts: Mapping[str, FeedHealth]) -> FeedHealth:
+    """One symbol's health from its connections' (keyed by route): the worst status rules.
+
+    Reasons are prefixed with the route they come from, worst connection first; the
+    data age is the oldest; counters are summed; any connection's REDUCED, suspect or
+    abnormal flag is the symbol's.
+    """
+    ordered = sorted(parts.items(), key=lambda item: -SEVERITY[item[1].status])
+    worst = ordered[0][1]
+    ages = [h.data_age for h in parts.values()]
+    counters = FeedCounters(**{f.name: sum(getattr(h.counters, f.name) for h in parts.values())
+                               for f in fields(FeedCounters)})
+    return FeedHealth(
+        symbol=symbol,
+        status=worst.status,
+        since=worst.since,
+        data_age=None if None in ages else max(a for a in ages if a is not None),
+        reasons=tuple(f"{route}: {reason}" for route, h in ordered for reason in h.reasons),
+        reduced=any(h.reduced for h in parts.values()),
+        suspect=any(h.suspect for h in parts.values()),
+        abnormal_price=any(h.abnormal_price for h in parts.values()),
+        needs_reconnect=any(h.needs_reconnect for h in parts.values()),
+        corrupt_rate=max(h.corrupt_rate for h in parts.values()),
+        counters=counters,
+    )
 
 
 class _WindowExtremes:
@@ -259,6 +300,16 @@ class FeedHealthTracker:
         self._reconnect_recovery = False
         self._ref_price: float | None = None  # checked once against the first price, then None
         self._ref_oi: float | None = None
+
+    @property
+    def status(self) -> FeedStatus:
+        """The current status, without building a ``FeedHealth`` (read on every price)."""
+        return self._status
+
+    @property
+    def reduced(self) -> bool:
+        """F12: the corrupt rate is over its limit."""
+        return self._reduced
 
     # -- connection ----------------------------------------------------------
 
@@ -609,4 +660,6 @@ __all__ = [
     "FeedHealthTracker",
     "FeedStatus",
     "UpdateVerdict",
+    "worst_health",
+    "worst_status",
 ]
