@@ -112,7 +112,9 @@ def test_f7_each_connection_backs_off_on_its_own_schedule(make_rig, proxy):
     proxy.refuse("market", 3)
     proxy.sever("market")
 
-    details = rig.wait_status(feed, "LIVE", timeout=5.0)
+    details = eventually(lambda: (d := rig.details(feed))["status"] == "LIVE"
+                         and d["connections"]["market"]["reconnect"]["connect_failures"] == 3 and d,
+                         timeout=5.0, what="/market refused 3 times, then LIVE again")
     market = details["connections"]["market"]["reconnect"]
     delays = [r["delay_s"] for r in market["recent"] if r["at"] >= dropped_at_wall]
     assert delays == [0.0, 0.05, 0.1, 0.2], f"F7: /market backs off 0, base, 2x, 4x (jitter 0): {delays}"
