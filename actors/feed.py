@@ -12,11 +12,13 @@ Two connections (DESIGN §4), each a ``FeedLink`` with its own reader thread
 Health (F7, F8, F10-F13). Every frame, corrupt or not, and a poll every
 ``poll_interval_s`` (<= 50 ms) drive each connection's ``FeedHealthTracker``; the
 symbol's health is the worst of the two (``worst_health``): a drop or stall of either
-connection blinds the symbol, and each change is told to ``degradation`` as
-``signals.from_feed_health`` (the symbol gate and the F12 corrupt-rate REDUCED). Each
-connection reconnects on its own ``ReconnectSchedule`` (0, 1, 2, 4 ... <= 60 s + jitter,
-forever); more than 5 failures in a row on either -> ``signals.feed_degraded(..,
-"reconnect_failures")`` + alert, cleared once both have proved stable.
+connection blinds the symbol, and so does a /market whose every price is corrupt (depth
+alone is no price). The F12 corrupt rate is the symbol's, over both connections. Each
+change is told to ``degradation`` as ``signals.from_feed_health`` (the symbol gate and
+the F12 corrupt-rate REDUCED). Each connection reconnects on its own ``ReconnectSchedule``
+(0, 1, 2, 4 ... <= 60 s + jitter, forever); more than 5 failures in a row on either ->
+``signals.feed_degraded(.., "reconnect_failures")`` + alert, cleared once both have proved
+stable.
 
 Threads. The actor thread owns all state. Reader threads only ``tell``; messages from a
 superseded connection carry an old ``conn`` number and are ignored. Depth snapshots are
@@ -57,7 +59,8 @@ from actors.circuit_breaker import NODE_ID as CIRCUIT_BREAKER
 from actors.circuit_breaker import AbnormalPrice, PriceValidity
 from actors.core import signals
 from actors.core.abnormal_episode import AbnormalEpisode
-from actors.core.feed_health import FeedHealth, FeedHealthConfig, FeedStatus, worst_health, worst_status
+from actors.core.feed_health import CorruptRate, FeedHealth, FeedHealthConfig, FeedStatus, worst_health, \
+    worst_status
 from actors.core.order_book import BookState, DepthEvent, DepthSnapshot, EventResult, OrderBookSequencer
 from actors.core.reconnect import ReconnectConfig, ReconnectPlan
 from actors.degradation import NODE_ID as DEGRADATION
@@ -151,8 +154,9 @@ class FeedActor(SupervisedActor):
         self.timings = timings or FeedTimings()
         market_health = replace(self.health_config,
                                 stale_after=max(self.health_config.stale_after, self.timings.market_stale_after_s))
-        self.links = {PUBLIC: FeedLink(self.symbol, PUBLIC, url, self.health_config, reconnect, rand),
-                      MARKET: FeedLink(self.symbol, MARKET, url, market_health, reconnect, rand)}
+        corrupt = CorruptRate(self.health_config)  # F12 judges the symbol's messages, both routes together
+        self.links = {PUBLIC: FeedLink(self.symbol, PUBLIC, url, self.health_config, corrupt, reconnect, rand),
+                      MARKET: FeedLink(self.symbol, MARKET, url, market_health, corrupt, reconnect, rand)}
         self.public, self.market = self.links[PUBLIC], self.links[MARKET]
         ping = self.timings.ping_interval_s
         self.socket_timings = SocketTimings(self.health_config.heartbeat_timeout / 2.0 if ping is None else ping,

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.core.feed_health import FeedHealthConfig, FeedHealthTracker
+from actors.core.feed_health import CorruptRate, FeedHealthConfig, FeedHealthTracker
 from actors.core.reconnect import ReconnectConfig, ReconnectSchedule
 from actors.feed_frames import FrameDecoder
 from actors.feed_socket import FeedSocket, SocketTimings
@@ -46,12 +46,12 @@ def route_url(ws_url: str, symbol: str, route: str) -> str:
 class FeedLink:
     """One route's connection state: socket, connection number, schedule, tracker, counters."""
 
-    def __init__(self, symbol: str, route: str, ws_url: str, health: FeedHealthConfig,
+    def __init__(self, symbol: str, route: str, ws_url: str, health: FeedHealthConfig, corrupt_rate: CorruptRate,
                  reconnect: ReconnectConfig | None, rand: Callable[[], float]) -> None:
         self.route = route
         self.url = route_url(ws_url, symbol, route)
         self.decoder = FrameDecoder(symbol, route)
-        self.tracker = FeedHealthTracker(symbol, health)
+        self.tracker = FeedHealthTracker(symbol, health, corrupt_rate)
         self.reconnects = ReconnectSchedule(reconnect, rand=rand)
         self.socket: FeedSocket | None = None
         self.conn = 0  # number of the current connection attempt; older ones' messages are ignored

@@ -11,8 +11,8 @@ Rows of the failure matrix this module decides (DESIGN §5):
 - F11 timestamp anomaly: event time more than ``future_tolerance`` (5 s) ahead
   of receive time -> the message is rejected; event time going backwards ->
   accepted on its receive time and flagged suspect; repeats -> alert.
-- F12 corrupt messages: counted over a rolling window; a rate above 5 % sets
-  ``reduced`` (the degradation core turns that into REDUCED).
+- F12 corrupt messages: counted over a rolling window (``CorruptRate``, one per
+  symbol, shared by its connections' trackers); a rate above 5 % sets ``reduced`` (the degradation core turns that into REDUCED).
 - F13 abnormal price: > 20 % move inside one minute -> ``abnormal_price``
   (the AbnormalPriceBreaker pauses entries); a rolling z-score of returns
   above 5 is flagged; depth falling > 95 % under its recent peak likewise.
@@ -152,7 +152,7 @@ def worst_health(symbol: str, parts: Mapping[str, FeedHealth]) -> FeedHealth:
         status=worst.status,
         since=worst.since,
         data_age=None if None in ages else max(a for a in ages if a is not None),
-        reasons=tuple(f"{route}: {reason}" for route, h in ordered for reason in h.reasons),
+        reasons=_route_reasons(ordered),
         reduced=any(h.reduced for h in parts.values()),
         suspect=any(h.suspect for h in parts.values()),
         abnormal_price=any(h.abnormal_price for h in parts.values()),
@@ -160,6 +160,19 @@ def worst_health(symbol: str, parts: Mapping[str, FeedHealth]) -> FeedHealth:
         corrupt_rate=max(h.corrupt_rate for h in parts.values()),
         counters=counters,
     )
+
+
+def _route_reasons(ordered: list[tuple[str, FeedHealth]]) -> tuple[str, ...]:
+    """``route: reason``, worst route first; a reason both connections share (the symbol's
+    corrupt rate, F12) is named once."""
+    seen: set[str] = set()
+    out = []
+    for route, health in ordered:
+        for reason in health.reasons:
+            if reason not in seen:
+                seen.add(reason)
+                out.append(f"{route}: {reason}")
+    return tuple(out)
 
 
 class _WindowExtremes:
@@ -260,6 +273,36 @@ class _RateWindow:
         return self.corrupt / self.total if self.total else 0.0
 
 
+class CorruptRate:
+    """F12: corrupt / all messages over a sliding window, judged against the 5 % limit.
+
+    One per symbol, shared by the trackers of its two connections: the rate is of the
+    feed's messages, so a burst on the low-rate /market connection (a mark a second) is
+    weighed against the symbol's whole traffic, as before the route split, and REDUCED
+    is raised and alerted once, not once per connection.
+    """
+
+    def __init__(self, config: FeedHealthConfig) -> None:
+        self.config = config
+        self._window = _RateWindow(config.corrupt_window)
+        self.reduced = False
+
+    def add(self, now: float, corrupt: bool) -> None:
+        self._window.add(now, corrupt)
+
+    def rate(self) -> float:
+        return self._window.rate()
+
+    def update(self, now: float) -> bool:
+        """Re-judge the window at ``now``; True when the rate has just gone over the limit."""
+        cfg = self.config
+        self._window.expire(now)
+        over = self._window.total >= cfg.corrupt_min_messages and self._window.rate() > cfg.corrupt_rate_limit
+        crossed = over and not self.reduced
+        self.reduced = over
+        return crossed
+
+
 class FeedHealthTracker:
     """Data health of one symbol, driven by the feed actor's callbacks and a poll.
 
@@ -270,7 +313,8 @@ class FeedHealthTracker:
     input returns, and ``health(now)`` computes, a ``FeedHealth``.
     """
 
-    def __init__(self, symbol: str, config: FeedHealthConfig | None = None) -> None:
+    def __init__(self, symbol: str, config: FeedHealthConfig | None = None,
+                 corrupt_rate: CorruptRate | None = None) -> None:
         self.symbol = symbol
         self.config = cfg = config or FeedHealthConfig()
         self.counters = FeedCounters()
@@ -286,8 +330,7 @@ class FeedHealthTracker:
         self._book_live = True  # feeds without a book are live by default
         self._alerts: list[Alert] = []
         self._anomalies: deque[float] = deque()
-        self._corrupt = _RateWindow(cfg.corrupt_window)
-        self._reduced = False
+        self._corrupt = corrupt_rate or CorruptRate(cfg)
         self._prices = _WindowExtremes(cfg.abnormal_window)
         self._returns = _RollingStats(cfg.zscore_window)
         self._depth_peak = _WindowExtremes(cfg.abnormal_window)
@@ -309,7 +352,7 @@ class FeedHealthTracker:
     @property
     def reduced(self) -> bool:
         """F12: the corrupt rate is over its limit."""
-        return self._reduced
+        return self._corrupt.reduced
 
     # -- connection ----------------------------------------------------------
 
@@ -481,7 +524,7 @@ class FeedHealthTracker:
         """A snapshot of the current health (does not change state)."""
         cfg = self.config
         reasons = list(self._reasons)
-        if self._reduced:
+        if self._corrupt.reduced:
             reasons.append(f"corrupt_rate {self._corrupt.rate():.1%} > {cfg.corrupt_rate_limit:.0%}")
         abnormal = self._abnormal_at is not None and now - self._abnormal_at <= cfg.abnormal_window
         if abnormal:
@@ -495,7 +538,7 @@ class FeedHealthTracker:
             since=self._since,
             data_age=None if self._last_update is None else now - self._last_update,
             reasons=tuple(reasons),
-            reduced=self._reduced,
+            reduced=self._corrupt.reduced,
             suspect=suspect,
             abnormal_price=abnormal,
             needs_reconnect=self._needs_reconnect,
@@ -545,13 +588,9 @@ class FeedHealthTracker:
             self._anomaly_alerted_at = now
 
     def _update_corrupt_rate(self, now: float) -> None:
-        cfg = self.config
-        self._corrupt.expire(now)
-        over = self._corrupt.total >= cfg.corrupt_min_messages and self._corrupt.rate() > cfg.corrupt_rate_limit
-        if over and not self._reduced:
-            rate = self._corrupt.rate()
-            self._alert(now, "corrupt_rate", f"corrupt message rate {rate:.1%} over {cfg.corrupt_window:.0f}s")
-        self._reduced = over
+        if self._corrupt.update(now):
+            self._alert(now, "corrupt_rate", f"corrupt message rate {self._corrupt.rate():.1%} over "
+                                             f"{self.config.corrupt_window:.0f}s")
 
     def _check_stale(self, now: float) -> None:
         if (
@@ -654,6 +693,7 @@ class FeedHealthTracker:
 
 __all__ = [
     "Alert",
+    "CorruptRate",
     "FeedCounters",
     "FeedHealth",
     "FeedHealthConfig",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.core.feed_health import FeedHealthConfig, FeedHealthTracker, FeedStatus, worst_health, worst_status
+from actors.core.feed_health import CorruptRate, FeedHealthConfig, FeedHealthTracker, FeedStatus, worst_health, \
+    worst_status
 
 T0 = 1_000.0
 
@@ -394,11 +395,22 @@ def test_worst_health_f10_market_stale_alone_blocks_entries_and_ages_by_the_olde
     assert any(r.startswith("market: stale") for r in combined.reasons)
 
 
-def test_worst_health_f12_either_connections_corrupt_rate_reduces():
+def test_f12_one_corrupt_rate_per_symbol_over_both_connections_alerted_once():
+    """A burst on the low-rate /market connection is weighed against the symbol's whole traffic."""
     config = FeedHealthConfig(corrupt_min_messages=10)
-    public, t = live_tracker(config)
-    market, _ = live_tracker(config)
-    for i in range(10):
-        public.on_corrupt(t + 0.001 * i)
-    combined = worst_health("BTCUSDT", {"public": public.poll(t + 0.02), "market": market.poll(t + 0.02)})
-    assert combined.reduced and combined.corrupt_rate == public.health(t + 0.02).corrupt_rate
+    shared = CorruptRate(config)
+    public, market = FeedHealthTracker("BTCUSDT", config, shared), FeedHealthTracker("BTCUSDT", config, shared)
+    public.on_connected(T0)
+    market.on_connected(T0)
+    t = stream(public, T0 + 0.01, T0 + 0.9, step=0.01)  # 90 depth updates
+    for i in range(4):
+        market.on_corrupt(t + 0.01 * (i + 1))
+    assert not market.health(t + 0.05).reduced, "4 corrupt of 94 messages is under 5 %"
+    for i in range(4):
+        market.on_corrupt(t + 0.05 + 0.01 * (i + 1))
+    public.on_update(t + 0.1)
+    combined = worst_health("BTCUSDT", {"public": public.poll(t + 0.1), "market": market.poll(t + 0.1)})
+    assert combined.reduced and abs(combined.corrupt_rate - 8 / 99) < 1e-9, "8 of 99 messages is over 5 %"
+    alerts = [a.kind for a in public.take_alerts() + market.take_alerts()]
+    assert alerts.count("corrupt_rate") == 1, f"REDUCED is alerted once for the symbol: {alerts}"
+    assert sum("corrupt_rate" in r for r in combined.reasons) == 1, combined.reasons

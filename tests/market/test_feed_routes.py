@@ -159,3 +159,18 @@ def test_health_is_the_worst_of_the_two_connections(make_rig, proxy):
     assert details["reasons"][0].startswith("public: stale"), details["reasons"]
     eventually(rig.degradation.last_feed_active, timeout=1.0, what="entries blocked by the worse connection")
     rig.wait_status(feed, "LIVE", timeout=5.0)
+
+
+def test_f10_f12_every_mark_corrupt_and_no_trades_leaves_the_symbol_stale(make_rig):
+    """Depth alone is no price: with every /market frame corrupt (and no trades in this market) the
+    symbol is STALE, although the book is LIVE; it comes back once marks decode again."""
+    rig = make_rig()
+    feed = rig.start_feed()
+    rig.wait_status(feed, "LIVE")
+    rig.exchange.set_fault("ws_corrupt", duration_s=1.0, mode="schema", stream="markPrice")
+
+    details = rig.wait_status(feed, "STALE", timeout=2.0)
+    assert details["connections"]["market"]["status"] == "STALE", "F10: no valid price on /market"
+    assert details["connections"]["public"]["status"] == "LIVE" and details["book"]["state"] == "LIVE"
+    assert details["counters"]["corrupt"] > 0, "F12: the corrupt marks are dropped and counted"
+    rig.wait_status(feed, "LIVE", timeout=5.0)
