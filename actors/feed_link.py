@@ -21,26 +21,11 @@ from actors.core.feed_health import CorruptRate, FeedHealthConfig, FeedHealthTra
 from actors.core.reconnect import ReconnectConfig, ReconnectSchedule
 from actors.feed_frames import FrameDecoder
 from actors.feed_socket import FeedSocket, SocketTimings
-from runtime.venue.ws import agg_trade_stream, combined_stream_url, depth_stream, force_order_stream, \
-    mark_price_stream
+from runtime.venue.ws import market_streams, routed_stream_urls
 
 PUBLIC = "public"
 MARKET = "market"
 ROUTES = (PUBLIC, MARKET)
-
-
-def route_streams(symbol: str, route: str) -> list[str]:
-    """The streams a feed follows on one route: depth on /public; mark, trades, liquidations on /market."""
-    if route == PUBLIC:
-        return [depth_stream(symbol)]
-    if route == MARKET:
-        return [mark_price_stream(symbol), agg_trade_stream(symbol), force_order_stream(symbol)]
-    raise ValueError(f"unknown WebSocket route {route!r}; expected one of {ROUTES}")
-
-
-def route_url(ws_url: str, symbol: str, route: str) -> str:
-    """``<ws_url>/<route>/stream?streams=...`` (Binance's combined-stream form on that route)."""
-    return combined_stream_url(f"{ws_url.rstrip('/')}/{route}", route_streams(symbol, route))
 
 
 class FeedLink:
@@ -49,8 +34,9 @@ class FeedLink:
     def __init__(self, symbol: str, route: str, ws_url: str, health: FeedHealthConfig, corrupt_rate: CorruptRate,
                  reconnect: ReconnectConfig | None, rand: Callable[[], float]) -> None:
         self.route = route
-        self.url = route_url(ws_url, symbol, route)
-        self.decoder = FrameDecoder(symbol, route)
+        self.decoder = FrameDecoder(symbol, route)  # refuses a route other than public / market
+        # depth on <ws_url>/public; mark price, trades, liquidations on <ws_url>/market
+        self.url = routed_stream_urls(ws_url, market_streams(symbol))[f"/{route}"]
         self.tracker = FeedHealthTracker(symbol, health, corrupt_rate)
         self.reconnects = ReconnectSchedule(reconnect, rand=rand)
         self.socket: FeedSocket | None = None
@@ -119,4 +105,4 @@ class FeedLink:
         }
 
 
-__all__ = ["MARKET", "PUBLIC", "ROUTES", "FeedLink", "route_streams", "route_url"]
+__all__ = ["MARKET", "PUBLIC", "ROUTES", "FeedLink"]
