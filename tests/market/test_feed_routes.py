@@ -51,14 +51,19 @@ def start_via_proxy(rig: Rig, proxy: RouteProxy):
 def test_feed_follows_depth_on_public_and_prices_on_market(make_rig, proxy):
     rig = make_rig()
     builder = start_recorder(rig.services, "state-builder")
-    start_via_proxy(rig, proxy)
+    try:
+        start_via_proxy(rig, proxy)
 
-    assert sorted(proxy.paths) == ["/market/stream?streams=btcusdt@markPrice@1s/btcusdt@aggTrade/btcusdt@forceOrder",
-                                   "/public/stream?streams=btcusdt@depth@100ms"], \
-        f"one /public (depth) and one /market (prices) connection, nothing on the root: {proxy.paths}"
-    marks = eventually(lambda: [m for m in builder.messages(PriceUpdate) if m.kind == "mark" and m.fresh],
-                       what="fresh mark prices")
-    assert marks[-1].price > 0 and builder.messages(BookTop), "mark prices come over /market, the book over /public"
+        assert sorted(proxy.paths) == [
+            "/market/stream?streams=btcusdt@markPrice@1s/btcusdt@aggTrade/btcusdt@forceOrder",
+            "/public/stream?streams=btcusdt@depth@100ms"], \
+            f"one /public (depth) and one /market (prices) connection, nothing on the root: {proxy.paths}"
+        marks = eventually(lambda: [m for m in builder.messages(PriceUpdate) if m.kind == "mark" and m.fresh],
+                           what="fresh mark prices")
+        assert marks[-1].price > 0 and builder.messages(BookTop), \
+            "mark prices come over /market, the book over /public"
+    finally:
+        builder.ref.stop(timeout=5)
 
 
 def test_f7_market_drop_alone_blinds_the_symbol_and_reconnects_only_market(make_rig, proxy):
