@@ -5,7 +5,7 @@
     resume --reason R
     breaker reset NAME --reason R
     strategy stop|start|enable|disable ID --reason R
-    check-config FILE                   validate; exit 0 valid, 2 bad config
+    check-config FILE                   validate exactly as the daemon does before it starts; exit 0 / 2
 
 Every subcommand takes --url (default $WARDEN_URL or http://127.0.0.1:8765), or
 --config FILE to read `[status] bind` / `token_env` from the daemon's config.
@@ -42,8 +42,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import requests
 
-from runtime.config import ConfigError, check_strategy_classes, load_config
+from runtime.config import ConfigError, load_config
 from runtime.metrics import BREAKER_OK_STATES
+from runtime.preflight import preflight
 from runtime.status_server import COMMANDS
 
 __all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
@@ -407,7 +408,7 @@ def _short(exc: BaseException) -> str:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
-        check_strategy_classes(config)
+        preflight(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {exc.source}", file=sys.stderr)
