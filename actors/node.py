@@ -30,6 +30,7 @@ from loguru import logger
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors.core import signals
+from actors.core.breakers import BreakerState
 from actors.core.retry import RetryPolicy
 from actors.degradation import DegradationActor, SignalMemory
 from actors.execution import ExecutionEngine
@@ -418,8 +419,9 @@ class Node:
         except KeyError as exc:
             raise CommandError(f"no breaker {name!r}: {exc.args[0] if exc.args else name}", status=404) from None
         states = {s["name"]: s["state"] for s in after}
-        state = states.get(name) or states.get(name.partition(":")[0]) or "closed"
-        return {"applied": True, "breaker": name, "state": state, "previous_state": before.get(name, "closed")}
+        closed = BreakerState.CLOSED.value
+        state = states.get(name) or states.get(name.partition(":")[0]) or closed
+        return {"applied": True, "breaker": name, "state": state, "previous_state": before.get(name, closed)}
 
     def _inject(self, node_id: str, kind: str, reason: str) -> dict[str, Any]:
         if not injection.enabled():
