@@ -32,6 +32,7 @@ _ENV_FIELDS = {
     "status.token_env": "the operator token",
     "venue.api_key_env": "the venue API key",
     "venue.api_secret_env": "the venue API secret",
+    "alerts.webhook_url_env": "the alert webhook URL",
 }
 
 
@@ -71,6 +72,10 @@ def preflight(config: Config, environ: Mapping[str, str] | None = None) -> Prefl
             problem(field_name, f"environment variable {name} is not set (it must hold {holds})")
         else:
             secrets[field_name] = value
+    webhook = secrets.get("alerts.webhook_url_env")
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        problem("alerts.webhook_url_env", f"environment variable {config.alerts.webhook_url_env} must hold an "
+                                          "http(s) URL")
     token = secrets.get("status.token_env")
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         problem("status.token_env", f"environment variable {config.status.token_env} holds {len(token)} "
