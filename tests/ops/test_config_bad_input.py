@@ -201,3 +201,17 @@ def test_issue13_check_config_runs_preflight(tmp_path, capsys):
     assert main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:4: status.token_env: environment variable WARDEN_TEST_UNSET_TOKEN is not set" in err
+
+
+def test_issue13_alert_webhook_env_is_checked_like_every_env_var(tmp_path):
+    text = config_text('[alerts]\nwebhook_url_env = "WARDEN_HOOK"\n', data_dir=str(tmp_path / "d"))
+    (unset,) = preflight_problems(tmp_path, text)
+    assert (unset.field, unset.line) == ("alerts.webhook_url_env", 4) and "WARDEN_HOOK is not set" in unset.message
+    (not_url,) = preflight_problems(tmp_path, text, {"WARDEN_HOOK": "ftp://x"})
+    assert not_url.field == "alerts.webhook_url_env" and "http(s) URL" in not_url.message
+
+
+def test_issue13_short_operator_token_is_refused(tmp_path):
+    text = config_text('[status]\ntoken_env = "OP_TOKEN"\n', data_dir=str(tmp_path / "d"))
+    (problem,) = preflight_problems(tmp_path, text, {"OP_TOKEN": "abc"})
+    assert (problem.field, problem.line) == ("status.token_env", 4) and "at least 8" in problem.message
