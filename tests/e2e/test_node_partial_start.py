@@ -60,3 +60,21 @@ def test_issue13_busy_port_is_a_config_error_naming_status_bind(tmp_path):
     assert problem.field == "status.bind" and problem.line == 5
     assert node.stop() == 0
     assert not (tmp_path / "data").exists()
+
+
+def test_issue13_strategies_started_one_by_one_survive_a_restart_of_their_supervisor(tmp_path):
+    node = Node(config_for(tmp_path))
+    try:
+        node.start()
+        strategies = node._strategies_supervisor()
+        assert [c["id"] for c in strategies.which_children().get(timeout=10)] == ["strategy:s1"]
+        root = node.root.proxy()
+        root.terminate_child("strategies").get(timeout=30)
+        root.restart_child("strategies").get(timeout=30)
+        restarted = node._strategies_supervisor()
+        children = restarted.which_children().get(timeout=10)
+        assert [(c["id"], c["state"]) for c in children] == [("strategy:s1", "running")], \
+            "a restarted strategies supervisor restarts every strategy the node had started"
+    finally:
+        node.request_stop("test over")
+        assert node.stop() == 0
