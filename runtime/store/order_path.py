@@ -1,0 +1,128 @@
+"""The order path's Redis round trips, folded into Lua scripts (DESIGN §6).
+
+Before an order goes on the wire the pipeline needs: the strategy's lock, its runtime,
+the intent journaled, and the runtime marked pending. Done one call each that is four
+round trips; here it is two:
+
+- `lock_and_load`: take `lock_state:{id}` (SET NX PX, or take over the lock of an earlier
+  process, see locks.py) and read `runtime:{id}` in the same script;
+- `journal_and_mark_pending`: append the intent to the journal (idempotent by record id,
+  the open index updated) and write the pending runtime (fenced by generation) in one
+  script, so "journaled" and "pending" can never be separated by a crash either.
+
+Both scripts touch keys of one strategy plus the journal; in a Redis Cluster they need
+hash tags that put them in one slot (`Keys` already tags per strategy; the journal is one
+slot), so this module is for the single-Redis deployment DESIGN §3 describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from runtime.store._codec import show, text
+from runtime.store.errors import CorruptState, StaleGeneration, translated
+from runtime.store.journal import Journal, new_record_id
+from runtime.store.keys import Keys
+from runtime.store.locks import Lock, lock_token
+from runtime.store.runtime_state import Runtime, parse_runtime
+
+# KEYS[1] lock, KEYS[2] runtime. ARGV[1] token, ARGV[2] ttl ms, ARGV[3] generation ('0': plain NX).
+_LOCK_AND_LOAD = """
+local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+local held = redis.call('GET', KEYS[1])
+if held then
+  if ARGV[3] == '0' then return {0} end
+  local owner = string.match(held, '^(%d+):')
+  if not owner or not gt(ARGV[3], owner) then return {0} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind == 'none' then return {1} end
+if kind ~= 'hash' then return {2, kind} end
+return {3, redis.call('HGETALL', KEYS[2])}
+"""
+
+# KEYS[1] journal, KEYS[2] open index, KEYS[3] records index, KEYS[4] runtime.
+# ARGV[1] record id, ARGV[2] client id, ARGV[3] n = journal entry args, ARGV[4..3+n] entry field/values,
+# ARGV[4+n] writer generation, ARGV[5+n..] runtime field/values.
+_JOURNAL_AND_MARK_PENDING = """
+local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= nil end
+local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+local n = tonumber(ARGV[3])
+local kind = redis.call('TYPE', KEYS[4])['ok']
+if kind == 'hash' then
+  local stored = redis.call('HGET', KEYS[4], 'generation')
+  if not stored then return {'corrupt', false} end
+  if not canonical(stored) then return {'corrupt', stored} end
+  if gt(stored, ARGV[4 + n]) then return {'stale', stored} end
+elseif kind ~= 'none' then
+  return {'wrongtype', kind}
+end
+local id = redis.call('HGET', KEYS[3], ARGV[1])
+if not id then
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4, 3 + n))
+  redis.call('HSET', KEYS[3], ARGV[1], id)
+  redis.call('HSETNX', KEYS[2], ARGV[2], id)
+end
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 5 + n))
+return {'ok', id}
+"""
+
+
+class OrderPath:
+    def __init__(self, client: redis.Redis, keys: Keys, journal: Journal) -> None:
+        self._keys = keys
+        self._journal = journal
+        self._lock_and_load = client.register_script(_LOCK_AND_LOAD)
+        self._journal_and_pending = client.register_script(_JOURNAL_AND_MARK_PENDING)
+
+    def lock_and_load(self, strategy_id: str, ttl_ms: int, generation: int = 0
+                      ) -> tuple[Lock | None, Runtime | CorruptState | None]:
+        """(the lock or None if held, the runtime / None / CorruptState). One round trip."""
+        lock_key, runtime_key = self._keys.lock_state(strategy_id), self._keys.runtime(strategy_id)
+        token = lock_token(generation)
+        with translated("lock_and_load", lock_key):
+            reply = self._lock_and_load(keys=[lock_key, runtime_key], args=[token, ttl_ms, str(generation)])
+        status = int(reply[0])
+        if status == 0:
+            return None, None
+        lock = Lock(lock_key, token, ttl_ms)
+        if status == 1:
+            return lock, None
+        if status == 2:
+            return lock, CorruptState(runtime_key, "type", f"expected a hash, found a {text(reply[1], runtime_key, 'type')}")
+        flat = reply[1]
+        try:
+            return lock, parse_runtime(dict(zip(flat[::2], flat[1::2])), runtime_key)
+        except CorruptState as corrupt:
+            return lock, corrupt
+
+    def journal_and_mark_pending(self, client_order_id: str, fields: Mapping[str, Any], strategy_id: str,
+                                 runtime: Runtime, at: float | None = None) -> str:
+        """Journal the intent and write the pending runtime, atomically. Returns the entry id.
+
+        Raises StaleGeneration / CorruptState (then nothing was written) or StoreUnavailable.
+        """
+        entry = self._journal.entry_args("intent", client_order_id, None, False, fields, new_record_id(), at, "redis")
+        runtime_key = self._keys.runtime(strategy_id)
+        args: list[Any] = [entry[0], client_order_id, len(entry) - 4, *entry[4:], str(runtime.generation)]
+        for name, value in runtime.to_redis().items():
+            args += [name, value]
+        keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records, runtime_key]
+        with translated("journal_and_mark_pending", runtime_key):
+            verdict, detail = self._journal_and_pending(keys=keys, args=args)
+        verdict = text(verdict, runtime_key, "verdict")
+        if verdict == "stale":
+            raise StaleGeneration(runtime_key, runtime.generation, int(detail))
+        if verdict == "corrupt":
+            raise CorruptState(runtime_key, "generation", "missing" if detail is None else f"not canonical: {show(detail)}")
+        if verdict == "wrongtype":
+            raise CorruptState(runtime_key, "type", f"expected a hash, found a {text(detail, runtime_key, 'type')}")
+        return text(detail, runtime_key, "entry id")
+
+
+__all__ = ["OrderPath"]
