@@ -119,12 +119,17 @@ class StrategyLocks:
             return self._locks.setdefault(strategy_id, threading.Lock())
 
 
+_UNLOADED = object()  # _Held.loaded: the runtime could not be read with the lock (store down)
+
+
 @dataclass
 class _Held:
-    """The Redis lock held for one serialized change (None: store down, exits only)."""
+    """The Redis lock held for one serialized change (None: store down, exits only), and the
+    runtime read in the same round trip (a Runtime, None = no record, or its CorruptState)."""
 
     lock: Any
     extended_at: float
+    loaded: Any = _UNLOADED
 
 
 _NOT_FOUND = object()  # _resolve: the venue provably never executed the send
@@ -184,7 +189,7 @@ class OrderPipeline:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk) as held:
-                runtime = self._load(intent)
+                runtime = self._load(intent, held)
                 if isinstance(runtime, OrderResult):
                     return runtime
                 return self._run(intent, runtime, cancel, held)
@@ -205,7 +210,7 @@ class OrderPipeline:
         probe = OrderIntent(strategy_id, account, symbol, Purpose.EXIT, reason="settle loop")
         try:
             with self.serialized(strategy_id, risk_reducing=True) as held:
-                runtime = self._load(probe)
+                runtime = self._load(probe, held)
                 if isinstance(runtime, OrderResult):
                     return runtime
                 if not runtime.pending_order:
@@ -229,7 +234,7 @@ class OrderPipeline:
             with self.serialized(strategy_id, risk_reducing=True) as held:
                 if not self.store.is_unsettled(client_id):
                     return OrderResult(intent, Verdict.REFUSED, f"{client_id} was settled meanwhile", client_id)
-                runtime = self._load(intent)
+                runtime = self._load(intent, held)
                 if isinstance(runtime, OrderResult):
                     return runtime
                 if runtime.pending_order != client_id:
@@ -252,8 +257,10 @@ class OrderPipeline:
         """Load → change → write under the strategy's serialization (operator commands, account
         pause, protective-stop take-back). `change` returns None to leave the record as it is.
         Raises RuntimeBusy, StoreUnavailable, CorruptState, StaleGeneration."""
-        with self.serialized(strategy_id, risk_reducing=False):
-            runtime = self.store.load_runtime(strategy_id) or Runtime()
+        with self.serialized(strategy_id, risk_reducing=False) as held:
+            if isinstance(held.loaded, CorruptState):
+                raise held.loaded
+            runtime = held.loaded or Runtime()
             changed = change(runtime)
             if changed is None:
                 return runtime
@@ -272,8 +279,9 @@ class OrderPipeline:
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
         try:
+            loaded: Any = _UNLOADED
             try:
-                lock = self._acquire_store_lock(strategy_id)
+                lock, loaded = self._lock_and_load(strategy_id)
             except StoreUnavailable:
                 if not risk_reducing:
                     raise
@@ -282,7 +290,7 @@ class OrderPipeline:
                 if lock is None:
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic())
+                yield _Held(lock, time.monotonic(), loaded)
             finally:
                 if lock is not None:
                     try:
@@ -317,12 +325,13 @@ class OrderPipeline:
             return self._refuse(intent, "HARD_SHUTDOWN final flush: no more orders")
         return None
 
-    def _acquire_store_lock(self, strategy_id: str) -> Any:
+    def _lock_and_load(self, strategy_id: str) -> tuple[Any, Any]:
+        """The lock and the runtime in one round trip (waiting up to lock_wait_s for the lock)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            lock = self.store.acquire_lock(strategy_id, self.lock_ttl_ms, generation=self.generation)
+            lock, loaded = self.store.lock_and_load(strategy_id, self.lock_ttl_ms, generation=self.generation)
             if lock is not None or time.monotonic() > deadline:
-                return lock
+                return lock, loaded
             time.sleep(0.005)
 
     def _keep(self, held: _Held) -> None:
@@ -338,9 +347,11 @@ class OrderPipeline:
         except StoreUnavailable:
             pass
 
-    def _load(self, intent: OrderIntent) -> Runtime | OrderResult:
+    def _load(self, intent: OrderIntent, held: _Held) -> Runtime | OrderResult:
         try:
-            runtime = self.store.load_runtime(intent.strategy_id)
+            if isinstance(held.loaded, CorruptState):
+                raise held.loaded
+            runtime = self.store.load_runtime(intent.strategy_id) if held.loaded is _UNLOADED else held.loaded
         except CorruptState as exc:
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
@@ -386,17 +397,15 @@ class OrderPipeline:
             "side": side, "quantity": repr(quantity), "purpose": intent.purpose.value,
             "stop_loss": "" if intent.stop_loss is None else repr(intent.stop_loss), "reason": intent.reason,
         }
-        try:
-            self.store.journal_intent_or_buffer(client_id, fields) if intent.purpose.reduces_risk else \
-                self.store.journal_intent(client_id, fields)
-        except StoreUnavailable:
-            return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
-        crash_windows.reached("after_journal", client_id)
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
                           pending_since=self._send_deadline_s(),
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
         pending = pending.with_order(client_id)
-        self._write(intent, pending)
+        try:
+            self._journal_and_mark_pending(intent, client_id, fields, pending)
+        except StoreUnavailable:
+            return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
+        crash_windows.reached("after_journal", client_id)
         result = self._send(intent, pending, client_id, side, quantity, cancel, held)
         if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
                 and result.runtime is not None and result.runtime.position is Position.BOUGHT):
@@ -663,6 +672,25 @@ class OrderPipeline:
         return OrderResult(intent, Verdict.REFUSED, reason, runtime=runtime)
 
     # --- persistence --------------------------------------------------------------------
+
+    def _journal_and_mark_pending(self, intent: OrderIntent, client_id: str, fields: dict[str, str],
+                                  pending: Runtime) -> None:
+        """Intent journaled and runtime pending: one atomic round trip; with Redis down (exits
+        only) or records still waiting in the disk buffer, the two records go there in order."""
+        if not self.store.buffer_pending():
+            stamped = self._stamped(pending)
+            try:
+                self.store.journal_and_mark_pending(client_id, fields, intent.strategy_id, stamped)
+            except StoreUnavailable:
+                if not intent.purpose.reduces_risk:
+                    raise
+            else:
+                self.cache.put(intent.strategy_id, stamped)
+                return
+        if not intent.purpose.reduces_risk:
+            raise StoreUnavailable("journal_and_mark_pending", RuntimeError("disk buffer not yet replayed"))
+        self.store.journal_intent_or_buffer(client_id, fields)
+        self._write(intent, pending)
 
     def _stamped(self, runtime: Runtime) -> Runtime:
         return replace(runtime, updated_at=self.wall_clock(), generation=self.generation or runtime.generation)

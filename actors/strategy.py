@@ -288,8 +288,8 @@ class ScheduledStrategy(Strategy):
     def on_start(self, ctx: Context) -> None:
         runtime = ctx.runtime
         self.entries_at_start = runtime.entry_seq
-        if runtime.position is Position.NONE and not runtime.pending_order and self.config.buy_at is not None:
-            ctx.schedule("buy", self.config.buy_at)
+        if runtime.position is Position.NONE and self.config.buy_at is not None:
+            ctx.schedule("buy", self.config.buy_at)  # an entry in doubt from before: wait for it to settle
         if runtime.position is Position.BOUGHT and self.config.sell_at is not None:
             ctx.schedule("sell", self.config.sell_at)
 
@@ -308,6 +308,8 @@ class ScheduledStrategy(Strategy):
             # A closed gate refuses the entry; ask again each second until filled or sell_at.
             # Repeats are harmless: the engine sends a BUY only from a flat position with nothing pending.
             ctx.schedule("buy", now + self.BUY_RETRY_S)
+        elif name == "buy" and ctx.runtime.pending_order and ctx.runtime.position is Position.NONE:
+            ctx.schedule("buy", time.time() + self.BUY_RETRY_S)  # in doubt: settled first, then decided
         elif name == "sell" and ctx.runtime.position is Position.BOUGHT:
             ctx.sell(reason="scheduled sell_at")
 

@@ -158,6 +158,17 @@ class Journal:
         self, kind: str, client_order_id: str, outcome: str | None, settles: bool, fields: Mapping[str, Any],
         record_id: str | None, at: float | None, source: str,
     ) -> Appended:
+        args = self.entry_args(kind, client_order_id, outcome, settles, fields, record_id, at, source)
+        keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records]
+        with translated(f"journal_{kind}", self._keys.journal_orders):
+            added, entry_id = self._append(keys=keys, args=args)
+        return Appended(text(entry_id, keys[0], "entry id"), duplicate=added == 0)
+
+    def entry_args(
+        self, kind: str, client_order_id: str, outcome: str | None, settles: bool, fields: Mapping[str, Any],
+        record_id: str | None, at: float | None, source: str,
+    ) -> list[str]:
+        """Checked arguments of the append script: record id, kind, client id, final, then the entry."""
         if not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.fullmatch(client_order_id):
             raise ValueError(f"client order id {client_order_id!r} does not match [.A-Za-z0-9:/_-]{{1,36}}")
         record_id = record_id or new_record_id()
@@ -177,10 +188,7 @@ class Journal:
         args: list[str] = [record_id, kind, client_order_id, entry["final"]]
         for name, value in entry.items():
             args += [name, value]
-        keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records]
-        with translated(f"journal_{kind}", self._keys.journal_orders):
-            added, entry_id = self._append(keys=keys, args=args)
-        return Appended(text(entry_id, keys[0], "entry id"), duplicate=added == 0)
+        return args
 
     def _parse(self, raw_id: Any, raw_fields: Any) -> JournalEntry:
         key = self._keys.journal_orders

@@ -59,6 +59,12 @@ class Lock:
     ttl_ms: int
 
 
+def lock_token(generation: int = 0) -> str:
+    """A fresh owner token; `<generation>:<random>` when taken by a process with a generation."""
+    token = secrets.token_hex(16)
+    return f"{generation}:{token}" if generation else token
+
+
 def _check_ttl(ttl_ms: int) -> int:
     if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or ttl_ms <= 0:
         raise ValueError(f"lock ttl_ms must be a positive integer, got {ttl_ms!r}")
@@ -80,7 +86,7 @@ class Locks:
         With a `generation` (> 0) a lock held by an owner of a lower generation is taken over.
         """
         if generation:
-            token = f"{generation}:{token or secrets.token_hex(16)}"
+            token = f"{generation}:{token}" if token else lock_token(generation)
             with translated("acquire_lock", key):
                 taken = self._acquire_over_older(keys=[key], args=[token, _check_ttl(ttl_ms), str(generation)])
             return Lock(key, token, ttl_ms) if taken else None

@@ -36,12 +36,13 @@ from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_
 from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
 from runtime.store.embedded import Endpoint
-from runtime.store.errors import LockBusy, StoreUnavailable
+from runtime.store.errors import CorruptState, LockBusy, StoreUnavailable
 from runtime.store.fencing import Generations, RuntimeRecords
 from runtime.store.health import DEFAULT_PROBE_TIMEOUT_S, Health, HealthProbe
 from runtime.store.journal import Journal, JournalEntry, new_record_id
 from runtime.store.keys import Keys
 from runtime.store.locks import Lock, Locks
+from runtime.store.order_path import OrderPath
 from runtime.store.prices import Price, Prices
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
@@ -94,6 +95,7 @@ class Store:
         self.locks = Locks(self.client)
         self.queue = OrderQueue(self.client, self.keys, consumer_group)
         self.journal = Journal(self.client, self.keys, clock)
+        self.order_path = OrderPath(self.client, self.keys, self.journal)
         self.prices = Prices(self.client, self.keys, clock)
         self.documents = Documents(self.client, self.keys, clock)
         self.probe = HealthProbe(self.client, probe_timeout_s, clock)
@@ -136,6 +138,18 @@ class Store:
     def acquire_lock(self, strategy_id: str, ttl_ms: int, *, generation: int = 0) -> Lock | None:
         """None if held; with a process `generation`, a lock of an earlier process is taken over."""
         return self.locks.acquire(self.keys.lock_state(strategy_id), ttl_ms, generation=generation)
+
+    def lock_and_load(self, strategy_id: str, ttl_ms: int, *, generation: int = 0
+                      ) -> tuple[Lock | None, Runtime | CorruptState | None]:
+        """The order path's first round trip: the lock (None if held) and the runtime (or the
+        CorruptState it failed with) in one script."""
+        return self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
+
+    def journal_and_mark_pending(self, client_order_id: str, fields: Mapping[str, Any], strategy_id: str,
+                                 runtime: Runtime) -> str:
+        """The order path's second round trip: journal the intent and write the pending runtime
+        atomically. Never while the disk buffer holds records (order is kept there)."""
+        return self.order_path.journal_and_mark_pending(client_order_id, fields, strategy_id, runtime)
 
     def release_lock(self, lock: Lock) -> bool:
         return self.locks.release(lock)

@@ -7,6 +7,7 @@ settle window: LATE_LANDING_S), then counts what the exchange executed.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 
@@ -242,3 +243,28 @@ def test_case8_generations_are_monotonic_across_processes_and_stale_side_effects
     else:
         raise AssertionError("a late runtime write of the earlier process must be refused by the store")
     assert executed(after, "s1:") == [], "the earlier process's queued entry never reached the venue"
+
+
+def test_stop_path_needs_two_redis_round_trips_before_the_wire(make_trading):
+    t = make_trading()
+    buy(t)
+    assert t.wait_update("s1").verdict == "FILLED"
+    calls: list[tuple[int, object]] = []
+    client, venue = t.store.client, t.services.venue
+    execute, place = client.execute_command, venue.place_order
+
+    def counted(*args, **kwargs):
+        calls.append((threading.get_ident(), args[0]))
+        return execute(*args, **kwargs)
+
+    before_send: list[list[object]] = []
+
+    def spy(*args, **kwargs):
+        before_send.append([cmd for ident, cmd in calls if ident == threading.get_ident()])
+        return place(*args, **kwargs)
+
+    client.execute_command, venue.place_order = counted, spy
+    cross_stop(t)
+    eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=10, what="exit by stop-loss")
+    assert len(before_send) == 1 and len(before_send[0]) == 2, \
+        f"lock+load, then journal+pending: two round trips before the order is on the wire: {before_send}"

@@ -36,7 +36,7 @@ def test_case10_user_stream_reconnect_is_a_barrier_and_reconciles_open_orders(ma
     eventually(lambda: engine(t).user_stream is not None and engine(t).user_stream.connected, timeout=10,
                what="the engine's user-data stream connected")
     # An order of ours is open at the venue that no runtime knows of (sent by a process we lost).
-    stray = t.services.venue.place_order("BTCUSDT", "BUY", "LIMIT", 0.01, "s2:e7", price=50_000.0)
+    stray = t.services.venue.place_order("BTCUSDT", "BUY", "LIMIT", 0.01, "s2:e7", price=96_000.0)
     assert stray.ok, stray.describe()
     barriers = len(told(t, "reconcile_barrier", True))
     t.exchange.set_fault("ws_drop", count=0)  # drop every socket once; reconnects allowed
