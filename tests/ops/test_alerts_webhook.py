@@ -8,6 +8,7 @@ import pytest
 from chaos.harness import wait_for
 from runtime.alerts import WebhookAlerter
 from runtime.config import AlertsConfig, ConfigError, parse_config
+from runtime.preflight import preflight
 from runtime.logging import log_event
 from tests.webhook_receiver import Receiver
 
@@ -92,13 +93,12 @@ def test_issue15_a_hung_webhook_never_blocks_the_logging_thread(receiver):
     assert len(names) <= 11, "at most the one already in flight besides the ten queued"
 
 
-def test_issue15_alerts_config_names_an_env_var_that_must_hold_a_url():
+def test_issue15_alerts_config_names_an_env_var_holding_the_url():
     config = parse_config('[alerts]\nwebhook_url_env = "WARDEN_WEBHOOK"\n[feeds]\nsymbols = ["BTCUSDT"]\n', "t.toml", 0)
     assert config.alerts == AlertsConfig("WARDEN_WEBHOOK")
-    assert WebhookAlerter.from_config(AlertsConfig(), "n") is None
     with pytest.raises(ConfigError, match="WARDEN_WEBHOOK is not set"):
-        WebhookAlerter.from_config(config.alerts, "n", environ={})
+        preflight(config, environ={})
     with pytest.raises(ConfigError, match="http"):
-        WebhookAlerter.from_config(config.alerts, "n", environ={"WARDEN_WEBHOOK": "ftp://x"})
-    alerter = WebhookAlerter.from_config(config.alerts, "n", environ={"WARDEN_WEBHOOK": "http://127.0.0.1:9/h"})
-    assert alerter is not None and alerter.url == "http://127.0.0.1:9/h"
+        preflight(config, environ={"WARDEN_WEBHOOK": "ftp://x"})
+    checked = preflight(config, environ={"WARDEN_WEBHOOK": "http://127.0.0.1:9/h"})
+    assert checked.secret("alerts.webhook_url_env") == "http://127.0.0.1:9/h"
