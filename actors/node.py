@@ -55,7 +55,7 @@ from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
 from runtime.status_server import CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
 from runtime.store.errors import StoreUnavailable
-from runtime.store.runtime_state import Position, Status
+from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
 from supervision import injection
