@@ -45,8 +45,8 @@ def test_case10_user_stream_reconnect_is_a_barrier_and_reconciles_open_orders(ma
     drift = eventually(lambda: position_manager(t).drift.get("BTCUSDT"), timeout=15,
                        what="the reconcile after the reconnect compared open orders")
     assert drift.get("unexplained_open_orders") == 1.0, f"the stray open order is drift: {drift}"
-    blocked = told(t, "reconcile_drift", True)
-    assert blocked and blocked[-1].key == "BTCUSDT" and "unexplained open order" in blocked[-1].reason, \
+    blocked = eventually(lambda: told(t, "reconcile_drift", True), timeout=10, what="drift told to degradation")
+    assert blocked[-1].key == "BTCUSDT" and "unexplained open order" in blocked[-1].reason, \
         "drift closes the symbol's gate until explained"
     assert t.services.venue.cancel_order("BTCUSDT", "s2:e7").ok
     position_manager(t).actor_ref.tell(Reconcile("operator: stray order cancelled"))
