@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench chaos install clean
+.PHONY: run test bench chaos soak install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ chaos: $(STAMP)
 
 chaos-%: $(STAMP)
 	$(BIN)/python -m chaos --only $* $(ARGS)
+
+# `make soak` (random seed, 10 min, 50 strategies); `make soak SEEDS=regress`; `make soak ARGS="--seed 7 --minutes 5"`.
+soak: $(STAMP)
+	$(BIN)/python -m chaos.soak $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache
