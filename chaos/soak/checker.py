@@ -111,14 +111,18 @@ def skew_at(faults: Iterable[AppliedFault], venue_s: float) -> float:
     return 0.0
 
 
-def filled_qty(entry: dict[str, Any]) -> float:
-    """What an order request executed: the venue's executed quantity, else all of it when FILLED."""
-    for key in ("executed_qty", "executedQty", "filled_qty"):
-        if entry.get(key) not in (None, ""):
-            return float(entry[key])
-    if entry.get("executed") and str(entry.get("outcome")) in COMPLETE:
-        return float(entry.get("quantity") or 0.0)
-    return 0.0
+def filled_qty(entry: dict[str, Any], orders: dict[str, dict[str, Any]]) -> tuple[float, str]:
+    """(quantity executed, final status) of one order request: the venue's final word on the order
+    when it has one (a partial fill's rest executes after the request was ledgered), else the ledger's."""
+    if not entry.get("executed"):
+        return 0.0, str(entry.get("outcome"))
+    final = orders.get(str(entry.get("order_id")))
+    if final is not None and entry.get("action") == "place":
+        return float(final.get("executedQty") or 0.0), str(final.get("status"))
+    if entry.get("executed_qty") not in (None, ""):
+        return float(entry["executed_qty"]), str(entry.get("outcome"))
+    outcome = str(entry.get("outcome"))
+    return (float(entry.get("quantity") or 0.0) if outcome in COMPLETE else 0.0), outcome
 
 
 def fills(recording: Recording) -> list[Fill]:
@@ -127,14 +131,14 @@ def fills(recording: Recording) -> list[Fill]:
     for entry in recording.ledger:
         if entry.get("action") not in ("place", "trigger"):
             continue
-        qty = filled_qty(entry)
+        qty, status = filled_qty(entry, recording.orders)
         match = ORDER_ID.match(str(entry.get("client_order_id") or ""))
         if qty <= EPS or match is None:
             continue
         venue_s = float(entry["time_ms"]) / 1000.0
         out.append(Fill(venue_s - skew_at(recording.faults, venue_s), entry["client_order_id"],
                         match["strategy"], match["letter"], int(match["n"]), str(entry.get("side")), qty,
-                        str(entry.get("outcome")), int(entry.get("seq", 0))))
+                        status, int(entry.get("seq", 0))))
     return sorted(out, key=lambda f: (f.at, f.seq))
 
 

@@ -5,9 +5,9 @@ simulator or the machine has no such control yet) or `skipped` (it could not act
 a crash injected into a strategy while the daemon is down). `heal` undoes the fault when its
 duration is over (None: the fault undoes itself, e.g. a strategy hang of fixed length).
 
-Simulator faults that other helpers are still adding (requests delayed in flight, "unknown
-then executed late", partial fills, expiries) are found by name in the simulator's fault
-registry; only parameters the simulator declares are passed.
+The venue-realism faults (requests delayed in flight, "unknown then executed late", partial
+fills, expiries, a thin book) are feature-detected in the simulator's fault registry: a
+simulator without them records "unavailable", and only parameters it declares are passed.
 """
 
 from __future__ import annotations
@@ -30,17 +30,14 @@ Applied = tuple[str, str, Heal | None]
 
 # soak kind -> simulator fault names that would do it (the first one the simulator has wins)
 SIM_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "request_delay": ("request_delay", "delay_request", "delayed_request", "network_delay", "net_delay"),
-    "unknown_late": ("unknown_late", "unknown_then_execute", "late_execute", "unknown_execute_late",
-                     "execute_late"),
-    "partial_fill": ("partial_fill", "partial_fills", "partial"),
-    "market_expire": ("market_expire", "expire", "expired", "order_expire", "expire_market"),
+    "request_delay": ("network_delay", "request_delay"),
+    "partial_fill": ("partial_fill",),
+    "market_expire": ("market_expire",),
+    "thin_book": ("thin_book",),
 }
 # soak parameter -> simulator parameter names it may go by, with a unit factor
 PARAM_ALIASES: dict[str, tuple[tuple[str, float], ...]] = {
-    "delay_s": (("delay_s", 1.0), ("delay_ms", 1000.0), ("seconds", 1.0)),
-    "execute_after_s": (("execute_after_s", 1.0), ("after_s", 1.0), ("delay_s", 1.0), ("execute_after_ms", 1000.0)),
-    "ratio": (("ratio", 1.0), ("fraction", 1.0), ("fill_ratio", 1.0), ("executed_ratio", 1.0)),
+    "delay_s": (("ms", 1000.0), ("delay_ms", 1000.0), ("delay_s", 1.0)),
 }
 
 _BURN = "import os, time\nos.nice(19)\nend = time.time() + {s!r}\nwhile time.time() < end:\n    pass\n"
@@ -140,6 +137,15 @@ def _realism(world: World, event: FaultEvent) -> Applied:
     return "applied", f"simulator fault {name} {values}", lambda: world.cluster.exchange.clear_faults(name)
 
 
+def _unknown_late(world: World, event: FaultEvent) -> Applied:
+    """503 "unknown" at once, and the order executes `execute_after_s` later inside the venue."""
+    if not any(p.name == "execute_after_s" for p in FAULTS["unknown_503"].params):
+        return "unavailable", "the simulator's unknown_503 has no execute_after_s", None
+    world.cluster.exchange.set_fault("unknown_503", count=event.params["count"], execute=True,
+                                     execute_after_s=float(event.params["execute_after_s"]))
+    return "applied", "", lambda: world.cluster.exchange.clear_faults("unknown_503")
+
+
 def _token_expiry(world: World, event: FaultEvent) -> Applied:
     world.cluster.exchange.set_fault("token_invalid")
 
@@ -220,7 +226,8 @@ _HANDLERS: dict[str, Callable[[World, FaultEvent], Applied]] = {
     "unknown_503": _board("unknown_503", count="count", execute="execute"),
     "internal_error": _board("internal_error", count="count"),
     "request_delay": _realism,
-    "unknown_late": _realism,
+    "unknown_late": _unknown_late,
+    "thin_book": _realism,
     "partial_fill": _realism,
     "market_expire": _realism,
     "token_expiry": _token_expiry,

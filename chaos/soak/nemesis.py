@@ -60,9 +60,10 @@ CATALOGUE: tuple[FaultKind, ...] = (
     FaultKind("unknown_503", "orders", 1.0, 2.0, 10.0, blocks_orders=True),
     FaultKind("internal_error", "orders", 0.7, 2.0, 8.0, blocks_orders=True),
     FaultKind("request_delay", "delay", 1.0, 2.0, 10.0, blocks_orders=True),
-    FaultKind("unknown_late", "late", 1.0, 2.0, 10.0, blocks_orders=True),
+    FaultKind("unknown_late", "orders", 1.0, 2.0, 10.0, blocks_orders=True),  # the simulator's unknown_503 too
     FaultKind("partial_fill", "fills", 1.0, 5.0, 20.0),
     FaultKind("market_expire", "fills", 1.0, 3.0, 15.0, blocks_orders=True),
+    FaultKind("thin_book", "fills", 0.5, 3.0, 15.0, blocks_orders=True),
     FaultKind("token_expiry", "token", 0.7, 2.0, 10.0, blocks_orders=True),
     FaultKind("clock_skew", "clock", 0.7, 3.0, 15.0, blocks_orders=True),
     # the market itself
@@ -128,9 +129,12 @@ def _params(kind: str, rng: random.Random, strategies: int, symbols: int) -> dic
     if kind == "unknown_late":
         return {"count": rng.randint(1, 2), "execute_after_s": round(rng.uniform(0.5, 6.0), 2)}
     if kind == "partial_fill":
-        return {"ratio": round(rng.uniform(0.2, 0.9), 2)}
+        return {"count": rng.randint(1, 4), "ratio": round(rng.uniform(0.2, 0.9), 2),
+                "rest_after_s": round(rng.uniform(0.2, 3.0), 2)}
     if kind == "market_expire":
         return {"count": rng.randint(1, 3), "ratio": rng.choice((0.0, round(rng.uniform(0.1, 0.9), 2)))}
+    if kind == "thin_book":
+        return {"count": rng.randint(1, 3), "levels": rng.randint(1, 3)}
     if kind == "clock_skew":
         return {"ms": rng.choice((-1, 1)) * rng.randint(300, 3000)}
     if kind in ("strategy_crash", "strategy_hang"):

@@ -2,7 +2,8 @@
 
 Everything here was read from the venue's ledger, the Redis journal, the disk buffer,
 `/status`, the logs and the harness's own record of what it did (faults, signals, daemon
-processes). Times are wall-clock epoch seconds of the harness (`at`); ledger entries keep
+processes), plus each venue order's final state (a partial fill completes after its request
+was ledgered). Times are wall-clock epoch seconds of the harness (`at`); ledger entries keep
 the venue's `time_ms`, which a `clock_skew` fault shifts (the checker undoes it).
 
 A recording round-trips through JSON (`var/soak/<seed>/recording.json`), so a violation can
@@ -87,6 +88,7 @@ class Recording:
     samples: list[Sample] = field(default_factory=list)
     prices: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # venue order id -> final {status, executedQty}
     journal: list[dict[str, Any]] = field(default_factory=list)  # {kind, client_order_id, outcome, final, fields, at, source}
     buffer: list[dict[str, Any]] = field(default_factory=list)  # disk-buffer records not yet replayed
     log_events: list[dict[str, Any]] = field(default_factory=list)  # warnings and worse, and lifecycle events
@@ -109,7 +111,7 @@ class Recording:
             daemon_runs=[DaemonRun(**r) for r in data.get("daemon_runs", [])],
             samples=[Sample(**s) for s in data.get("samples", [])],
             prices={s: [(float(t), float(p)) for t, p in v] for s, v in data.get("prices", {}).items()},
-            ledger=list(data.get("ledger", [])), journal=list(data.get("journal", [])),
+            ledger=list(data.get("ledger", [])), orders=dict(data.get("orders", {})), journal=list(data.get("journal", [])),
             buffer=list(data.get("buffer", [])), log_events=list(data.get("log_events", [])),
             final=Final(**final) if final else None,
         )

@@ -404,6 +404,10 @@ def _collect(world: World, recording: Recording) -> None:
     recording.samples = world.samples
     recording.prices = world.prices
     recording.ledger = cluster.exchange.ledger()
+    engine = cluster.exchange.engine
+    with engine.lock:  # the venue's final word on each order (a partial's rest fills after its request)
+        recording.orders = {str(oid): {"status": o["status"], "executedQty": o["executedQty"]}
+                            for oid, o in engine.account.orders.items()}
     assert cluster.store is not None
     try:
         recording.journal = [{k: v for k, v in asdict(e).items() if k != "entry_id"} for e in cluster.store.entries()]

@@ -131,6 +131,17 @@ def test_partial_exit_then_rest_under_the_same_intent_is_one_exit() -> None:
     assert check(recording).passed, "an EXPIRED partial exit and its remainder under the same id are not a duplicate"
 
 
+def test_partial_fill_counts_the_venue_final_executed_quantity() -> None:
+    """The ledger saw PARTIALLY_FILLED 0.001; the rest filled later inside the venue (its order says so)."""
+    recording = clean()
+    recording.ledger[0] = order(1, T0 + 1, "t00:e1", "BUY", outcome="PARTIALLY_FILLED", executed_qty="0.001",
+                                order_id=77)
+    recording.orders = {"77": {"status": "FILLED", "executedQty": "0.002"}}
+    assert check(recording).passed, "the entry is the venue's final executedQty, not the first reply's"
+    recording.orders = {}
+    assert "I1" in invariants(recording), "without the rest, the exit of 0.002 exceeds the 0.001 entry"
+
+
 def test_crossing_while_the_daemon_is_down_is_owed_when_it_is_back() -> None:
     down = [DaemonRun(T0 - 10, T0 + 9, -9, "SIGKILL"), DaemonRun(T0 + 12, T0 + 65, 0, "SIGTERM")]
     samples = [s if not T0 + 9 <= s.at < T0 + 14 else Sample(s.at, False) for s in clean().samples]
