@@ -24,18 +24,23 @@ from chaos.soak.runner import Settings, run_soak
 SEEDS_FILE = Path(__file__).resolve().parent.parent / "soak_seeds.txt"
 
 
-def regress_seeds(path: Path = SEEDS_FILE) -> list[tuple[int, float]]:
-    """(seed, minutes) per line of soak_seeds.txt: `<seed> [minutes]  # what it found`."""
+def regress_seeds(path: Path = SEEDS_FILE) -> list[tuple[int, float, tuple[str, ...] | None]]:
+    """(seed, minutes, fault kinds) per line of soak_seeds.txt: `<seed> [minutes] [faults=a,b]  # what it found`."""
     out = []
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
+        kinds = next((tuple(p.removeprefix("faults=").split(",")) for p in parts[1:] if p.startswith("faults=")), None)
+        plain = [p for p in parts if not p.startswith("faults=")]
         try:
-            out.append((int(parts[0]), float(parts[1]) if len(parts) > 1 else 5.0))
+            seed, minutes = int(plain[0]), float(plain[1]) if len(plain) > 1 else 5.0
         except (ValueError, IndexError):
-            raise SystemExit(f"{path}:{number}: expected '<seed> [minutes]', got {raw!r}") from None
+            raise SystemExit(f"{path}:{number}: expected '<seed> [minutes] [faults=a,b]', got {raw!r}") from None
+        if kinds and (bad := set(kinds) - set(KINDS)):
+            raise SystemExit(f"{path}:{number}: unknown fault kind(s) {sorted(bad)}")
+        out.append((seed, minutes, kinds))
     return out
 
 
@@ -64,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds == "regress":
         runs = regress_seeds()
     else:
-        runs = [(args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000), args.minutes)]
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+        runs = [(seed, args.minutes, kinds)]
     failed = 0
-    for seed, minutes in runs:
-        print(f"soak: seed {seed} ({minutes:g} min, {args.strategies} strategies)", flush=True)
-        settings = Settings(seed, minutes, args.strategies, args.out, kinds, not args.no_tmpfs)
+    for seed, minutes, only in runs:
+        print(f"soak: seed {seed} ({minutes:g} min, {args.strategies} strategies"
+              f"{', faults ' + ','.join(only) if only else ''})", flush=True)
+        settings = Settings(seed, minutes, args.strategies, args.out, only, not args.no_tmpfs)
         failed += _report(run_soak(settings), settings.directory)
     return 1 if failed else 0
 

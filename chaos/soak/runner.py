@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import requests
+
 from chaos.harness import Cluster, StrategySpec, Timeout, wait_for
 from chaos.soak import faults as soak_faults
 from chaos.soak.nemesis import KINDS, FaultEvent, market_moves, schedule
@@ -218,13 +220,18 @@ class World:
 
     def enable_paused(self, reason: str) -> None:
         """The operator's word after a token is restored: enable every paused strategy."""
-        for strategy in self.strategy_ids:
-            node = self.cluster.node(f"strategy:{strategy}") or {}
-            if (node.get("details") or {}).get("status") == "paused":
-                try:
-                    self.cluster.command("strategy-enable", id=strategy, reason=reason)
-                except AssertionError:
-                    pass  # the daemon may be down right now; the final heal asks again
+        status = self.cluster.status_or_none() or {}
+        paused, stack = [], [status.get("tree") or {}]
+        while stack:  # one /status read, not one per strategy
+            node = stack.pop()
+            if str(node.get("id", "")).startswith("strategy:") and (node.get("details") or {}).get("status") == "paused":
+                paused.append(node["id"].removeprefix("strategy:"))
+            stack.extend(node.get("children", []))
+        for strategy in paused:
+            try:
+                self.cluster.command("strategy-enable", id=strategy, reason=reason)
+            except (AssertionError, requests.RequestException):
+                pass  # the daemon may be down right now; the final heal asks again
 
     # --- the nemesis --------------------------------------------------------------------
 
