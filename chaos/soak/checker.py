@@ -17,7 +17,8 @@ the faults around it:
   never reached HARD_SHUTDOWN unless a fault called for it.
 
 Client order ids are `<strategy>:e<n>` (entry n), `<strategy>:x<n>` (its exit, sell or
-stop-loss) and `<strategy>:p<n>` (its exchange-side protective stop).
+stop-loss; `x<n>.<k>` the remainder of an exit sent again) and `<strategy>:p<n>` (its
+exchange-side protective stop).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ FRESH_GRACE_S = 1.0  # after a feed fault heals, before data counts as fresh
 TOUCH_SLACK_S = 0.5  # an exit this much before the recorded touch of the stop still answers it (sampling)
 AROUND_S = 10.0  # faults this close to a violation are printed with it
 EPS = 1e-9
-ORDER_ID = re.compile(r"^(?P<strategy>.+):(?P<letter>[exp])(?P<n>\d+)$")
+ORDER_ID = re.compile(r"^(?P<strategy>.+):(?P<letter>[exp])(?P<n>\d+)(?:\.\d+)?$")  # x<n>.<k>: an exit's remainder
 COMPLETE = frozenset({"FILLED"})
 
 INVARIANTS = {
