@@ -145,6 +145,9 @@ class OrderPipeline:
             lock = None  # F18: exits still run, recorded in the disk buffer
         else:
             if lock is None:
+                stale = self.store.lock_problem(intent.strategy_id)
+                if stale:  # F31: nobody holds it; it frees itself within lock_ttl and the stop is re-armed
+                    return self._refuse(intent, f"lock_state:{intent.strategy_id}: {stale}", level="ERROR")
                 return self._refuse(intent, f"lock_state:{intent.strategy_id} is held by another owner")
         try:
             runtime = self._load(intent)
@@ -185,8 +188,15 @@ class OrderPipeline:
         except CorruptState as exc:
             if intent.purpose.reduces_risk:
                 # F31: a bad record never costs a stop. Exit from the last known runtime; the
-                # strategy is still failed (F14) and the bad record is quarantined when written.
-                return self._last_known(intent, f"runtime record corrupt ({exc})", failed=f"SAFETY_ABORT: {exc}")
+                # strategy is still failed (F14); the bad record is set aside and the last known
+                # runtime (marked failed) written in its place, so the exit is recorded.
+                runtime = self._last_known(intent, f"runtime record corrupt ({exc})", failed=f"SAFETY_ABORT: {exc}")
+                if isinstance(runtime, Runtime):
+                    try:
+                        self.store.replace_corrupt_runtime(intent.strategy_id, runtime, str(exc))
+                    except StoreUnavailable:
+                        pass  # the exit's own writes go to the disk buffer
+                return runtime
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
         except StoreUnavailable:
@@ -439,9 +449,6 @@ class OrderPipeline:
         self.cache.put(intent.strategy_id, runtime)
         try:
             self.store.write_runtime_or_buffer(intent.strategy_id, runtime)
-        except CorruptState as exc:
-            # F31: the record this order was made without (malformed, wrong type): set it aside, write ours.
-            self.store.replace_corrupt_runtime(intent.strategy_id, runtime, str(exc))
         except StoreUnavailable:
             log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
                 "runtime_write_lost_risk")

@@ -208,6 +208,10 @@ class Store:
     def extend_lock(self, lock: Lock, ttl_ms: int | None = None) -> bool:
         return self.locks.extend(lock, ttl_ms)
 
+    def lock_problem(self, strategy_id: str) -> str | None:
+        """Why the last failed acquire of this strategy's lock met no real owner (F31), if it did."""
+        return self.locks.stale.get(self.keys.lock_state(strategy_id))
+
     def lock_holder(self, strategy_id: str) -> str | None:
         return self.locks.holder(self.keys.lock_state(strategy_id))
 

@@ -128,3 +128,33 @@ def test_f27_marked_down_fails_every_call_at_once(store):
     assert recorded.where == "buffer", "exits still recorded, in the disk buffer"
     store.mark_up()
     assert store.load_runtime("s1") is None
+
+
+@pytest.mark.parametrize("write", [
+    lambda c, k: c.set(k, "0123456789abcdef0123456789abcdef"),  # an owner token, but no expiry
+    lambda c, k: c.set(k, "garbage"),  # not an owner token, no expiry
+    lambda c, k: c.set(k, "garbage", px=3_600_000),  # not an owner token, an hour to live
+    lambda c, k: c.hset(k, "owner", "x"),  # not even a string
+])
+def test_f31_lock_no_owner_could_have_written_is_stale_after_lock_ttl(store, redis_client, write):
+    key = "test:lock_state:{s1}"
+    write(redis_client, key)
+    assert store.acquire_lock("s1", 300) is None, "not taken at once: it might be someone's"
+    assert "stale lock" in store.lock_problem("s1")
+    assert 0 < redis_client.pttl(key) <= 300, "given an expiry of lock_ttl"
+    deadline = time.monotonic() + 5
+    lock = None
+    while lock is None and time.monotonic() < deadline:
+        lock = store.acquire_lock("s1", 300)
+        time.sleep(0.02)
+    assert lock is not None, "replaced after lock_ttl"
+    assert store.lock_problem("s1") is None
+    assert store.release_lock(lock)
+
+
+def test_f6_a_real_owners_lock_is_left_alone(store, redis_client):
+    held = store.acquire_lock("s1", 60_000)
+    assert store.acquire_lock("s1", 300) is None
+    assert store.lock_problem("s1") is None, "a real owner's lock is not stale"
+    assert redis_client.pttl("test:lock_state:{s1}") > 50_000, "its TTL untouched"
+    assert store.release_lock(held)
