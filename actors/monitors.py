@@ -284,13 +284,28 @@ class StoreMonitor(_MonitorActor):
         self._protect_tried_at = self.clock()
         positions = open_positions(self.services.config.strategies, self.services.runtime_cache.get)
         why = f"store down for more than {self.protect_after_s:g}s: venue-side protective stop"
-        done = place_protective_stops(self.services, positions, why, component=STORE)
-        self.unprotected = done.unprotected
+        try:
+            done = place_protective_stops(self.services, positions, why, component=STORE)
+        except Exception as exc:  # noqa: BLE001 - the monitor must outlive a venue bug; say it, retry later
+            log_event(STORE, "protective_stops_failed", level="ERROR", details={"error": repr(exc)},
+                      action_taken=f"retried in {self.protect_after_s:g}s; local stops stay armed")
+            return
+        self._set_unprotected(done.unprotected)
+
+    def _set_unprotected(self, unprotected: dict[str, str]) -> None:
+        """Degradation hears of every position left unprotected (REDUCED) and of each that no longer is."""
+        for strategy_id in set(self.unprotected) | set(unprotected):
+            if strategy_id in unprotected:
+                self.services.directory.tell(DEGRADATION, signals.position_unprotected(
+                    strategy_id, True, f"store down, no venue-side stop: {unprotected[strategy_id]}"))
+            else:
+                self.services.directory.tell(DEGRADATION, signals.position_unprotected(strategy_id, False))
+        self.unprotected = dict(unprotected)
 
     def _recover(self) -> None:
         self.services.store.mark_up()
         self._protect_tried_at = None
-        self.unprotected = {}
+        self._set_unprotected({})  # the local stop book protects them again
         if self.state == "unknown" and not self._needs_recovery():
             self.state, self.reason = "up", ""
             self._tell_degradation(True, "store up")

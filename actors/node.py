@@ -341,6 +341,8 @@ class Node:
     def _set_strategy(self, strategy_id: str, action: str, reason: str) -> dict[str, Any]:
         if not any(s.id == strategy_id for s in self.config.strategies):
             raise CommandError(f"no strategy {strategy_id!r} in this node's config", status=404)
+        if action in ("disable", "enable"):
+            self._check_record(strategy_id, action)  # refused before anything is stopped or written
         strategies = self._strategies_supervisor()
         child_id = f"strategy:{strategy_id}"
         if action in ("stop", "disable"):
@@ -354,6 +356,7 @@ class Node:
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
                 self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
+                self.services.directory.tell("degradation", signals.strategy_failed(strategy_id, False, reason))
                 # F3: enabling a strategy of a paused account is the operator's word that it was re-authed;
                 # its other strategies stay paused (runtime status) until each is enabled.
                 account = self.config.strategy(strategy_id).account
@@ -385,6 +388,17 @@ class Node:
             if child["id"] == "strategies" and child["ref"] is not None:
                 return child["ref"].proxy()
         raise CommandError("the strategies supervisor is not running", status=503)
+
+    def _check_record(self, strategy_id: str, action: str) -> None:
+        """An operator command that writes the runtime applies fully or not at all (F31): a record
+        it cannot read, or a store it cannot reach, refuses it with the reason, nothing changed."""
+        try:
+            self.store.load_runtime(strategy_id)
+        except CorruptState as exc:
+            raise CommandError(f"strategy {action} {strategy_id} refused, nothing changed: {exc}; repair or remove "
+                               f"the record first (its stop stays armed from the last known runtime)", status=409) from None
+        except StoreUnavailable as exc:
+            raise CommandError(f"strategy {action} {strategy_id} refused, nothing changed: {exc}", status=503) from None
 
     def _write_status(self, strategy_id: str, status: Status, reason: str) -> None:
         runtime = self.store.load_runtime(strategy_id) or Runtime()

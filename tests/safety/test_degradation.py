@@ -332,3 +332,11 @@ def test_gate_invariants_hold_for_any_signal_sequence(steps, flush):
     if flush and shutdown:
         d.begin_flush(now)
         assert not d.gate.check("s1", "BTCUSDT", EXIT).open
+
+
+def test_f31_failed_strategy_and_unprotected_position_are_node_wide_reduced_signals():
+    from actors.core import signals as sig
+    for signal in (sig.strategy_failed("s1", True, "SAFETY_ABORT: corrupt"), sig.position_unprotected("s1", True)):
+        assert signal.effect is sig.Effect.REDUCED and signal.scope is sig.Scope.NODE
+    assert sig.position_unprotected("s1", True).identity != sig.position_unprotected("s2", True).identity
+    assert sig.strategy_failed("s1", True).identity != sig.strategy_failed("s2", True).identity
