@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What each target installs: `run` only the runtime; `test` adds the test tools (dev);
+# `chaos` adds matplotlib for its timelines. One stamp per set, so `make run` stays small.
+RUN_STAMP := $(VENV)/.installed-run
+CHAOS_STAMP := $(VENV)/.installed-chaos
 
 .PHONY: run test bench chaos install clean
 
@@ -10,25 +14,33 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+$(RUN_STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+$(CHAOS_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[chaos]'
+	touch $(CHAOS_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python run.py $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
-chaos: $(STAMP)
+chaos: $(CHAOS_STAMP)
 	$(BIN)/python -m chaos $(ARGS)
 
-chaos-%: $(STAMP)
+chaos-%: $(CHAOS_STAMP)
 	$(BIN)/python -m chaos --only $* $(ARGS)
 
 clean:

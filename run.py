@@ -5,7 +5,8 @@ No config runs the demo: embedded Redis, the simulated exchange, demo strategies
 SIGTERM / SIGINT stop it gracefully (exit 0); a bad config exits 2; HARD_SHUTDOWN exits 3.
 
 Operator subcommands talk to a running daemon's status server:
-  python run.py status [--json] [--url URL]
+  python run.py status [--json] [--watch] [--url URL]
+  python run.py history [--strategy ID] [--since 10m] [--json]
   python run.py halt|resume --reason TEXT
   python run.py breaker reset NAME --reason TEXT
   python run.py strategy stop|start|enable|disable ID --reason TEXT
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBCOMMANDS = {"status", "halt", "resume", "breaker", "strategy", "check-config"}
+SUBCOMMANDS = {"status", "history", "halt", "resume", "breaker", "strategy", "check-config"}
 EXIT_BAD_CONFIG = 2
 
 

@@ -169,6 +169,7 @@ class CircuitBreakerActor(SupervisedActor):
         self._timer: int | None = None
         self.polls = 0
         self._statuses: list[dict[str, Any]] = self.board.to_status()
+        self._session: dict[str, Any] = self._rapid.report()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -211,6 +212,8 @@ class CircuitBreakerActor(SupervisedActor):
                     self._signal(signal)
         elif isinstance(message, _Poll):
             self._poll(now)
+        if isinstance(message, (OrderResult, Mark)):
+            self._session = self._rapid.report()
         return None
 
     # --- operator API (call through the proxy) ---------------------------------------------
@@ -236,6 +239,10 @@ class CircuitBreakerActor(SupervisedActor):
     def statuses(self) -> list[dict[str, Any]]:
         """``[{name, state, reason, tripped_at}]`` for the status JSON, as of the last change."""
         return copy.deepcopy(self._statuses)
+
+    def session(self) -> dict[str, Any]:
+        """The rapid-loss breaker's session P&L against its limits, as of the last order or mark."""
+        return copy.deepcopy(self._session)
 
     def status_details(self) -> dict[str, Any]:
         """For the status tree node: the ``breakers`` rows, which are tripped, signals not yet delivered."""

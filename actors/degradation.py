@@ -428,10 +428,9 @@ class DegradationActor(SupervisedActor):
 
 def _config_from(services: Services) -> DegradationConfig:
     config = services.config
-    liquid = frozenset(config.feeds.liquid_symbols)
-    if not liquid:  # "empty = all symbols": every symbol the node trades or watches
-        liquid = frozenset(config.feeds.symbols) | frozenset(s.symbol for s in config.strategies)
-    return DegradationConfig(liquid_symbols=liquid)
+    symbols = frozenset(config.feeds.symbols) | frozenset(s.symbol for s in config.strategies)
+    liquid = frozenset(config.feeds.liquid_symbols) or symbols  # "empty = all symbols"
+    return DegradationConfig(liquid_symbols=liquid, symbols=symbols)
 
 
 _MODE_LEVEL = {Mode.NORMAL: "INFO", Mode.REDUCED: "WARNING", Mode.EMERGENCY: "ERROR", Mode.HARD_SHUTDOWN: "CRITICAL"}

@@ -33,11 +33,13 @@ from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline
 from actors.position_manager import PositionManager, StrategyDisabled
+from actors.positions import account_rows, marks_from_tree, position_rows
 from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.config import Config, StrategyConfig, resolve_strategy_class
+from runtime.console import pages as console_pages
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
@@ -98,7 +100,8 @@ class Node:
             children=self._tree(),
         )
         self.status_server = StatusServer.from_config(self.config.status, self.status, self.command,
-                                                      self.metrics.registry, on_scrape=self._refresh_metrics)
+                                                      self.metrics.registry, on_scrape=self._refresh_metrics,
+                                                      pages=console_pages(self._journal_since))
         self.status_server.start()
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
@@ -287,6 +290,10 @@ class Node:
         breaker = self._find("circuit-breaker")
         snap = degradation.snapshot() if degradation is not None else {
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": ["degradation is down"]}}
+        tree = self.tree()
+        session = breaker.session() if breaker is not None else {}
+        positions = position_rows(self.config.strategies, self._runtime_of, self.services.stops,
+                                  marks_from_tree(tree), session.get("realized_by_key") or {})
         return {
             "node": self.config.node.name,
             "pid": os.getpid(),
@@ -296,8 +303,26 @@ class Node:
             "trading": snap["trading"],
             "gate": snap["gate"],
             "breakers": breaker.statuses() if breaker is not None else [],
-            "tree": self.tree(),
+            "positions": positions,
+            "accounts": account_rows(positions),
+            "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
+            "venue": {"budget": self.venue.budget.snapshot()},
+            "tree": tree,
         }
+
+    def _journal_since(self, since: float | None) -> list[Any]:
+        """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
+        return self.store.journal.entries(start=f"{int(since * 1000)}-0" if since else "-")
+
+    def _runtime_of(self, strategy_id: str) -> Runtime | None:
+        """The runtime the engine last wrote (cache), else the store's record; None if neither answers."""
+        cached = self.services.runtime_cache.get(strategy_id)
+        if cached is not None:
+            return cached
+        try:
+            return self.store.load_runtime(strategy_id)
+        except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record
+            return None
 
     def _refresh_metrics(self) -> None:
         self.metrics.update_from_status(self.status())
@@ -326,6 +351,8 @@ class Node:
             fault = injection.InjectedFault(kind, seconds=30.0 if kind == "hang" else 0.0)
         except ValueError as exc:
             raise CommandError(str(exc), status=400) from None
+        if self.services.directory.ref(node_id) is None:  # ids of strategies name their node too
+            node_id = f"strategy:{node_id}"
         if not self.services.directory.tell(node_id, fault):
             raise CommandError(f"{node_id} is not running", status=404)
         log_event("operator", "chaos_inject", details={"node": node_id, "kind": kind, "reason": reason},

@@ -1,6 +1,8 @@
 """The operator CLI behind `python run.py <subcommand>` (the daemon itself is run.py's).
 
     status [--json] [--url URL]         the live tree; exit 0 healthy, 1 degraded, 2 unreachable
+    status --watch [--interval S]       the same, redrawn live until Ctrl-C
+    history [--strategy ID] [--since 10m] [--json]   orders, fills, outcomes from the journal
     halt --reason R                     stop new entries everywhere
     resume --reason R
     breaker reset NAME --reason R
@@ -37,6 +39,8 @@ import requests
 from runtime.config import ConfigError, check_strategy_classes, load_config
 from runtime.metrics import BREAKER_OK_STATES
 from runtime.status_server import COMMANDS
+from runtime.history import render as render_history
+from runtime.status_view import closed_symbols, gate_lines, position_lines
 
 __all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
 
@@ -69,9 +73,12 @@ def assess(status: Mapping[str, Any]) -> tuple[int, list[str]]:
     if status.get("trading") != "ACTIVE":
         reasons.append(f"trading {status.get('trading')}")
     gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
-    if not gate.get("open"):
+    closed = closed_symbols(status)
+    if not gate.get("open") and not closed:
         why = "; ".join(str(r) for r in gate.get("reasons") or [])
         reasons.append("gate closed" + (f" ({why})" if why else ""))
+    for symbol, why_closed in closed.items():
+        reasons.append(f"gate closed for {symbol}" + (f" ({'; '.join(why_closed)})" if why_closed else ""))
     for b in status.get("breakers") or []:
         if str(b.get("state", "")).lower() not in BREAKER_OK_STATES:
             reasons.append(f"breaker {b.get('name')} {b.get('state')}" + (f" ({b['reason']})" if b.get("reason") else ""))
@@ -144,6 +151,10 @@ def render_tree(status: Mapping[str, Any], color: bool = False, now: float | Non
     else:
         header.append("breakers none")
 
+    header[2:2] = gate_lines(status, paint)
+    money = position_lines(status, paint)
+    if money:
+        header += ["", *money]
     tree = status.get("tree")
     if not isinstance(tree, Mapping):
         return "\n".join([*header, "", "(no supervision tree)"]) + "\n"
@@ -269,7 +280,8 @@ def _token_env(args: argparse.Namespace) -> str:
     return DEFAULT_TOKEN_ENV
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _fetch_status(args: argparse.Namespace) -> dict[str, Any]:
+    """GET /status; ValueError naming what went wrong when there is no valid document."""
     url = _base_url(args) + "/status"
     try:
         response = _session().get(url, timeout=args.timeout)
@@ -277,7 +289,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if response.status_code != 200 or not isinstance(status, dict):
             raise ValueError(f"HTTP {response.status_code}: {_error_text(response)}")
     except (requests.RequestException, ValueError) as exc:
-        print(f"warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
+        raise ValueError(f"warden unreachable at {url}: {_short(exc)}") from None
+    return status
+
+
+def _verdict(code: int, reasons: list[str], color: bool) -> str:
+    if reasons:
+        return (f"{_STYLES['red']}DEGRADED{_RESET}" if color else "DEGRADED") + f": {'; '.join(reasons)}"
+    return f"{_STYLES['green']}HEALTHY{_RESET}" if color else "HEALTHY"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(args)
+    try:
+        status = _fetch_status(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_UNREACHABLE
     code, reasons = assess(status)
     if args.json:
@@ -285,11 +313,64 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return code
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.write(render_tree(status, color=color))
-    if reasons:
-        print("\n" + (f"{_STYLES['red']}DEGRADED{_RESET}" if color else "DEGRADED") + f": {'; '.join(reasons)}")
-    else:
-        print("\n" + (f"{_STYLES['green']}HEALTHY{_RESET}" if color else "HEALTHY"))
+    print("\n" + _verdict(code, reasons, color))
     return code
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """A live view: the tree, gates and positions redrawn every `--interval` seconds until
+    Ctrl-C (or `--frames` redraws); an unreachable daemon is shown, not fatal."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console()
+    if not console.is_terminal:  # a capture: no wrapping at 80 columns
+        console = Console(width=240)
+    color = console.is_terminal and not os.environ.get("NO_COLOR")
+    code, frames = EXIT_UNREACHABLE, 0
+
+    def frame() -> Text:
+        nonlocal code
+        try:
+            status = _fetch_status(args)
+        except ValueError as exc:
+            code = EXIT_UNREACHABLE
+            return Text(f"{exc}\n(retrying every {args.interval:g} s; Ctrl-C quits)", no_wrap=True)
+        code, reasons = assess(status)
+        return Text.from_ansi(render_tree(status, color=bool(color)) + "\n" + _verdict(code, reasons, bool(color)),
+                              no_wrap=True, overflow="ellipsis")
+
+    try:
+        with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
+            frames = 1
+            while not args.frames or frames < args.frames:
+                time.sleep(args.interval)
+                live.update(frame(), refresh=True)
+                frames += 1
+    except KeyboardInterrupt:
+        pass
+    return code
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("strategy", args.strategy), ("since", args.since), ("limit", args.limit)) if v}
+    url = _base_url(args) + "/history"
+    try:
+        response = _session().get(url, params=params, timeout=args.timeout)
+        payload = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        print(f"warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if response.status_code != 200:
+        print(f"error: history refused (HTTP {response.status_code}): {_error_text(response)}", file=sys.stderr)
+        return 1
+    rows = payload.get("orders") or []
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        sys.stdout.write(render_history(rows))
+    return EXIT_OK
 
 
 def _cmd_post(args: argparse.Namespace, command: str, body: dict[str, Any]) -> int:
@@ -367,7 +448,17 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="show the live supervision tree")
     p.add_argument("--json", action="store_true", help="print the raw status JSON")
+    p.add_argument("--watch", action="store_true", help="live view, redrawn every --interval seconds (Ctrl-C quits)")
+    p.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between redraws (default 1)")
+    p.add_argument("--frames", type=int, default=0, help="--watch: stop after N redraws (default 0 = until Ctrl-C)")
     p.set_defaults(run=_cmd_status)
+
+    p = sub.add_parser("history", parents=[common], help="orders, fills and outcomes from the journal")
+    p.add_argument("--strategy", metavar="ID", help="only this strategy")
+    p.add_argument("--since", metavar="WHEN", help="'10m', '2h', '1d' ago or an ISO-8601 time")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N orders, newest first (default 1000)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(run=_cmd_history)
 
     for name, help_text in (("halt", "stop new entries everywhere"), ("resume", "resume trading after a halt")):
         p = sub.add_parser(name, parents=[common, reason], help=help_text)
@@ -406,6 +497,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # --config pointing at a bad file
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except BrokenPipeError:  # `status | head`: the reader has gone, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["Metrics", "NODE_STATES", "MODES", "TRADING_STATES", "LATENCY_BUCKETS_S", "CONTENT_TYPE_LATEST"]
+__all__ = ["Metrics", "NODE_STATES", "ORDER_OUTCOME_KINDS", "MODES", "TRADING_STATES", "LATENCY_BUCKETS_S", "CONTENT_TYPE_LATEST"]
 
 NODE_STATES = ("starting", "running", "restarting", "disabled", "stopped", "killed", "failed", "escalated")
 MODES = ("NORMAL", "REDUCED", "EMERGENCY", "HARD_SHUTDOWN")
@@ -30,6 +30,8 @@ LATENCY_BUCKETS_S = (
     0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )
 BREAKER_OK_STATES = frozenset({"closed", "ok", "armed"})
+# The pipeline's verdicts (actors.pipeline.Verdict), lower-cased.
+ORDER_OUTCOME_KINDS = ("filled", "refused", "safety_abort", "account_paused", "unknown", "cancelled")
 
 
 class Metrics:
@@ -52,7 +54,9 @@ class Metrics:
             "warden_feed_age_seconds", "Age of the newest market data per symbol", ["symbol"], registry=r
         )
         self.order_outcomes = Counter(
-            "warden_order_outcomes", "Order outcomes by kind (filled, rejected, timeout, unknown, ...)",
+            "warden_order_outcomes",
+            "Order results by kind: " + ", ".join(ORDER_OUTCOME_KINDS) + " (rejects and timeouts end as "
+            "refused, safety_abort or unknown)",
             ["kind"], registry=r,
         )
         self.orders_in_flight = Gauge("warden_orders_in_flight", "Orders sent and not yet answered", registry=r)
@@ -66,6 +70,24 @@ class Metrics:
         self.rate_limit_headroom = Gauge(
             "warden_rate_limit_headroom", "Fraction (0..1) of the venue request weight budget still available",
             registry=r,
+        )
+        self.symbol_gate_open = Gauge(
+            "warden_symbol_gate_open", "1 when entries may go out on the symbol", ["symbol"], registry=r
+        )
+        self.position_quantity = Gauge(
+            "warden_position_quantity", "Open quantity per strategy", ["strategy", "symbol"], registry=r
+        )
+        self.unrealized_pnl = Gauge(
+            "warden_unrealized_pnl", "Unrealized P&L per strategy at the last mark", ["strategy"], registry=r
+        )
+        self.realized_pnl = Gauge(
+            "warden_realized_pnl", "Realized P&L per strategy since the daemon started", ["strategy"], registry=r
+        )
+        self.session_pnl = Gauge(
+            "warden_session_pnl", "Session P&L (realized + unrealized) as the rapid-loss breaker counts it", registry=r
+        )
+        self.session_loss_limit = Gauge(
+            "warden_session_loss_limit", "Session loss at which the rapid-loss breaker trips (positive)", registry=r
         )
         self.tick_to_order_latency = Histogram(
             "warden_tick_to_order_latency_seconds", "Tick crossing a stop -> order on the wire",
@@ -83,7 +105,8 @@ class Metrics:
             self.actor_state.labels(node=node, state=s).set(1 if s == state else 0)
 
     def record_order_outcome(self, kind: str) -> None:
-        self.order_outcomes.labels(kind=kind).inc()
+        """Count one order result; `kind` is a pipeline verdict (any case), e.g. FILLED -> filled."""
+        self.order_outcomes.labels(kind=kind.lower()).inc()
 
     def observe_tick_to_order(self, seconds: float) -> None:
         self.tick_to_order_latency.observe(seconds)
@@ -126,6 +149,33 @@ class Metrics:
                     except KeyError:
                         pass
             self._seen_nodes = nodes
+            self._update_trading(status)
+
+    def _update_trading(self, status: dict[str, Any]) -> None:
+        """Gates per symbol, orders, feeds, drift, the request budget and the money."""
+        gate = status.get("gate") or {}
+        for symbol, sym_gate in (gate.get("symbols") or {}).items():
+            self.symbol_gate_open.labels(symbol=symbol).set(1 if sym_gate.get("open") else 0)
+        details = {str(n.get("id")): n.get("details") or {} for n in _walk(status.get("tree") or {})}
+        uptime = float(status.get("uptime_s") or 0.0)
+        for node_id, d in details.items():
+            if node_id.startswith("feed:"):  # no data yet: as old as the daemon
+                age_ms = d.get("data_age_ms")
+                self.feed_age.labels(symbol=node_id[5:]).set(uptime if age_ms is None else age_ms / 1000.0)
+        self.orders_in_flight.set(len(details.get("execution-engine", {}).get("in_flight") or []))
+        self.reconciliation_drift.set(len(details.get("position-manager", {}).get("drift") or {}))
+        budget = (status.get("venue") or {}).get("budget") or {}
+        if budget.get("weight_limit"):
+            free = 1.0 - float(budget.get("used_weight") or 0) / float(budget["weight_limit"])
+            self.rate_limit_headroom.set(0.0 if budget.get("blocked_for_s") else max(0.0, min(1.0, free)))
+        session = status.get("session") or {}
+        self.orders_unknown.set(int(session.get("unknown_orders") or 0))
+        self.session_pnl.set(float(session.get("pnl") or 0.0))
+        self.session_loss_limit.set(float(session.get("session_loss_limit") or 0.0))
+        for p in status.get("positions") or []:
+            self.position_quantity.labels(strategy=p["strategy"], symbol=p["symbol"]).set(p.get("quantity") or 0.0)
+            self.unrealized_pnl.labels(strategy=p["strategy"]).set(p.get("unrealized_pnl") or 0.0)
+            self.realized_pnl.labels(strategy=p["strategy"]).set(p.get("realized_pnl") or 0.0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

@@ -11,9 +11,12 @@ Endpoints
   GET  /status             200 + the status JSON (500 if the provider fails)
   GET  /health             200 {"ok": true} when the tree's root is running and the
                            mode is not HARD_SHUTDOWN, else 503 with reasons
-  GET  /ready              200 only when the gate is open and trading is ACTIVE
-                           (and healthy), else 503 with reasons
+  GET  /ready              200 only when every configured symbol's gate is open and
+                           trading is ACTIVE (and healthy), else 503 with reasons;
+                           `?symbol=BTCUSDT` asks about one symbol
   GET  /metrics            Prometheus text of the given registry
+  GET  <page>              any route given in `pages` (the node adds the web console at
+                           `/` and the order history at `/history`, runtime/console)
   POST /commands/<name>    operator command, JSON body {"reason": ..., "id"/"name": ...}
 
 GETs are open (bind to localhost, or put a proxy in front); POSTs require
@@ -31,6 +34,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -63,6 +67,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500
 
 StatusProvider = Callable[[], Mapping[str, Any]]
+Page = Callable[[Mapping[str, list[str]]], tuple[int, bytes, str]]  # query -> (status, body, content type)
 CommandHandler = Callable[[str, dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -135,11 +140,22 @@ def _harm_reasons(node: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def readiness_reasons(status: Mapping[str, Any]) -> list[str]:
-    """Why the node does not take new entries (empty = ready): healthy, gate open, trading ACTIVE."""
+def readiness_reasons(status: Mapping[str, Any], symbol: str | None = None) -> list[str]:
+    """Why the node does not take new entries (empty = ready): healthy, trading ACTIVE and the
+    gate open for every configured symbol (or, given `symbol`, for that one)."""
     reasons = health_reasons(status)
     gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
-    if not gate.get("open"):
+    symbols = gate.get("symbols") if isinstance(gate.get("symbols"), Mapping) else {}
+    if symbol is not None:
+        if symbol not in symbols:
+            reasons.append(f"{symbol} is not a configured symbol (known: {', '.join(symbols) or 'none'})")
+        elif not symbols[symbol].get("open"):
+            reasons.append(f"gate closed for {symbol}: {'; '.join(map(str, symbols[symbol].get('reasons') or []))}")
+    elif symbols:
+        for name, sym_gate in symbols.items():
+            if not sym_gate.get("open"):
+                reasons.append(f"gate closed for {name}: {'; '.join(map(str, sym_gate.get('reasons') or []))}")
+    elif not gate.get("open"):
         why = [str(r) for r in gate.get("reasons") or []]
         reasons.append("gate closed" + (f": {'; '.join(why)}" if why else ""))
     if status.get("trading") != "ACTIVE":
@@ -159,8 +175,10 @@ class StatusServer:
         bind: str = "127.0.0.1:8765",
         token: str | None = None,
         on_scrape: Callable[[], None] | None = None,
+        pages: Mapping[str, Page] | None = None,
     ) -> None:
         self.status_provider = status_provider
+        self.pages = dict(pages or {})  # more GET routes, e.g. the web console (runtime/console)
         self.command_handler = command_handler
         self.registry = registry
         self.on_scrape = on_scrape  # e.g. metrics.update_from_status(provider()) before /metrics
@@ -180,6 +198,7 @@ class StatusServer:
         *,
         environ: Mapping[str, str] | None = None,
         on_scrape: Callable[[], None] | None = None,
+        pages: Mapping[str, Page] | None = None,
     ) -> "StatusServer":
         """Resolve `token_env`; a configured but unset variable is a ConfigError (fail closed)."""
         env = os.environ if environ is None else environ
@@ -193,7 +212,7 @@ class StatusServer:
                     "will not accept commands without its token",
                 )])
         return cls(status_provider, command_handler, registry, bind=config.bind, token=token,
-                   on_scrape=on_scrape)
+                   on_scrape=on_scrape, pages=pages)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -275,7 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- GET -----------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        path, _, query = self.path.partition("?")
+        path = path.rstrip("/") or "/"
         if path == "/metrics":
             self._metrics()
         elif path in ("/status", "/health", "/ready"):
@@ -285,13 +305,27 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/status":
                 self._json(200, status)
             else:
-                reasons = health_reasons(status) if path == "/health" else readiness_reasons(status)
+                symbol = parse_qs(query).get("symbol", [None])[-1]
+                reasons = health_reasons(status) if path == "/health" else readiness_reasons(status, symbol)
                 self._json(503 if reasons else 200, {"ok": not reasons, "reasons": reasons})
+        elif path in self.app.pages:
+            self._page(self.app.pages[path], query)
         elif path.startswith("/commands/"):
             self._json(405, {"ok": False, "error": "commands are POST requests"}, {"Allow": "POST"})
         else:
             self._json(404, {"ok": False, "error": f"no such endpoint {path}",
-                             "endpoints": ["/status", "/health", "/ready", "/metrics", "POST /commands/<name>"]})
+                             "endpoints": ["/status", "/health", "/ready", "/metrics", *self.app.pages,
+                                           "POST /commands/<name>"]})
+
+    def _page(self, page: Page, query: str) -> None:
+        try:
+            code, body, content_type = page(parse_qs(query))
+        except Exception as exc:
+            log_event(COMPONENT, "page_failed", level="ERROR", exc=exc, details={"path": self.path},
+                      action_taken="answered 500")
+            self._json(500, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self._send(code, body, content_type)
 
     def _status(self) -> Mapping[str, Any] | None:
         try:

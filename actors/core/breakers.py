@@ -256,6 +256,7 @@ class RapidLossBreaker(Breaker):
         self.config = config or RapidLossConfig()
         self._exposures: dict[str, _Exposure] = {}
         self._realized = 0.0
+        self._realized_by_key: dict[str, float] = {}
         self._session_base = 0.0
         self.consecutive_losses = 0
 
@@ -320,6 +321,7 @@ class RapidLossBreaker(Breaker):
         """A closed trade's realized P&L (replaces any open exposure under ``key``)."""
         self._exposures.pop(key, None)
         self._realized += realized_pnl
+        self._realized_by_key[key] = self._realized_by_key.get(key, 0.0) + realized_pnl
         if realized_pnl < 0:
             self.consecutive_losses += 1
         elif realized_pnl > 0:
@@ -332,6 +334,25 @@ class RapidLossBreaker(Breaker):
         if self.consecutive_losses >= cfg.max_consecutive_losses:
             return self._trip_now(now, f"{self.consecutive_losses} losses in a row")
         return self._check_session(now)
+
+    def report(self) -> dict[str, Any]:
+        """The session's figures against the limits, and realized / unrealized P&L per key,
+        as plain data for the status document (money visible to the operator)."""
+        cfg = self.config
+        unrealized = {key: e.unrealized for key, e in self._exposures.items()}
+        return {
+            "pnl": self.session_pnl,
+            "realized": self._realized,  # since the daemon started (the session may start later, at a reset)
+            "unrealized": sum(unrealized.values()),
+            "session_loss_limit": cfg.session_loss_limit * self.capital,
+            "trade_loss_limit": cfg.trade_loss_limit * self.capital,
+            "consecutive_losses": self.consecutive_losses,
+            "max_consecutive_losses": cfg.max_consecutive_losses,
+            "capital": self.capital,
+            "unknown_orders": sum(1 for e in self._exposures.values() if e.unknown),
+            "realized_by_key": dict(self._realized_by_key),
+            "unrealized_by_key": unrealized,
+        }
 
     def _check_session(self, now: float) -> BreakerEvent | None:
         pnl = self.session_pnl

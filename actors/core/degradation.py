@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from actors.core.signals import Effect, Scope, Signal
 
@@ -74,6 +74,7 @@ HARD_SHUTDOWN_EXIT_CODE = 3
 @dataclass(frozen=True)
 class DegradationConfig:
     liquid_symbols: frozenset[str] = frozenset()
+    symbols: frozenset[str] = frozenset()  # every symbol the node trades or watches (per-symbol gates)
     reduced_size_factor: float = 0.5
     clean_period: float = 60.0  # hysteresis for mode causes (REDUCED/EMERGENCY)
     block_clean_period: float = 0.0  # hysteresis for entry blocks (their sources validate recovery)
@@ -143,19 +144,36 @@ class Gate:
             out.extend(f"{label}: {r}" for r in self._scoped[label])
         return out
 
+    def symbol_reasons(self, symbol: str) -> list[str]:
+        """Why entries on `symbol` are closed for every strategy (empty = open for some):
+        node-wide reasons, reasons scoped to the symbol, and REDUCED's liquid-set rule."""
+        reasons = list(self._node)
+        label = f"symbol:{symbol}"
+        if label in self._scoped:
+            reasons.extend(f"{label}: {r}" for r in self._scoped[label])
+        if self.mode is Mode.REDUCED and symbol not in self._liquid:
+            why = f" ({'; '.join(self._reduced_by)})" if self._reduced_by else ""
+            reasons.append(f"REDUCED{why}: {symbol} is not in the liquid set")
+        return reasons
+
+    def symbol_gates(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{symbol: {open, reasons}}`` for the status document."""
+        gates = {}
+        for symbol in sorted(symbols):
+            reasons = self.symbol_reasons(symbol)
+            gates[symbol] = {"open": not reasons, "reasons": reasons}
+        return gates
+
     def check(self, strategy_id: str, symbol: str, kind: OrderKind | str, account: str | None = None) -> GateDecision:
         """May this strategy send this kind of order on this symbol now?"""
         if OrderKind(kind) is OrderKind.EXIT:
             if self.flushing:
                 return GateDecision(False, ["HARD_SHUTDOWN: final flush, no more orders"], 0.0)
             return GateDecision(True, [], 1.0)
-        reasons = list(self._node)
-        for label in (f"symbol:{symbol}", f"strategy:{strategy_id}", f"account:{account}" if account else None):
+        reasons = self.symbol_reasons(symbol)
+        for label in (f"strategy:{strategy_id}", f"account:{account}" if account else None):
             if label is not None and label in self._scoped:
                 reasons.extend(f"{label}: {r}" for r in self._scoped[label])
-        if self.mode is Mode.REDUCED and symbol not in self._liquid:
-            why = f" ({'; '.join(self._reduced_by)})" if self._reduced_by else ""
-            reasons.append(f"REDUCED{why}: {symbol} is not in the liquid set")
         if reasons:
             return GateDecision(False, reasons, 0.0)
         return GateDecision(True, [], self._size if self.mode is Mode.REDUCED else 1.0)
@@ -224,9 +242,17 @@ class Degradation:
         return {
             "mode": self._mode.value,
             "trading": self._trading.value,
-            "gate": {"open": self._gate.open, "reasons": self._gate.reasons},
+            "gate": self._gate_status(),
             "flatten": list(self._flatten),
         }
+
+    def _gate_status(self) -> dict[str, Any]:
+        """``{open, reasons, symbols}``: with symbols configured, ``open`` means entries may go
+        out for at least one of them; ``symbols`` says which are closed and why."""
+        gate = self._gate
+        symbols = gate.symbol_gates(self.config.symbols)
+        is_open = any(g["open"] for g in symbols.values()) if symbols else gate.open
+        return {"open": is_open, "reasons": gate.reasons, "symbols": symbols}
 
     # -- inputs -----------------------------------------------------------------
 

@@ -88,3 +88,37 @@ def test_update_from_status_mirrors_the_document_and_counts_restart_increases(st
     assert samples(f["warden_mode"])[(("warden_mode", "EMERGENCY"),)] == 1.0
     assert samples(f["warden_breaker_tripped"])[(("breaker", "loss"),)] == 1.0
     assert samples(f["warden_breaker_tripped"])[(("breaker", "price"),)] == 0.0
+
+
+def test_issue15_every_declared_metric_is_set_from_the_status_document(status):
+    """Five metrics were declared and never set, so alerts on them could never fire."""
+    m = Metrics()
+    m.update_from_status(status)
+    m.record_order_outcome("FILLED")
+    m.observe_tick_to_order(0.001)
+    f = families(m)
+    unset = [name for name, fam in f.items() if not fam.samples]
+    assert not unset, f"declared but never set: {unset}"
+    assert samples(f["warden_feed_age_seconds"]) == {(("symbol", "BTCUSDT"),): 0.12,
+                                                     (("symbol", "ETHUSDT"),): 3600.0}
+    assert samples(f["warden_orders_in_flight"]) == {(): 1.0}
+    assert samples(f["warden_orders_unknown"]) == {(): 1.0}
+    assert samples(f["warden_reconciliation_drift"]) == {(): 1.0}
+    assert samples(f["warden_rate_limit_headroom"]) == {(): 0.75}
+    assert samples(f["warden_order_outcomes"], "_total") == {(("kind", "filled"),): 1.0}
+    assert samples(f["warden_symbol_gate_open"]) == {(("symbol", "BTCUSDT"),): 1.0, (("symbol", "ETHUSDT"),): 1.0}
+    assert samples(f["warden_position_quantity"])[(("strategy", "s1"), ("symbol", "BTCUSDT"))] == 0.01
+    assert samples(f["warden_unrealized_pnl"])[(("strategy", "s1"),)] == 5.0
+    assert samples(f["warden_realized_pnl"])[(("strategy", "s1"),)] == -1.5
+    assert samples(f["warden_session_pnl"]) == {(): 3.5}
+    assert samples(f["warden_session_loss_limit"]) == {(): 10000.0}
+
+
+def test_issue15_order_outcome_help_lists_the_kinds_it_receives():
+    from actors.pipeline import Verdict
+    from runtime.metrics import ORDER_OUTCOME_KINDS
+
+    assert set(ORDER_OUTCOME_KINDS) == {v.value.lower() for v in Verdict}
+    m = Metrics()
+    help_text = families(m)["warden_order_outcomes"].documentation
+    assert all(kind in help_text for kind in ORDER_OUTCOME_KINDS)
