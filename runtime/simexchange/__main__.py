@@ -27,9 +27,15 @@ ADMIN_HELP = """admin routes (JSON; never affected by faults):
                                       {"symbol": S, "path": [P1, P2, ...]} (one price per market tick)
   POST   /admin/market                {"paused": bool, "volatility": v, "depth_interval_s": s, "mark_interval_s": s}
   POST   /admin/liquidation           {"symbol": S, "side": "BUY"|"SELL", "quantity": Q, "price": P?}
+  POST   /admin/listenKey/expire      expire the active listenKey now (its sockets get listenKeyExpired)
   POST   /admin/reset                 forget orders, positions, ledger, faults; prices back to start
-protocol: /fapi/v1/{ping,time,depth,exchangeInfo,order,openOrders,algoOrder,openAlgoOrders}, /fapi/v2/positionRisk;
-          WS /stream?streams=<sym>@depth@100ms/<sym>@markPrice@1s/<sym>@aggTrade/<sym>@forceOrder or /ws/<stream>"""
+protocol: /fapi/v1/{ping,time,depth,exchangeInfo,order,openOrders,algoOrder,openAlgoOrders},
+          /fapi/v2/positionRisk, POST/PUT/DELETE /fapi/v1/listenKey (API key only, one key per account);
+          WS routes (Binance's 2026 split), each as /ws/<streams> or /stream?streams=<a>/<b>:
+            /public   <sym>@depth@100ms, <sym>@bookTicker
+            /market   <sym>@markPrice@1s, <sym>@aggTrade, <sym>@forceOrder, !forceOrder@arr
+            /private  /private/ws/<listenKey>: ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ALGO_UPDATE, listenKeyExpired
+          a stream asked for on the wrong route is accepted and silently withheld, as on Binance"""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,6 +73,14 @@ class DepthBook:
             "asks": [[str(p), str(q)] for p, q in asks],
         }
 
+    def ticker(self, event_ms: int) -> dict[str, Any] | None:
+        """``bookTicker``: best bid and ask with their quantities, or None while a side is empty."""
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is None or ask is None:
+            return None
+        return {"e": "bookTicker", "u": self.last_update_id, "s": self.symbol, "b": str(bid),
+                "B": str(self.bids[bid]), "a": str(ask), "A": str(self.asks[ask]), "T": event_ms, "E": event_ms}
+
     def best_bid(self) -> Decimal | None:
         return max(self.bids) if self.bids else None
 

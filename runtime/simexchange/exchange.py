@@ -20,16 +20,24 @@ from typing import Any
 
 from loguru import logger
 
+from runtime.simexchange import userdata
+from runtime.simexchange.deferred import Deferred
 from runtime.simexchange.faults import FaultBoard
+from runtime.simexchange.listenkeys import DEFAULT_TTL_S, ListenKeys
 from runtime.simexchange.market import SymbolSpec
 from runtime.simexchange.matching import MatchingEngine, build_markets
-from runtime.simexchange.rest import AdminRouter, FapiRouter, SimHTTPServer, WeightWindow
-from runtime.simexchange.wsserver import StreamServer
+from runtime.simexchange.rest import AdminRouter, FapiRouter, Route, SimHTTPServer, WeightWindow
+from runtime.simexchange.wsserver import USER_KEY, StreamServer
 
 log = logger.bind(component="simexchange")
 
 DEFAULT_API_KEY = "warden-sim-key"
 DEFAULT_API_SECRET = "warden-sim-secret-not-for-production"
+LISTEN_KEY_CHECK_S = 0.1
+# TEMPORARY (issue 9 item 3): the root path still serves /market streams, KINDER than Binance, only until
+# actors/feed.py holds one /public and one /market connection; then this becomes False (Binance's rule:
+# a root connection gets /market streams silently withheld) and the keyword goes away.
+LEGACY_ROOT_MARKET_STREAMS = True
 
 
 class SimExchange:
@@ -58,6 +66,8 @@ class SimExchange:
         liquidation_rate: float = 0.02,
         ping_interval_s: float | None = None,
         symbol_specs: Mapping[str, SymbolSpec] | None = None,
+        listen_key_ttl_s: float = DEFAULT_TTL_S,
+        legacy_root_market_streams: bool = LEGACY_ROOT_MARKET_STREAMS,
     ) -> None:
         symbols = [s.upper() for s in symbols]
         if not symbols:
@@ -77,13 +87,18 @@ class SimExchange:
         self.faults = FaultBoard()
         markets = build_markets(symbols, start_prices or {}, seed, volatility=volatility, levels=book_levels,
                                 funding_rate=funding_rate, liquidation_rate=liquidation_rate, specs=symbol_specs)
-        self.engine = MatchingEngine(markets, balance=balance, leverage=leverage, now_ms=self.now_ms)
+        self.deferred = Deferred()
+        self.engine = MatchingEngine(markets, balance=balance, leverage=leverage, now_ms=self.now_ms,
+                                     defer=self.deferred.call_later)
         self.weights = WeightWindow(weight_limit)
+        self.listen_keys = ListenKeys(listen_key_ttl_s)
         self._keys = {api_key: api_secret, **(extra_keys or {})}
         self._requested_ports = (port, ws_port)
         self._http: SimHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
-        self._ws = StreamServer(symbols, self.faults, host=host, port=ws_port, ping_interval_s=ping_interval_s)
+        self._ws = StreamServer(symbols, self.faults, host=host, port=ws_port, ping_interval_s=ping_interval_s,
+                                listen_key_valid=self.listen_keys.valid,
+                                legacy_root_market_streams=legacy_root_market_streams)
         self.faults.add_listener(self._on_fault)
         self._started = False
 
@@ -95,7 +110,15 @@ class SimExchange:
             return self
         self._ws.start()
         self.engine.emit = self._ws.publish
-        fapi = FapiRouter(self.engine, self.faults, self.weights, self._keys)
+        self.engine.user_emit = lambda event: self._ws.publish(USER_KEY, event)
+        keys = self.listen_keys
+        listen_key_routes = {
+            ("POST", "/fapi/v1/listenKey"): Route(lambda e, p: keys.create(), signed=False, key_only=True),
+            ("PUT", "/fapi/v1/listenKey"): Route(lambda e, p: keys.keepalive(), signed=False, key_only=True),
+            ("DELETE", "/fapi/v1/listenKey"): Route(lambda e, p: keys.delete(), signed=False, key_only=True),
+        }
+        fapi = FapiRouter(self.engine, self.faults, self.weights, self._keys, self.deferred.call_later,
+                          listen_key_routes)
         try:
             self._http = SimHTTPServer((self.host, self._requested_ports[0]), fapi, AdminRouter(self))
         except OSError:
@@ -106,6 +129,7 @@ class SimExchange:
         self._http_thread.start()
         self._ws.every(lambda: self.depth_interval_s, self.engine.step, "market-ticker")
         self._ws.every(lambda: self.mark_interval_s, self.engine.mark, "mark-ticker")
+        self._ws.every(lambda: LISTEN_KEY_CHECK_S, self._expire_listen_keys, "listen-key-expiry")
         self._started = True
         log.info("simexchange listening", event="simexchange_started",
                  details={"rest_url": self.rest_url, "ws_url": self.ws_url, "symbols": self.symbols})
@@ -121,6 +145,7 @@ class SimExchange:
             self._http.server_close()
         if self._http_thread is not None:
             self._http_thread.join(5.0)
+        self.deferred.stop()
         self._ws.stop()
         log.info("simexchange stopped", event="simexchange_stopped")
 
@@ -209,6 +234,12 @@ class SimExchange:
     def resume_market(self) -> None:
         self.configure_market(paused=False)
 
+    def expire_listen_key(self) -> str | None:
+        """Expire the active listenKey now (its sockets get ``listenKeyExpired``); returns it."""
+        key = self.listen_keys.expire_now()
+        self._expire_listen_keys()
+        return key
+
     def emit_liquidation(self, symbol: str, side: str, quantity: float, price: float | None = None) -> dict:
         """Publish one forceOrder event."""
         return self.engine.liquidation(symbol.upper(), side.upper(), quantity, price)
@@ -217,6 +248,7 @@ class SimExchange:
         """Orders, positions, ledger, faults and weight forgotten; prices back to start."""
         self.faults.clear()
         self.weights.reset()
+        self.deferred.cancel_all()
         self.engine.reset()
 
     # -- inspection ---------------------------------------------------------------------------
@@ -253,6 +285,10 @@ class SimExchange:
             self._ws.drop_all(params["abrupt"])
         elif name == "price_spike":
             self.engine.spike(params["symbol"].upper() if params["symbol"] else None, params["pct"])
+
+    def _expire_listen_keys(self) -> None:
+        for key in self.listen_keys.expired():
+            self._ws.expire_listen_key(key, userdata.listen_key_expired(key, self.now_ms()))
 
     def _require_started(self) -> None:
         if not self._started or self._http is None:

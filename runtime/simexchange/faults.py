@@ -74,16 +74,39 @@ FAULTS: dict[str, FaultDef] = {f.name: f for f in (
              counts="corrupted frame"),
     FaultDef("rest_latency", "delay REST requests before they are processed",
              (Param("ms", int, 200, "added latency in milliseconds"),), scope="all"),
+    FaultDef("network_delay", "delay requests in the network before the venue sees them; recvWindow is checked "
+             "on ARRIVAL against the venue clock (too old: -1021, never executed), else the request executes "
+             "even though the client may have given up long ago",
+             (Param("ms", int, 3000, "milliseconds in flight before the venue sees the request"),),
+             scope="orders"),
     FaultDef("hold_reply", "execute the request, then hold the reply past the client's timeout",
              (Param("hold_s", float, 3.0, "seconds to hold the reply after executing"),), scope="orders"),
     FaultDef("http_429", "answer 429 -1003 with Retry-After; nothing executes",
              (Param("retry_after_s", int, 1, "Retry-After header, seconds"),), scope="all"),
     FaultDef("http_418", "answer 418 (IP banned) -1003 with Retry-After; nothing executes",
              (Param("retry_after_s", int, 5, "Retry-After header, seconds"),), scope="all"),
-    FaultDef("unknown_503", "answer 503 'execution status unknown' (-1007/-1006), optionally after executing",
+    FaultDef("unknown_503", "answer 503 'execution status unknown' (-1007/-1006), optionally after executing; "
+             "with execute_after_s the reply comes at once and the order executes that many seconds after it "
+             "arrived (it then shows up on the user-data stream and in lookups)",
              (Param("code", int, -1007, "error code", choices=(-1007, -1006)),
-              Param("execute", bool, True, "execute the request anyway, as a real 'unknown' may")),
+              Param("execute", bool, True, "execute the request anyway, as a real 'unknown' may"),
+              Param("execute_after_s", float, 0.0, "seconds after arrival the request executes (0: before the "
+                    "reply)")),
              scope="orders"),
+    FaultDef("partial_fill", "the next marketable orders fill only part now (PARTIALLY_FILLED); the rest fills "
+             "rest_after_s later unless canceled first",
+             (Param("ratio", float, 0.5, "fraction executed at once, in (0, 1); at least one step"),
+              Param("rest_after_s", float, 1.0, "seconds until the rest fills")),
+             scope="place", counts="order partially filled"),
+    FaultDef("market_expire", "MARKET orders EXPIRE with part or none of the quantity executed (price band, "
+             "no liquidity); executedQty says how much",
+             (Param("ratio", float, 0.0, "fraction executed before the expiry, in [0, 1)"),
+              Param("status", str, "EXPIRED", "final status", choices=("EXPIRED", "EXPIRED_IN_MATCH"))),
+             scope="place", counts="expired order"),
+    FaultDef("thin_book", "thin liquidity: a MARKET order walks the opposite side of the book level by level "
+             "(at most 'levels', at their prices, consuming them) and the rest EXPIRES",
+             (Param("levels", int, 3, "book levels a MARKET order may take"),),
+             scope="place", counts="order that walked the book"),
     FaultDef("internal_error", "answer 500 -1001 'Internal error; unable to process'; nothing executes",
              scope="orders"),
     FaultDef("order_reject", "reject with a venue error code (HTTP 400); nothing executes",
@@ -324,6 +347,22 @@ def _validate_params(spec: FaultDef, params: Mapping[str, Any]) -> dict[str, Any
     return values
 
 
+BOUNDS: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
+    ("partial_fill", "ratio"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("partial_fill", "rest_after_s"): (lambda v: v > 0, "> 0"),
+    ("market_expire", "ratio"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("thin_book", "levels"): (lambda v: v > 0, "> 0"),
+    ("network_delay", "ms"): (lambda v: v >= 0, ">= 0"),
+    ("unknown_503", "execute_after_s"): (lambda v: v >= 0, ">= 0"),
+}
+
+
+def _check_bounds(fault: str, name: str, value: Any) -> None:
+    bound = BOUNDS.get((fault, name))
+    if bound is not None and not bound[0](value):
+        raise FaultError(f"{fault}: field {name!r} must be {bound[1]}, got {value!r}")
+
+
 def _coerce(fault: str, param: Param, value: Any) -> Any:
     if value is None and not param.required:
         return None
@@ -340,6 +379,7 @@ def _coerce(fault: str, param: Param, value: Any) -> Any:
     value = param.kind(value)
     if param.choices and value not in param.choices:
         raise FaultError(f"{fault}: field {param.name!r} must be one of {list(param.choices)}, got {value!r}")
+    _check_bounds(fault, param.name, value)
     return value
 
 

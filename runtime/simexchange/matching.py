@@ -4,6 +4,9 @@ Good enough for market orders and stops, no better: MARKET fills at the current
 price, a LIMIT fills at once if marketable (at the current price) or rests until
 the price crosses it, a STOP_MARKET / TAKE_PROFIT_MARKET algo order fires a
 market order when the price crosses its trigger. One account, one-way mode.
+A ``FillPlan`` (set by a fault) makes one order fill partially (the rest later),
+EXPIRE with part or none executed, or walk a thin book and expire the rest.
+Every order and account change is also a user-data event (``user_emit``).
 
 Every method takes the one lock; nothing here sleeps or does I/O, so the REST
 threads and the market ticker never wait on each other for long. Events go to
@@ -24,10 +27,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from runtime.simexchange import userdata
 from runtime.simexchange.market import SymbolMarket, SymbolSpec
 from runtime.venue.ids import CLIENT_ORDER_ID_PATTERN, is_valid_client_order_id
 
 Emit = Callable[[str, dict[str, Any]], None]
+UserEmit = Callable[[dict[str, Any]], None]
+Defer = Callable[[float, Callable[[], None], str], None]
 
 ERROR_TEXT = {
     -1001: "Internal error; unable to process your request. Please try again.",
@@ -42,6 +48,7 @@ ERROR_TEXT = {
     -1116: "Invalid orderType.",
     -1117: "Invalid side.",
     -1121: "Invalid symbol.",
+    -1125: "This listenKey does not exist.",
     -1130: "Invalid data sent for a parameter.",
     -2010: "NEW_ORDER_REJECTED",
     -2011: "Unknown order sent.",
@@ -59,6 +66,24 @@ ERROR_TEXT = {
 PLAIN_TYPES = ("MARKET", "LIMIT")
 CONDITIONAL_TYPES = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+ALGO_OPEN_STATUSES = ("NEW", "TRIGGERING")
+
+
+@dataclass(frozen=True)
+class FillPlan:
+    """How one order executes, when a fault says so (None: all at once at the last price).
+
+    ``partial``: ``ratio`` of it now (PARTIALLY_FILLED), the rest ``rest_after_s`` later;
+    ``expire``: ``ratio`` of it, then ``expire_status`` (EXPIRED / EXPIRED_IN_MATCH);
+    ``thin``: walk at most ``levels`` levels of the opposite book, expire the rest.
+    """
+
+    kind: str
+    ratio: Decimal = Decimal(0)
+    rest_after_s: float = 0.0
+    expire_status: str = "EXPIRED"
+    levels: int = 0
 
 
 class VenueError(Exception):
@@ -87,9 +112,9 @@ class Account:
 
     balance: Decimal
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
-    by_client: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_client: dict[tuple[str, str], int] = field(default_factory=dict)  # -> the MOST RECENT order with that id
     algos: dict[int, dict[str, Any]] = field(default_factory=dict)
-    algo_by_client: dict[str, int] = field(default_factory=dict)
+    algo_by_client: dict[str, int] = field(default_factory=dict)  # -> the most recent algo order with that id
     positions: dict[str, PositionState] = field(default_factory=dict)
     ledger: list[dict[str, Any]] = field(default_factory=list)
 
@@ -98,18 +123,22 @@ class MatchingEngine:
     """All venue state behind one lock."""
 
     def __init__(self, markets: Mapping[str, SymbolMarket], *, balance: float, leverage: int,
-                 now_ms: Callable[[], int], emit: Emit | None = None) -> None:
+                 now_ms: Callable[[], int], emit: Emit | None = None, user_emit: UserEmit | None = None,
+                 defer: Defer | None = None) -> None:
         self.markets = dict(markets)
         self.leverage = leverage
         self.initial_balance = Decimal(str(balance))
         self.now_ms = now_ms
         self.emit: Emit = emit or (lambda stream, data: None)
+        self.user_emit: UserEmit = user_emit or (lambda event: None)
+        self.defer: Defer = defer or (lambda delay_s, job, what: None)
         self.lock = threading.RLock()
         self.paused = False
         self.account = Account(self.initial_balance)
         self._ids = itertools.count(8_000_000_000)
         self._algo_ids = itertools.count(4_000_000)
         self._seq = itertools.count(1)
+        self._trade_ids = itertools.count(500_000_000)
 
     # -- market -----------------------------------------------------------------------
 
@@ -205,8 +234,8 @@ class MatchingEngine:
 
     # -- REST: orders ----------------------------------------------------------------------
 
-    def place_order(self, p: Mapping[str, str]) -> dict[str, Any]:
-        """POST /fapi/v1/order."""
+    def place_order(self, p: Mapping[str, str], plan: FillPlan | None = None) -> dict[str, Any]:
+        """POST /fapi/v1/order; ``plan`` (from a fault) shapes how it executes."""
         symbol = _req(p, "symbol")
         market = self._market(symbol)
         side = _side(p)
@@ -225,7 +254,7 @@ class MatchingEngine:
         resp_type = p.get("newOrderRespType", "ACK")
         with self.lock:
             account = self.account
-            if (symbol, client_id) in account.by_client:
+            if self._open_order_with(symbol, client_id) is not None:
                 raise VenueError(-4116)
             fill_price = market.price if order_type == "MARKET" else price
             qty = self._check_risk(symbol, side, qty, fill_price, reduce_only)
@@ -235,8 +264,9 @@ class MatchingEngine:
             account.orders[order["orderId"]] = order
             account.by_client[(symbol, client_id)] = order["orderId"]
             ack = dict(order)
+            self._order_event(order, "NEW")
             if order_type == "MARKET" or _marketable(side, price, market.price):
-                self._fill(market, order, market.price)
+                self._execute(market, order, plan)
             return dict(order) if resp_type == "RESULT" else ack
 
     def query_order(self, p: Mapping[str, str]) -> dict[str, Any]:
@@ -246,10 +276,11 @@ class MatchingEngine:
     def cancel_order(self, p: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             order = self._find_order(p, missing=-2011)
-            if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            if order["status"] not in OPEN_STATUSES:
                 raise VenueError(-2011)
             order["status"] = "CANCELED"
             order["updateTime"] = self.now_ms()
+            self._order_event(order, "CANCELED")
             return dict(order)
 
     def open_orders(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -258,7 +289,7 @@ class MatchingEngine:
             self._market(symbol)
         with self.lock:
             return [dict(o) for o in self.account.orders.values()
-                    if o["status"] in ("NEW", "PARTIALLY_FILLED") and (not symbol or o["symbol"] == symbol)]
+                    if o["status"] in OPEN_STATUSES and (not symbol or o["symbol"] == symbol)]
 
     def position_risk(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
         symbol = p.get("symbol")
@@ -295,7 +326,8 @@ class MatchingEngine:
         client_id = p.get("clientAlgoId") or f"simalgo-{next(self._seq)}"
         _check_client_id(client_id, "clientAlgoId")
         with self.lock:
-            if client_id in self.account.algo_by_client:
+            earlier = self.account.algos.get(self.account.algo_by_client.get(client_id, -1))
+            if earlier is not None and earlier["algoStatus"] in ALGO_OPEN_STATUSES:
                 raise VenueError(-4116)
             if _should_trigger(order_type, side, trigger, market.price):
                 raise VenueError(-2021)
@@ -313,6 +345,7 @@ class MatchingEngine:
             }
             self.account.algos[algo["algoId"]] = algo
             self.account.algo_by_client[client_id] = algo["algoId"]
+            self.user_emit(userdata.algo_update(algo, now))
             return dict(algo)
 
     def query_algo(self, p: Mapping[str, str]) -> dict[str, Any]:
@@ -326,6 +359,7 @@ class MatchingEngine:
                 raise VenueError(-2011)
             algo["algoStatus"] = "CANCELED"
             algo["updateTime"] = self.now_ms()
+            self.user_emit(userdata.algo_update(algo, algo["updateTime"]))
             return {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"], "code": "200", "msg": "success"}
 
     def open_algos(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -371,7 +405,7 @@ class MatchingEngine:
                                        "best_bid": str(m.book.best_bid()), "best_ask": str(m.book.best_ask()),
                                        "volatility": m.volatility, "position": self._position_json(m, now)}
                             for m in self.markets.values()},
-                "open_orders": sum(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in self.account.orders.values()),
+                "open_orders": sum(o["status"] in OPEN_STATUSES for o in self.account.orders.values()),
                 "orders": len(self.account.orders),
                 "open_algo_orders": sum(a["algoStatus"] == "NEW" for a in self.account.algos.values()),
                 "ledger_entries": len(self.account.ledger),
@@ -384,6 +418,11 @@ class MatchingEngine:
         if market is None:
             raise VenueError(-1121)
         return market
+
+    def _open_order_with(self, symbol: str, client_id: str) -> dict[str, Any] | None:
+        """The OPEN order with this client id, if any: Binance keeps the id unique among open orders only."""
+        order = self.account.orders.get(self.account.by_client.get((symbol, client_id), -1))
+        return order if order is not None and order["status"] in OPEN_STATUSES else None
 
     def _find_order(self, p: Mapping[str, str], *, missing: int) -> dict[str, Any]:
         symbol = _req(p, "symbol")
@@ -436,15 +475,90 @@ class MatchingEngine:
                 raise VenueError(-2019)
         return qty
 
-    def _fill(self, market: SymbolMarket, order: dict[str, Any], price: Decimal) -> None:
-        qty = Decimal(order["origQty"])
-        now = self.now_ms()
-        order.update(status="FILLED", executedQty=str(qty), cumQty=str(qty), avgPrice=str(price),
-                     cumQuote=str(market.spec.price(qty * price)), updateTime=now)
-        self._apply_fill(market.symbol, order["side"], qty, price)
-        self._emit_trade(market, market.trade_event(now, price, qty, order["side"] == "SELL"))
+    def _execute(self, market: SymbolMarket, order: dict[str, Any], plan: FillPlan | None) -> None:
+        """Execute a marketable order now, as ``plan`` says (None: all of it at the last price)."""
+        qty, step = Decimal(order["origQty"]), market.spec.step
+        if plan is None:
+            self._fill(market, order, qty, market.price)
+        elif plan.kind == "thin":
+            self._walk_book(market, order, plan.levels)
+        elif plan.kind == "partial" and qty > step:
+            now_qty = min(max(_floor_to(qty * plan.ratio, step), step), qty - step)
+            self._fill(market, order, now_qty, market.price)
+            order_id = order["orderId"]
+            self.defer(plan.rest_after_s, lambda: self._fill_rest(order_id), f"rest of order {order_id}")
+        elif plan.kind == "partial":
+            self._fill(market, order, qty, market.price)
+        else:  # expire
+            now_qty = min(_floor_to(qty * plan.ratio, step), qty - step)
+            if now_qty > 0:
+                self._fill(market, order, now_qty, market.price)
+            self._expire(order, plan.expire_status)
 
-    def _apply_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
+    def _fill_rest(self, order_id: int) -> None:
+        """The deferred rest of a partial fill (unless it was canceled meanwhile)."""
+        with self.lock:
+            order = self.account.orders.get(order_id)
+            if order is None or order["status"] != "PARTIALLY_FILLED":
+                return
+            market = self.markets[order["symbol"]]
+            rest = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+            if order["reduceOnly"]:
+                position = self.account.positions.get(order["symbol"], PositionState()).amount
+                reduces = position != 0 and (position > 0) != (order["side"] == "BUY")
+                rest = min(rest, abs(position)) if reduces else Decimal(0)
+            if rest > 0:
+                self._fill(market, order, rest, market.price)
+            if order["status"] != "FILLED":
+                self._expire(order, "EXPIRED")
+
+    def _walk_book(self, market: SymbolMarket, order: dict[str, Any], levels: int) -> None:
+        """Take liquidity level by level from the opposite side (at most ``levels``); expire the rest."""
+        book = market.book
+        side = book.asks if order["side"] == "BUY" else book.bids
+        prices = sorted(side, reverse=order["side"] == "SELL")[:levels]
+        remaining = Decimal(order["origQty"])
+        taken: dict[Decimal, Decimal] = {}
+        for price in prices:
+            if remaining <= 0:
+                break
+            qty = min(remaining, side[price])
+            self._fill(market, order, qty, price)
+            taken[price] = side[price] - qty
+            remaining -= qty
+        update = book.apply(taken if order["side"] == "SELL" else {}, taken if order["side"] == "BUY" else {},
+                            event_ms=self.now_ms(), rng=market.rng)
+        if update is not None:
+            self._emit_depth(market, update)
+        if remaining > 0:
+            self._expire(order, "EXPIRED")
+
+    def _fill(self, market: SymbolMarket, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
+        """Execute ``qty`` of ``order`` at ``price``: order, position, trade stream, user-data events."""
+        now = self.now_ms()
+        executed = Decimal(order["executedQty"]) + qty
+        quote = Decimal(order["cumQuote"]) + qty * price
+        status = "FILLED" if executed == Decimal(order["origQty"]) else "PARTIALLY_FILLED"
+        order.update(status=status, executedQty=str(executed), cumQty=str(executed),
+                     avgPrice=_average(quote, executed, market.spec.tick), cumQuote=str(market.spec.price(quote)),
+                     updateTime=now)
+        realized = self._apply_fill(market.symbol, order["side"], qty, price)
+        self._emit_trade(market, market.trade_event(now, price, qty, order["side"] == "SELL"))
+        self._order_event(order, "TRADE", qty, price, realized)
+        self.user_emit(userdata.account_update("ORDER", self.account.balance, realized,
+                                               [self._position_json(market, now)], now))
+
+    def _expire(self, order: dict[str, Any], status: str) -> None:
+        order.update(status=status, updateTime=self.now_ms())
+        self._order_event(order, "EXPIRED")
+
+    def _order_event(self, order: dict[str, Any], execution: str, last_qty: Decimal = Decimal(0),
+                     last_price: Decimal = Decimal(0), realized: Decimal = Decimal(0)) -> None:
+        self.user_emit(userdata.order_trade_update(order, execution, last_qty, last_price, realized,
+                                                   self.now_ms(), next(self._trade_ids)))
+
+    def _apply_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
+        """Update the position; returns the realized PnL of this fill."""
         position = self.account.positions.setdefault(symbol, PositionState())
         signed = qty if side == "BUY" else -qty
         amount = position.amount
@@ -452,7 +566,7 @@ class MatchingEngine:
             total = abs(amount) + qty
             position.entry = (abs(amount) * position.entry + qty * price) / total
             position.amount = amount + signed
-            return
+            return Decimal(0)
         closing = min(qty, abs(amount))
         pnl = closing * (price - position.entry) * (1 if amount > 0 else -1)
         position.realized += pnl
@@ -462,6 +576,7 @@ class MatchingEngine:
             position.entry = Decimal(0)
         elif (position.amount > 0) != (amount > 0):
             position.entry = price
+        return pnl
 
     def _on_price(self, market: SymbolMarket) -> None:
         """Fill crossed resting LIMIT orders and fire crossed algo orders for this symbol."""
@@ -469,7 +584,7 @@ class MatchingEngine:
         for order in list(self.account.orders.values()):
             if (order["symbol"] == market.symbol and order["status"] == "NEW" and order["type"] == "LIMIT"
                     and _marketable(order["side"], Decimal(order["price"]), price)):
-                self._fill(market, order, Decimal(order["price"]))
+                self._fill(market, order, Decimal(order["origQty"]), Decimal(order["price"]))
         for algo in list(self.account.algos.values()):
             if (algo["symbol"] == market.symbol and algo["algoStatus"] == "NEW"
                     and _should_trigger(algo["orderType"], algo["side"], Decimal(algo["triggerPrice"]), price)):
@@ -486,11 +601,12 @@ class MatchingEngine:
             if not reduces or qty == 0:
                 algo["algoStatus"] = "EXPIRED"
                 self._record_trigger(algo, None, "EXPIRED")
+                self.user_emit(userdata.algo_update(algo, now))
                 return
         else:
             qty = Decimal(algo["quantity"])
         client_id = algo["clientAlgoId"]
-        if (market.symbol, client_id) in self.account.by_client:
+        if self._open_order_with(market.symbol, client_id) is not None:
             client_id = f"algo-{algo['algoId']}"
         order = _new_order(next(self._ids), market.symbol, client_id, algo["side"], "MARKET", qty, None,
                            bool(algo["reduceOnly"] or algo["closePosition"]), now, "GTC")
@@ -498,10 +614,13 @@ class MatchingEngine:
         order["stopPrice"] = algo["triggerPrice"]
         self.account.orders[order["orderId"]] = order
         self.account.by_client[(market.symbol, client_id)] = order["orderId"]
-        self._fill(market, order, market.price)
-        algo.update(algoStatus="FINISHED", actualOrderId=str(order["orderId"]), actualPrice=order["avgPrice"],
-                    executedQty=order["executedQty"])
+        algo.update(algoStatus="TRIGGERED", actualOrderId=str(order["orderId"]))
+        self.user_emit(userdata.algo_update(algo, now))
+        self._order_event(order, "NEW")
+        self._fill(market, order, qty, market.price)
+        algo.update(algoStatus="FINISHED", actualPrice=order["avgPrice"], executedQty=order["executedQty"])
         self._record_trigger(algo, order, "FILLED")
+        self.user_emit(userdata.algo_update(algo, self.now_ms()))
 
     def _record_trigger(self, algo: dict[str, Any], order: dict[str, Any] | None, outcome: str) -> None:
         self.record({
@@ -528,6 +647,9 @@ class MatchingEngine:
 
     def _emit_depth(self, market: SymbolMarket, update: dict[str, Any]) -> None:
         self.emit(f"{market.symbol.lower()}@depth", update)
+        ticker = market.book.ticker(update["E"])
+        if ticker is not None:
+            self.emit(f"{market.symbol.lower()}@bookTicker", ticker)
 
     def _emit_trade(self, market: SymbolMarket, trade: dict[str, Any]) -> None:
         self.emit(f"{market.symbol.lower()}@aggTrade", trade)
@@ -564,6 +686,18 @@ def _new_order(order_id: int, symbol: str, client_id: str, side: str, order_type
         "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": order_type, "priceMatch": "NONE",
         "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": now, "updateTime": now,
     }
+
+
+def _average(quote: Decimal, qty: Decimal, tick: Decimal) -> str:
+    """Average fill price: on the tick when it is (one fill), else to 8 decimals (a walk across levels)."""
+    average = quote / qty
+    on_tick = average.quantize(tick)
+    return str(on_tick if on_tick == average else average.quantize(Decimal("0.00000001")))
+
+
+def _floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded DOWN to a multiple of ``step``."""
+    return (value // step) * step
 
 
 def _marketable(side: str, limit: Decimal | None, price: Decimal) -> bool:

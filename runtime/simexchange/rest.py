@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections import deque
+from decimal import Decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from loguru import logger
 
 from runtime.simexchange.faults import FaultBoard, FaultError, RequestInfo, fault_catalog
-from runtime.simexchange.matching import ERROR_TEXT, MatchingEngine, VenueError
+from runtime.simexchange.matching import ERROR_TEXT, Defer, FillPlan, MatchingEngine, VenueError
 from runtime.venue.budget import request_weight, retry_after_ceil
 from runtime.venue.signing import verify
 
@@ -63,6 +64,7 @@ class Route:
     handler: Callable[[MatchingEngine, Mapping[str, str]], Any]
     signed: bool
     action: str | None = None  # ledger action for order requests
+    key_only: bool = False  # USER_STREAM security: the API key, no signature (listenKey routes)
 
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -117,17 +119,20 @@ class FapiRouter:
     """The protocol endpoints; one call per request, from the request's thread."""
 
     def __init__(self, engine: MatchingEngine, faults: FaultBoard, weights: WeightWindow,
-                 keys: Mapping[str, str]) -> None:
+                 keys: Mapping[str, str], defer: Defer,
+                 extra_routes: Mapping[tuple[str, str], Route] | None = None) -> None:
+        self.routes = {**ROUTES, **(extra_routes or {})}
         self.engine = engine
         self.faults = faults
         self.weights = weights
         self.keys = dict(keys)
+        self.defer = defer
 
     def handle(self, method: str, path: str, raw_query: str, raw_body: str,
                headers: Mapping[str, str]) -> Reply:
-        route = ROUTES.get((method, path))
+        route = self.routes.get((method, path))
         if route is None:
-            allowed = [m for (m, p) in ROUTES if p == path]
+            allowed = [m for (m, p) in self.routes if p == path]
             if allowed:
                 return Reply.json(405, {"code": -1000, "msg": f"Method {method} not allowed; use {allowed}"})
             return Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>", {"Content-Type": "text/html"})
@@ -135,9 +140,11 @@ class FapiRouter:
             params = _params(raw_query, raw_body)
         except VenueError as err:
             return Reply.error(err)
+        request = RequestInfo(method, path, route.signed, route.action is not None)
+        if (delay := self.faults.take("network_delay", request)) is not None:
+            time.sleep(delay["ms"] / 1000.0)  # still in the network: the venue has not seen it yet
         used, wait = self.weights.add(request_weight(method, path, params))
         weight_header = {"X-MBX-USED-WEIGHT-1M": str(used)}
-        request = RequestInfo(method, path, route.signed, route.action is not None)
 
         reply = self._gate(route, request, params, raw_query, raw_body, headers, used, wait, weight_header)
         if reply is None:
@@ -160,8 +167,8 @@ class FapiRouter:
                 refusal = (VenueError(-1003, msg, status), {"Retry-After": str(fault["retry_after_s"])}, name)
         if refusal is None and (fault := self.faults.take("rest_latency", request)) is not None:
             time.sleep(fault["ms"] / 1000.0)
-        if refusal is None and route.signed:
-            refusal = self._authenticate(request, params, raw_query, raw_body, headers)
+        if refusal is None and (route.signed or route.key_only):
+            refusal = self._authenticate(request, params, raw_query, raw_body, headers, route.key_only)
         if refusal is None and route.action is not None:
             if (fault := self.faults.take("order_reject", request)) is not None:
                 refusal = (VenueError(fault["code"], fault["msg"] or ERROR_TEXT.get(fault["code"])), {},
@@ -175,7 +182,8 @@ class FapiRouter:
         return Reply.error(err, {**weight_header, **extra_headers})
 
     def _authenticate(self, request: RequestInfo, params: dict[str, str], raw_query: str, raw_body: str,
-                      headers: Mapping[str, str]) -> tuple[VenueError, dict[str, str], str | None] | None:
+                      headers: Mapping[str, str],
+                      key_only: bool = False) -> tuple[VenueError, dict[str, str], str | None] | None:
         fault = self.faults.take("token_invalid", request)
         if fault is not None:
             return VenueError(fault["code"], status=401), {}, "token_invalid"
@@ -185,6 +193,8 @@ class FapiRouter:
         secret = self.keys.get(key)
         if secret is None:
             return VenueError(-2015, status=401), {}, None
+        if key_only:
+            return None
         signature = params.get("signature")
         if not signature:
             return VenueError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed."), \
@@ -220,20 +230,23 @@ class FapiRouter:
             hold = self.faults.take("hold_reply", request)
         fault = "unknown_503" if unknown else "rest_corrupt" if corrupt else "hold_reply" if hold else None
         execute = not ((unknown and not unknown["execute"]) or (corrupt and not corrupt["execute"]))
-        if not execute:
-            result: Any = None
-            self._ledger(route, request, params, 503 if unknown else 200, None, "NOT_EXECUTED", None, fault, "")
+        plan = self._fill_plan(route, request, params) if execute else None
+        late_s = unknown["execute_after_s"] if unknown and unknown["execute"] else 0.0
+        result: Any = None
+        if not execute or late_s > 0:
+            message = f"replied unknown; executes {late_s:g} s after arrival" if execute else ""
+            self._ledger(route, request, params, 503 if unknown else 200, None,
+                         "PENDING" if execute else "NOT_EXECUTED", None, fault, message)
+            if execute:
+                self.defer(late_s, lambda: self._run_and_record(route, request, params, plan, 503, "unknown_503",
+                                                                "executed late, after an unknown reply"),
+                           f"late {request.method} {request.path} {params.get('newClientOrderId', '')}")
             reply = Reply.json(200, {})
         else:
-            try:
-                result = route.handler(self.engine, params)
-            except VenueError as err:
-                self._ledger(route, request, params, err.status, err.code, "REJECTED", None, fault, err.msg)
-                reply = Reply.error(err, weight_header)
-            else:
-                self._ledger(route, request, params, 503 if unknown else 200, unknown["code"] if unknown else None,
-                             _outcome_of(result), result, fault, "")
-                reply = Reply.json(200, result, weight_header)
+            code = unknown["code"] if unknown else None
+            result, err = self._run_and_record(route, request, params, plan, 503 if unknown else 200, fault, "",
+                                               code)
+            reply = Reply.error(err, weight_header) if err else Reply.json(200, result, weight_header)
         if unknown is not None:
             reply = Reply.error(VenueError(unknown["code"], status=503), weight_header)
         elif corrupt is not None:
@@ -241,6 +254,33 @@ class FapiRouter:
         if hold is not None:
             reply.hold_s = hold["hold_s"]
         return reply
+
+    def _run_and_record(self, route: Route, request: RequestInfo, params: dict[str, str], plan: FillPlan | None,
+                        status: int, fault: str | None, message: str,
+                        code: int | None = None) -> tuple[Any, VenueError | None]:
+        """Run the request in the engine and ledger what happened; (result, error)."""
+        try:
+            result = (self.engine.place_order(params, plan) if route.action == "place"
+                      else route.handler(self.engine, params))
+        except VenueError as err:
+            self._ledger(route, request, params, err.status, err.code, "REJECTED", None, fault, err.msg)
+            return None, err
+        self._ledger(route, request, params, status, code, _outcome_of(result), result, fault, message)
+        return result, None
+
+    def _fill_plan(self, route: Route, request: RequestInfo, params: Mapping[str, str]) -> FillPlan | None:
+        """How a new plain order executes, if a fill fault applies to it (faults are taken only if they do)."""
+        if route.action != "place":
+            return None
+        order_type = params.get("type")
+        if order_type == "MARKET":
+            if (fault := self.faults.take("thin_book", request)) is not None:
+                return FillPlan("thin", levels=fault["levels"])
+            if (fault := self.faults.take("market_expire", request)) is not None:
+                return FillPlan("expire", ratio=Decimal(str(fault["ratio"])), expire_status=fault["status"])
+        if order_type in ("MARKET", "LIMIT") and (fault := self.faults.take("partial_fill", request)) is not None:
+            return FillPlan("partial", ratio=Decimal(str(fault["ratio"])), rest_after_s=fault["rest_after_s"])
+        return None
 
     def _ledger(self, route: Route, request: RequestInfo, params: Mapping[str, str], status: int,
                 code: int | None, outcome: str, result: Any, fault: str | None, message: str) -> None:
@@ -259,7 +299,8 @@ class FapiRouter:
             "client_order_id": client_id or result.get("clientOrderId") or result.get("clientAlgoId"),
             "order_id": result.get("algoId") if algo else result.get("orderId"),
             "http_status": status, "code": code, "outcome": outcome,
-            "executed": outcome not in ("REJECTED", "NOT_EXECUTED"), "fault": fault, "message": message,
+            "executed": outcome not in ("REJECTED", "NOT_EXECUTED", "PENDING"),
+            "executed_qty": result.get("executedQty"), "fault": fault, "message": message,
         })
 
 
@@ -303,6 +344,8 @@ class AdminRouter:
                 event = ex.emit_liquidation(_field(b, "symbol", str), _field(b, "side", str),
                                             _field(b, "quantity", (int, float)), b.get("price"))
                 return Reply.json(200, event)
+            if (method, path) == ("POST", "/admin/listenKey/expire"):
+                return Reply.json(200, {"expired": ex.expire_listen_key()})
             if (method, path) == ("POST", "/admin/reset"):
                 ex.reset()
                 return Reply.json(200, ex.state())

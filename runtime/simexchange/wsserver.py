@@ -1,10 +1,19 @@
-"""WebSocket side of the simulated exchange: Binance-style market streams with faults.
+"""WebSocket side of the simulated exchange: Binance-style market and user-data streams with faults.
 
 Runs a ``websockets`` asyncio server in its own thread. Streams are served as
 Binance does: combined ``/stream?streams=a/b`` (frames ``{"stream", "data"}``)
 or raw ``/ws/a/b`` (the event alone), plus live ``SUBSCRIBE`` /
 ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` requests. Unknown stream names are
 refused at the handshake (HTTP 400 naming the stream).
+
+Routes, as after Binance's USD-M base-URL split (2026-03-06; legacy URLs
+retired 2026-04-23): ``/public`` carries depth and bookTicker, ``/market``
+carries markPrice, aggTrade and forceOrder, ``/private`` carries the
+user-data stream of a listenKey. A stream asked for on the wrong route is
+accepted and silently withheld, as Binance does: the root (legacy) path still
+serves the /public streams and never a /market one. A /private handshake with
+an unknown or expired listenKey is refused (HTTP 400); when a key expires its
+sockets get ``listenKeyExpired`` and are closed.
 
 ``publish`` is the only entry from other threads: it hops onto the loop with
 ``call_soon_threadsafe`` (FIFO), so events reach every socket in the order they
@@ -38,10 +47,17 @@ log = logger.bind(component="simexchange")
 
 STREAM_SUFFIXES = {
     "depth": "depth", "depth@100ms": "depth", "depth@250ms": "depth", "depth@500ms": "depth",
+    "bookTicker": "bookTicker",
     "markPrice": "markPrice", "markPrice@1s": "markPrice", "aggTrade": "aggTrade", "forceOrder": "forceOrder",
 }
 ALL_MARKET_STREAMS = {"!forceOrder@arr": "!forceOrder@arr"}
-SCHEMA_FIELD = {"depthUpdate": "pu", "markPriceUpdate": "p", "aggTrade": "p", "forceOrder": "o"}
+PUBLIC, MARKET, PRIVATE, ROOT = "/public", "/market", "/private", ""
+ROUTE_OF_KIND = {"depth": PUBLIC, "bookTicker": PUBLIC, "markPrice": MARKET, "aggTrade": MARKET,
+                 "forceOrder": MARKET, "!forceOrder@arr": MARKET}
+SERVED_KINDS_ON = {ROOT: PUBLIC, PUBLIC: PUBLIC, MARKET: MARKET}  # the root path is the legacy /public
+USER_KEY = "@user"  # every /private socket's canonical stream key (one account)
+SCHEMA_FIELD = {"depthUpdate": "pu", "markPriceUpdate": "p", "aggTrade": "p", "forceOrder": "o", "bookTicker": "b",
+                "ORDER_TRADE_UPDATE": "o", "ACCOUNT_UPDATE": "a", "ALGO_UPDATE": "o"}
 QUEUE_LIMIT = 10_000
 STALL_CHECK_S = 0.02
 
@@ -56,9 +72,20 @@ class Subscriber:
 
     ws: ServerConnection
     combined: bool
-    queue: asyncio.Queue[str]
+    queue: asyncio.Queue[str | None]  # None: close after what is queued
+    route: str = ROOT
     streams: dict[str, set[str]] = field(default_factory=dict)
     paused: bool = False
+    legacy_root: bool = False  # the root serves every stream (see StreamServer)
+
+    def serves(self, key: str) -> bool:
+        """Does this socket's route carry stream ``key``? (A wrong-route stream is withheld.)"""
+        if self.route == PRIVATE:
+            return key == USER_KEY
+        if self.route == ROOT and self.legacy_root:
+            return True
+        kind = key if key in ALL_MARKET_STREAMS else key.partition("@")[2]
+        return ROUTE_OF_KIND.get(kind) == SERVED_KINDS_ON[self.route]
 
     def add(self, name: str, key: str) -> None:
         self.streams.setdefault(key, set()).add(name)
@@ -75,8 +102,12 @@ class StreamServer:
     """Thread-owning asyncio WebSocket server; start/stop from any thread."""
 
     def __init__(self, symbols: Iterable[str], faults: FaultBoard, *, host: str = "127.0.0.1", port: int = 0,
-                 ping_interval_s: float | None = None) -> None:
+                 ping_interval_s: float | None = None,
+                 listen_key_valid: Callable[[str], bool] = lambda key: False,
+                 legacy_root_market_streams: bool = False) -> None:
         self.symbols = {s.lower() for s in symbols}
+        self.legacy_root_market_streams = legacy_root_market_streams
+        self.listen_key_valid = listen_key_valid
         self.faults = faults
         self.host = host
         self.port = port
@@ -159,6 +190,12 @@ class StreamServer:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._fanout, key, data)
 
+    def expire_listen_key(self, key: str, event: dict[str, Any]) -> None:
+        """Send ``event`` (listenKeyExpired) to the sockets of ``key``, then close them."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._expire, key, event)
+
     def drop_all(self, abrupt: bool = False) -> None:
         """Close every open socket (``abrupt``: abort TCP, no close frame)."""
         loop = self.loop
@@ -185,21 +222,34 @@ class StreamServer:
                                   f"{sorted(STREAM_SUFFIXES)} and {sorted(ALL_MARKET_STREAMS)}")
         return f"{symbol}@{kind}"
 
-    def parse_path(self, path: str) -> tuple[bool, list[str]]:
-        """(combined?, stream names) from a handshake path; ``StreamNameError`` if invalid."""
+    def parse_path(self, path: str) -> tuple[str, bool, list[str]]:
+        """(route, combined?, stream names) from a handshake path; ``StreamNameError`` if invalid."""
         url = urlsplit(path)
-        if url.path.rstrip("/") == "/stream":
-            raw = parse_qs(url.query).get("streams", [""])[0]
+        route = next((r for r in (PUBLIC, MARKET, PRIVATE) if url.path == r or url.path.startswith(f"{r}/")), ROOT)
+        rest = url.path[len(route):]
+        query = parse_qs(url.query)
+        if rest.rstrip("/") == "/stream":
+            raw = query.get("streams", [""])[0]
             names = [n for n in raw.split("/") if n]
             combined = True
-        elif url.path == "/ws" or url.path.startswith("/ws/"):
-            names = [n for n in url.path[len("/ws"):].split("/") if n]
+        elif rest == "/ws" or rest.startswith("/ws/"):
+            names = [n for n in rest[len("/ws"):].split("/") if n]
             combined = False
         else:
-            raise StreamNameError(f"unknown path {url.path!r}; use /stream?streams=a/b or /ws/<stream>")
-        for name in names:
-            self.canonical(name)
-        return combined, names
+            raise StreamNameError(f"unknown path {url.path!r}; use [/public|/market|/private]/stream?streams=a/b "
+                                  "or [/public|/market|/private]/ws/<stream>")
+        if route == PRIVATE:
+            names += query.get("listenKey", [])
+            if not names:
+                raise StreamNameError("/private needs a listenKey: /private/ws/<listenKey>")
+            for name in names:
+                if not self.listen_key_valid(name):
+                    raise StreamNameError(f"listenKey {name[:8]}... does not exist or has expired; "
+                                          "POST /fapi/v1/listenKey for a new one")
+        else:
+            for name in names:
+                self.canonical(name)
+        return route, combined, names
 
     # -- loop side --------------------------------------------------------------------------
 
@@ -228,10 +278,15 @@ class StreamServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
-        combined, names = self.parse_path(ws.request.path)
-        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT))
+        try:
+            route, combined, names = self.parse_path(ws.request.path)
+        except StreamNameError as exc:  # the listenKey expired between handshake check and here
+            await ws.close(1008, str(exc)[:100])
+            return
+        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route,
+                         legacy_root=self.legacy_root_market_streams)
         for name in names:
-            sub.add(name, self.canonical(name))
+            sub.add(name, USER_KEY if route == PRIVATE else self.canonical(name))
         self._subs.add(sub)
         if self._stalled:
             self._pause(sub)
@@ -249,6 +304,9 @@ class StreamServer:
         try:
             while True:
                 frame = await sub.queue.get()
+                if frame is None:
+                    await sub.ws.close(1000, "listenKeyExpired")
+                    return
                 await sub.ws.send(frame)
                 self.frames_sent += 1
         except (ConnectionClosed, asyncio.CancelledError):
@@ -266,6 +324,8 @@ class StreamServer:
             return
         method, params, req_id = request.get("method"), request.get("params", []), request.get("id")
         try:
+            if sub.route == PRIVATE:
+                raise StreamNameError("a /private socket carries its listenKey's events only")
             if method == "LIST_SUBSCRIPTIONS":
                 self._reply(sub, {"result": sub.names(), "id": req_id})
                 return
@@ -292,7 +352,7 @@ class StreamServer:
             return
         for sub in list(self._subs):
             names = sub.streams.get(key)
-            if not names:
+            if not names or not sub.serves(key):
                 continue
             if self.faults.take("ws_stall") is not None:
                 continue
@@ -303,13 +363,20 @@ class StreamServer:
                     frame = _corrupt_frame(frame, data, name, sub.combined, corrupt["mode"])
                 self._enqueue(sub, frame)
 
-    def _enqueue(self, sub: Subscriber, frame: str) -> None:
+    def _enqueue(self, sub: Subscriber, frame: str | None) -> None:
         try:
             sub.queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("simexchange: slow WebSocket consumer disconnected")
             self._subs.discard(sub)
             asyncio.get_running_loop().create_task(sub.ws.close(1008, "slow consumer"))
+
+    def _expire(self, key: str, event: dict[str, Any]) -> None:
+        for sub in list(self._subs):
+            if sub.route == PRIVATE and key in sub.streams.get(USER_KEY, ()):
+                self._subs.discard(sub)
+                self._enqueue(sub, json.dumps({"stream": key, "data": event} if sub.combined else event))
+                self._enqueue(sub, None)
 
     def _drop_all(self, abrupt: bool) -> None:
         for sub in list(self._subs):

@@ -75,12 +75,48 @@ def market_streams(symbol: str) -> list[str]:
     return [depth_stream(symbol), mark_price_stream(symbol), agg_trade_stream(symbol), force_order_stream(symbol)]
 
 
-def combined_stream_url(ws_url: str, streams: Iterable[str]) -> str:
-    """``{ws_url}/stream?streams=a/b/c``; raises ValueError on an empty list."""
+def combined_stream_url(ws_url: str, streams: Iterable[str], route: str = "") -> str:
+    """``{ws_url}{route}/stream?streams=a/b/c``; raises ValueError on an empty list.
+
+    ``route`` is ``"/public"``, ``"/market"`` or ``""`` (the legacy root, which
+    Binance retired on 2026-04-23 and which never carries /market streams).
+    """
     names = list(streams)
     if not names:
         raise ValueError("combined_stream_url needs at least one stream")
-    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(names)}"
+    if route not in ("", PUBLIC_ROUTE, MARKET_ROUTE):
+        raise ValueError(f"route must be {PUBLIC_ROUTE!r}, {MARKET_ROUTE!r} or '', got {route!r}")
+    return f"{ws_url.rstrip('/')}{route}/stream?streams={'/'.join(names)}"
+
+
+PUBLIC_ROUTE = "/public"  # high-frequency public data: depth, bookTicker
+MARKET_ROUTE = "/market"  # regular market data: markPrice, aggTrade, forceOrder
+PRIVATE_ROUTE = "/private"  # user data: /private/ws/<listenKey>
+
+
+def stream_route(stream: str) -> str:
+    """The route that carries ``stream`` since Binance's base-URL split (``/public`` or ``/market``)."""
+    kind = stream.split("@")[1] if "@" in stream and not stream.startswith("!") else stream.split("@")[0]
+    if kind in ("depth", "bookTicker"):
+        return PUBLIC_ROUTE
+    if kind in ("markPrice", "aggTrade", "forceOrder", "!forceOrder"):
+        return MARKET_ROUTE
+    raise ValueError(f"no known route carries stream {stream!r}")
+
+
+def routed_stream_urls(ws_url: str, streams: Iterable[str]) -> dict[str, str]:
+    """One combined URL per route that carries some of ``streams``: ``{"/public": url, "/market": url}``."""
+    by_route: dict[str, list[str]] = {}
+    for name in streams:
+        by_route.setdefault(stream_route(name), []).append(name)
+    return {route: combined_stream_url(ws_url, names, route) for route, names in by_route.items()}
+
+
+def user_stream_url(ws_url: str, listen_key: str) -> str:
+    """``{ws_url}/private/ws/<listenKey>``: the user-data stream of one listenKey."""
+    if not listen_key or "/" in listen_key:
+        raise ValueError(f"invalid listenKey {listen_key!r}")
+    return f"{ws_url.rstrip('/')}{PRIVATE_ROUTE}/ws/{listen_key}"
 
 
 @dataclass(frozen=True)

@@ -172,12 +172,12 @@ def test_f3_bad_signature_is_answered_1022_and_nothing_executes(exchange: SimExc
     assert entry["code"] == -1022 and not entry["executed"]
 
 
-def test_duplicate_client_id_4116_means_the_order_exists(exchange: SimExchange,
-                                                         connector: BinanceFuturesConnector) -> None:
-    assert connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "dup-1").kind is K.FILLED
-    again = connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "dup-1")
+def test_duplicate_client_id_4116_means_an_open_order_exists(exchange: SimExchange,
+                                                              connector: BinanceFuturesConnector) -> None:
+    assert connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "dup-1", price="90000").kind is K.ACCEPTED
+    again = connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "dup-1", price="90000")
     assert (again.kind, again.code) == (K.DUPLICATE, -4116) and again.needs_lookup
-    assert connector.query_order("BTCUSDT", "dup-1").kind is K.FILLED
+    assert connector.query_order("BTCUSDT", "dup-1").order_status == "NEW"
     assert len(executed(exchange, "dup-1")) == 1
 
 

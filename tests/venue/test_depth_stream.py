@@ -17,7 +17,7 @@ import websocket
 
 from runtime.simexchange import SimExchange
 from runtime.venue import BinanceFuturesConnector
-from runtime.venue.ws import AggTrade, DepthUpdate, ForceOrder, MarkPriceUpdate, combined_stream_url, market_streams, \
+from runtime.venue.ws import AggTrade, DepthUpdate, ForceOrder, MarkPriceUpdate, combined_stream_url, market_streams, routed_stream_urls, \
     parse_event, parse_stream_message
 from tests.venue.depth_client import DepthFollower, LocalBook, exchange_book
 
@@ -156,7 +156,9 @@ def test_f8_stall_keeps_the_socket_open_without_data_or_pong(exchange: SimExchan
 
 def test_mark_price_agg_trade_and_force_order_streams(exchange: SimExchange,
                                                       connector: BinanceFuturesConnector) -> None:
-    ws = websocket.create_connection(combined_stream_url(exchange.ws_url, market_streams("BTCUSDT")), timeout=0.2)
+    urls = routed_stream_urls(exchange.ws_url, market_streams("BTCUSDT"))
+    assert set(urls) == {"/public", "/market"}
+    sockets = [websocket.create_connection(url, timeout=0.1) for url in urls.values()]
     try:
         time.sleep(0.05)
         connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "trade-1")
@@ -164,15 +166,17 @@ def test_mark_price_agg_trade_and_force_order_streams(exchange: SimExchange,
         seen: dict[type, object] = {}
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and len(seen) < 4:
-            try:
-                message = parse_stream_message(ws.recv())
-            except websocket.WebSocketTimeoutException:
-                continue
-            event = parse_event(message.data)
-            assert message.stream in market_streams("BTCUSDT")
-            seen[type(event)] = event
+            for ws in sockets:
+                try:
+                    message = parse_stream_message(ws.recv())
+                except websocket.WebSocketTimeoutException:
+                    continue
+                event = parse_event(message.data)
+                assert message.stream in market_streams("BTCUSDT")
+                seen[type(event)] = event
     finally:
-        ws.close()
+        for ws in sockets:
+            ws.close()
     assert set(seen) == {DepthUpdate, MarkPriceUpdate, AggTrade, ForceOrder}, seen.keys()
     mark = seen[MarkPriceUpdate]
     assert mark.mark_price == exchange.price("BTCUSDT") and mark.next_funding_time > mark.event_time
@@ -195,6 +199,8 @@ def next_reply(ws: websocket.WebSocket, match: Callable[[dict], bool], timeout_s
     ("/stream?streams=BTCUSDT@depth", "must be lowercase"),
     ("/stream?streams=dogeusdt@depth", "unknown symbol 'dogeusdt'"),
     ("/market", "unknown path '/market'"),
+    ("/public/stream?streams=BTCUSDT@depth", "must be lowercase"),
+    ("/private/ws/not-a-key", "does not exist or has expired"),
 ])
 def test_invalid_stream_refused_at_handshake_naming_it(exchange: SimExchange, path: str, fragment: str) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -204,7 +210,7 @@ def test_invalid_stream_refused_at_handshake_naming_it(exchange: SimExchange, pa
 
 
 def test_live_subscribe_on_a_raw_stream(exchange: SimExchange) -> None:
-    ws = websocket.create_connection(f"{exchange.ws_url}/ws", timeout=2)
+    ws = websocket.create_connection(f"{exchange.ws_url}/market/ws", timeout=2)
     try:
         ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@markPrice@1s"], "id": 7}))
         assert json.loads(ws.recv()) == {"result": None, "id": 7}
