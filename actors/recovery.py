@@ -96,6 +96,10 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
             report.settled[client_id] = "FILLED (protective stop triggered while the node was down)"
+        elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW" \
+                and not _local_stop_can_take_over(services, strategy_id, client_id):
+            settled = False  # F31: no readable runtime to arm locally: the venue stop stays its stop
+            report.settled[client_id] = "kept at the venue: the runtime cannot be read to re-arm the stop locally"
         elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
             cancelled = services.venue.cancel_stop(symbol, client_id)
             services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy_id,
@@ -116,6 +120,24 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             services.protective.release(strategy_id)
         else:
             services.protective.hold(strategy_id, client_id)
+
+
+def _local_stop_can_take_over(services: Services, strategy_id: str, client_id: str) -> bool:
+    """May the venue-side stop `client_id` be cancelled: is there a runtime (stored, or last
+    known) that will re-arm the local stop for that position?"""
+    try:
+        runtime = services.store.load_runtime(strategy_id)
+    except CorruptState as exc:
+        runtime, problem = services.runtime_cache.get(strategy_id), str(exc)
+    else:
+        runtime, problem = runtime or services.runtime_cache.get(strategy_id), "runtime record missing"
+    if runtime is not None:
+        return True
+    log.bind(event="protective_stop_kept", details={"strategy": strategy_id, "client_order_id": client_id,
+                                                    "problem": problem},
+             action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
+                          "the record").error("protective_stop_kept")
+    return False
 
 
 def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]:
