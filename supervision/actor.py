@@ -1,8 +1,8 @@
 """SupervisedActor: a pykka ThreadingActor whose death is always reported.
 
 Subclasses override `on_start`, `on_stop`, `on_receive` and `on_failure` freely and never
-call super: death detection lives in pykka's private loop methods, which subclasses do
-not touch. What pykka hides and this class reports:
+call super: death detection lives in the actor loop, which subclasses do not touch.
+What pykka hides and this class reports:
 
 - an exception in `on_start` (pykka stops the actor without calling `on_failure`);
 - an exception in a `tell` handler, or in `on_stop`/`on_failure` themselves;
@@ -12,26 +12,35 @@ not touch. What pykka hides and this class reports:
 
 An exception raised by an `ask` handler goes back to the caller and the actor lives on
 (pykka's semantics, kept). Raising `Shutdown` from a handler stops the actor with reason
-`shutdown`, OTP's `exit(shutdown)`.
+`shutdown`, OTP's `exit(shutdown)`. However the loop ends, queued asks are answered with
+`ActorDeadError`, never left waiting.
 
-Threads are daemon threads: a hung incarnation that was abandoned can never keep the
+pykka internals overridden or relied on (pinned `pykka>=4.1,<5`; each has a contract
+test in tests/supervision/test_pykka_contract.py): `_actor_loop` (the thread's target),
+`_handle_failure` (pykka's crash path, also taken for an exception in `on_stop`),
+`_handle_receive` and `_stop` (called, not overridden), the inbox of `Envelope`s and
+`messages._ActorStop`.
+
+Threads are daemon threads: a hung incarnation that was fenced can never keep the
 process from exiting.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
 import weakref
 from types import TracebackType
 from typing import Any
 
 import pykka
+from loguru import logger
+from pykka import messages
 
 from supervision import injection
 from supervision.errors import ActorCrashed
-from supervision.incarnation import Incarnation, take_spawning
-from supervision.policy import SHUTDOWN_EXIT, ExitKind, ExitReason
-
+from supervision.incarnation import Incarnation, fail_dead, take_spawning
+from supervision.policy import SHUTDOWN_EXIT, ExitReason
 
 _live_actors: weakref.WeakValueDictionary[str, SupervisedActor] = weakref.WeakValueDictionary()
 
@@ -47,6 +56,16 @@ class Shutdown(Exception):
 
 
 class SupervisedActor(pykka.ThreadingActor):
+    """A pykka ThreadingActor that a `Supervisor` can watch, restart and fence.
+
+    Call `super().__init__()` with no arguments. Started by a supervisor (through a
+    `ChildSpec`), it carries that incarnation's `generation`; started on its own it
+    behaves like a plain ThreadingActor with generation 0.
+
+    Threading: `generation`, `fenced` and `progress()` may be read or called from the
+    actor's own thread; `generation` and `fenced` are also safe from any other thread.
+    """
+
     use_daemon_thread = True
 
     def __init__(self) -> None:
@@ -63,24 +82,78 @@ class SupervisedActor(pykka.ThreadingActor):
 
     @property
     def fenced(self) -> bool:
-        """True once the supervisor has abandoned this incarnation (hung or killed)."""
-        return self._incarnation.abandoned
+        """True once the supervisor has fenced this incarnation (hung or killed): its mailbox
+        is closed, its replies are dropped, and it must not act on anything any more."""
+        return self._incarnation.fenced
 
-    # --- pykka internals, wrapped --------------------------------------------------
+    def progress(self) -> None:
+        """Call from inside a long handler to prove it is not hung.
+
+        The child's hang deadline (`ChildSpec.hang_timeout`) starts again from now.
+        Only meaningful on the actor's own thread, while a message is being handled.
+        """
+        self._incarnation.progress()
+
+    # --- the loop (pykka internals) ------------------------------------------------------
 
     def _actor_loop(self) -> None:
         incarnation = self._incarnation
         try:
-            self._actor_loop_setup()
+            try:
+                self.on_start()
+            except BaseException as exc:  # noqa: BLE001 - any failure of on_start is this actor's start failure
+                self._die(exc, sys.exc_info()[2], call_on_failure=False)
+                return
             incarnation.mark_started()
-            self._actor_loop_running()
-            self._actor_loop_teardown()
-        except BaseException as exc:  # noqa: BLE001 - a BaseException out of on_start or teardown
-            incarnation.record_exit(ExitReason.from_exception(exc))
-            self.actor_stopped.set()
+            self._receive_loop()
         finally:
-            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.close_mailbox()
+            self._release_safely()
             incarnation.finish()
+
+    def _receive_loop(self) -> None:
+        incarnation = self._incarnation
+        while not self.actor_stopped.is_set():
+            envelope = self.actor_inbox.get()
+            incarnation.begin(envelope)
+            try:
+                message = envelope.message
+                if isinstance(message, messages._ActorStop):  # noqa: SLF001
+                    self._stop()
+                    self._release_safely()
+                    response = None
+                elif isinstance(message, injection.InjectedFault) and injection.enabled():
+                    response = injection.apply(message)
+                else:
+                    response = self._handle_receive(message)
+            except Shutdown:
+                incarnation.record_exit(SHUTDOWN_EXIT)
+                incarnation.reply(envelope)
+                self._stop()
+            except Exception as exc:  # noqa: BLE001
+                if envelope.reply_to is not None:
+                    incarnation.reply(envelope, exc_info=sys.exc_info())
+                else:
+                    self._die(exc, sys.exc_info()[2])
+            except BaseException as exc:  # noqa: BLE001 - must never reach pykka's stop_all()
+                if envelope.reply_to is not None:
+                    crashed = ActorCrashed(f"{type(exc).__name__}: {exc}")
+                    incarnation.reply(envelope, exc_info=(ActorCrashed, crashed, sys.exc_info()[2]))
+                self._die(exc, sys.exc_info()[2])
+            else:
+                incarnation.reply(envelope, response)
+            finally:
+                incarnation.end()
+
+    def _die(self, exc: BaseException, tb: TracebackType | None, call_on_failure: bool = True) -> None:
+        """This incarnation crashed: record why, stop, and give `on_failure` its chance."""
+        self._handle_failure(type(exc), exc, tb)
+        if not call_on_failure:
+            return
+        try:
+            self.on_failure(type(exc), exc, tb)
+        except BaseException as again:  # noqa: BLE001
+            self._handle_failure(type(again), again, sys.exc_info()[2])
 
     def _handle_failure(
         self,
@@ -92,29 +165,33 @@ class SupervisedActor(pykka.ThreadingActor):
             self._incarnation.record_exit(ExitReason.from_exception(exception_value))
         super()._handle_failure(exception_type, exception_value, traceback)
 
-    def _handle_receive(self, message: Any) -> Any:
-        incarnation = self._incarnation
-        incarnation.busy_since = incarnation.clock()
+    def close_mailbox(self) -> None:
+        """Unregister, refuse new messages and answer every queued ask with ActorDeadError.
+
+        Safe from any thread; used by the loop's end and by `Incarnation.fence`.
+        """
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        while True:
+            try:
+                envelope = self.actor_inbox.get_nowait()  # type: ignore[attr-defined]
+            except queue.Empty:
+                return
+            if isinstance(envelope.message, messages._ActorStop) and envelope.reply_to is not None:  # noqa: SLF001
+                try:
+                    envelope.reply_to.set(None)
+                except queue.Full:
+                    pass
+            else:
+                fail_dead(envelope, self.actor_ref)
+
+    def _release(self) -> None:
+        """Hook run on the actor's thread on every way out of its life (stop, crash, failed
+        start), before its supervisor hears of the exit. `Supervisor` stops its children here."""
+
+    def _release_safely(self) -> None:
         try:
-            if isinstance(message, injection.InjectedFault) and injection.enabled():
-                injection.apply(message)
-                return None
-            return super()._handle_receive(message)
-        except Shutdown:
-            incarnation.record_exit(SHUTDOWN_EXIT)
-            self._stop()
-            return None
-        except Exception:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - must never reach pykka's stop_all()
-            incarnation.record_exit(ExitReason.from_exception(exc))
-            pykka.ActorRegistry.unregister(self.actor_ref)
-            self.actor_stopped.set()
-            raise ActorCrashed(f"{type(exc).__name__}: {exc}").with_traceback(sys.exc_info()[2]) from exc
-        finally:
-            incarnation.busy_since = None
-            incarnation.messages_done += 1
-            if incarnation.abandoned:
-                # A hung handler that finally returned: its replacement owns the id now.
-                incarnation.record_exit(ExitReason(ExitKind.HUNG, message="fenced after hang"))
-                self.actor_stopped.set()
+            self._release()
+        except BaseException as exc:  # noqa: BLE001 - the exit must still be reported
+            self._incarnation.record_exit(ExitReason.from_exception(exc))
+            logger.opt(exception=exc).error(f"{self}: cleanup failed")

@@ -1,7 +1,7 @@
 """Generation fencing shared between a supervisor and whoever performs side effects.
 
 The supervisor admits each new incarnation's generation and revokes it when the
-incarnation is abandoned (hung, killed) or stopped. Side-effect owners (an order engine,
+incarnation exits, is terminated or is fenced (hung, killed). Side-effect owners (an order engine,
 a store) ask `is_current(child_id, generation)` and refuse anything stale, so a hung
 incarnation that wakes up after its replacement started can never act.
 """
@@ -24,6 +24,11 @@ GenerationSource = Callable[[], int]
 
 
 class Fence:
+    """The current generation of each child id, for side-effect owners to check.
+
+    Threading: every method is safe from any thread.
+    """
+
     def __init__(self) -> None:
         self._current: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -40,7 +45,3 @@ class Fence:
     def is_current(self, child_id: str, generation: int) -> bool:
         with self._lock:
             return self._current.get(child_id) == generation
-
-    def current(self, child_id: str) -> int | None:
-        with self._lock:
-            return self._current.get(child_id)

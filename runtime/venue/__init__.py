@@ -11,8 +11,12 @@ from runtime.venue.ids import CLIENT_ORDER_ID_PATTERN, is_valid_client_order_id,
 from runtime.venue.models import DepthSnapshot, Position
 from runtime.venue.outcomes import Expect, MalformedReply, OutcomeKind, VenueOutcome, classify, classify_exception
 from runtime.venue.signing import sign, signed_query
+from runtime.venue.user_events import AccountUpdate, AlgoUpdate, OrderUpdate
+from runtime.venue.user_stream import UserDataStream
 
 __all__ = [
+    "AccountUpdate",
+    "AlgoUpdate",
     "BinanceFuturesConnector",
     "BudgetDecision",
     "CLIENT_ORDER_ID_PATTERN",
@@ -20,11 +24,13 @@ __all__ = [
     "DepthSnapshot",
     "Expect",
     "MalformedReply",
+    "OrderUpdate",
     "OutcomeKind",
     "Position",
     "Priority",
     "RequestBudget",
     "ServerClock",
+    "UserDataStream",
     "VenueOutcome",
     "WeightBudget",
     "classify",

@@ -49,6 +49,7 @@ log = logger.bind(component="venue")
 
 SIDES = frozenset({"BUY", "SELL"})
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+LISTEN_KEY_PATH = "/fapi/v1/listenKey"
 Number = Decimal | float | int | str
 
 
@@ -246,6 +247,30 @@ class BinanceFuturesConnector:
         return self._read("/fapi/v1/openAlgoOrders", params,
                           lambda p: parse_order_list(p, "clientAlgoId", "algoStatus"), priority)
 
+    # -- user-data stream (USER_STREAM security: the API key, no signature) ----------
+
+    def create_listen_key(self, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """POST /fapi/v1/listenKey: the account's active listenKey (extended) or a new one; ``data`` is the key."""
+        return self._listen_key("POST", priority)
+
+    def keepalive_listen_key(self, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """PUT /fapi/v1/listenKey: extend the active key by 60 minutes; -1125 (REJECTED_PERMANENT) if none."""
+        return self._listen_key("PUT", priority)
+
+    def close_listen_key(self, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
+        """DELETE /fapi/v1/listenKey: end the user-data stream."""
+        return self._call("DELETE", LISTEN_KEY_PATH, {}, signed=False, api_key=True, priority=priority)
+
+    def _listen_key(self, method: str, priority: Priority) -> VenueOutcome:
+        outcome = self._call(method, LISTEN_KEY_PATH, {}, signed=False, api_key=True, priority=priority)
+        if not outcome.ok:
+            return outcome
+        key = outcome.data.get("listenKey") if isinstance(outcome.data, dict) else None
+        if not isinstance(key, str) or not key:
+            return malformed(f"listenKey reply without a listenKey: {outcome.data!r:.80}", mutating=False,
+                             http_status=outcome.http_status)
+        return _with_data(outcome, key)
+
     # -- plumbing ------------------------------------------------------------------
 
     def _read(
@@ -269,6 +294,7 @@ class BinanceFuturesConnector:
         params: Mapping[str, ParamValue],
         *,
         signed: bool = True,
+        api_key: bool = False,
         mutating: bool = False,
         expect: Expect = Expect.ANY,
         client_order_id: str | None = None,
@@ -289,6 +315,8 @@ class BinanceFuturesConnector:
             headers["X-MBX-APIKEY"] = self._api_key
         else:
             query = encode_params(params)
+            if api_key:
+                headers["X-MBX-APIKEY"] = self._api_key
         url = f"{self.rest_url}{path}?{query}" if query else f"{self.rest_url}{path}"
 
         try:

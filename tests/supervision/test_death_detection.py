@@ -8,7 +8,8 @@ from typing import Any
 import pykka
 import pytest
 
-from supervision import ActorCrashed, ChildSpec, Fence, StartFailed, SupervisedActor, Supervisor
+from supervision import ChildSpec, Fence, StartFailed, SupervisedActor, Supervisor
+from supervision.errors import ActorCrashed
 from tests.supervision.workers import FlakyStart, Worker
 from tests.waiting import eventually
 

@@ -53,3 +53,40 @@ class FlakyStart(SupervisedActor):
         if message == "crash":
             raise RuntimeError("flaky crashed")
         return "pong"
+
+
+class Logged(SupervisedActor):
+    """Appends its name to `log` on every start attempt; fails while `fails[name]` > 0."""
+
+    def __init__(self, name: str, log: list[str], fails: dict[str, int] | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.log = log
+        self.fails = fails if fails is not None else {}
+
+    def on_start(self) -> None:
+        self.log.append(self.name)
+        if self.fails.get(self.name, 0) > 0:
+            self.fails[self.name] -= 1
+            raise ConnectionError(f"{self.name} cannot start")
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError(f"{self.name} crashed on purpose")
+        return "pong"
+
+
+class ExitInInit(SupervisedActor):
+    """Raises SystemExit from its constructor while `plan['fail_inits']` > 0."""
+
+    def __init__(self, plan: dict[str, int]) -> None:
+        super().__init__()
+        plan["inits"] = plan.get("inits", 0) + 1
+        if plan.get("fail_inits", 0) > 0:
+            plan["fail_inits"] -= 1
+            raise SystemExit("exit from __init__")
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crashed on purpose")
+        return "pong"
