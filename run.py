@@ -2,7 +2,10 @@
 """Warden: `python run.py [--config FILE]` runs the daemon in the foreground.
 
 No config runs the demo: embedded Redis, the simulated exchange, demo strategies.
-SIGTERM / SIGINT stop it gracefully (exit 0); a bad config exits 2; HARD_SHUTDOWN exits 3.
+SIGTERM / SIGINT stop it gracefully (exit 0); a second Ctrl-C exits at once (130) without
+the graceful stop's exchange-side protective stops (the next start reconciles, as after
+kill -9). A bad config exits 2; HARD_SHUTDOWN exits 3. --log-format human|json chooses the
+terminal's log lines (default human on a terminal); the log file is always JSON.
 
 Operator subcommands talk to a running daemon's status server:
   python run.py status [--json] [--watch] [--url URL]
@@ -16,6 +19,7 @@ Operator subcommands talk to a running daemon's status server:
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -25,7 +29,7 @@ SUBCOMMANDS = {"status", "history", "halt", "resume", "breaker", "strategy", "ch
 EXIT_BAD_CONFIG = 2
 
 
-def run_daemon(config_path: str | None, data_dir: str | None) -> int:
+def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
     from runtime.config import ConfigError, demo_config, load_config
     from runtime.logging import log_event, setup_logging
 
@@ -35,18 +39,32 @@ def run_daemon(config_path: str | None, data_dir: str | None) -> int:
     except ConfigError as exc:
         print(f"warden: bad config:\n{exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    setup_logging(config.node.data_dir)
+    setup_logging(config.node.data_dir, console=log_format or ("human" if sys.stderr.isatty() else "json"))
     from actors.node import Node
 
     node = Node(config)
 
     def on_signal(signum: int, _frame: object) -> None:
-        node.request_stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT and node.stopping.is_set():
+            # Second Ctrl-C: leave now, like kill -9 (F19): no exchange-side protective stops are
+            # placed; positions, journal and stops are in Redis and the next start reconciles them.
+            print("\nwarden: second Ctrl-C: exiting now without finishing the graceful stop "
+                  "(the next start reconciles with the venue)", file=sys.stderr, flush=True)
+            os._exit(130)
+        if signum == signal.SIGINT:
+            print("\nwarden: stopping gracefully: strategies first (orders in flight finish), then protective "
+                  "stops at the venue for open positions, then the store; Ctrl-C again to exit at once",
+                  file=sys.stderr, flush=True)
+        node.request_stop(name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
         node.start()
+    except ConfigError as exc:  # an environment variable the config names is unset: checked before anything starts
+        print(f"warden: bad config:\n{exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except Exception as exc:
         log_event("node", "start_failed", details={"error": f"{type(exc).__name__}: {exc}"}, level="CRITICAL",
                   action_taken="stopping")
@@ -54,9 +72,6 @@ def run_daemon(config_path: str | None, data_dir: str | None) -> int:
         node.exit_code = 1
         node.stop()
         return 1
-    if config_path is None:
-        print(f"warden demo running; status: python run.py status --url {node.status_server.url}  (Ctrl-C stops)",
-              file=sys.stderr, flush=True)
     return node.wait()
 
 
@@ -69,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="TOML config (default: the built-in demo)")
     parser.add_argument("--data-dir", metavar="DIR", help="demo only: where Redis, logs and buffers live (default var)")
+    parser.add_argument("--log-format", choices=("human", "json"),
+                        help="terminal log lines (default: human on a terminal, else json); "
+                             "the log file under data_dir/logs is always JSON")
     args = parser.parse_args(argv)
-    return run_daemon(args.config, args.data_dir)
+    return run_daemon(args.config, args.data_dir, args.log_format)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from actors.degradation import ReportHealth
 from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from runtime.logging import log_event
+from runtime.process_tree import ProcessTree
 from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
@@ -380,10 +381,13 @@ class StoreMonitor(_MonitorActor):
 
 @dataclass(frozen=True)
 class ResourceSample:
-    cpu_percent: float | None
-    memory_percent: float | None
+    cpu_percent: float | None  # the daemon's process tree, of all cores
+    memory_percent: float | None  # the daemon's process tree, of the host's memory
     disk_percent: float | None
     at: float
+    system_cpu_percent: float | None = None  # the whole host: context, never a trip
+    system_memory_percent: float | None = None
+    processes: int | None = None  # in the daemon's tree
 
 
 DISK_OK, DISK_WARN, DISK_NO_COLD_WRITES, DISK_EMERGENCY = "ok", "warn", "cold_writes_stopped", "emergency"
@@ -393,15 +397,19 @@ _DISK_ACTION = {DISK_WARN: "alert", DISK_NO_COLD_WRITES: "cold writes stopped",
 
 
 def psutil_sampler(data_dir: Path, clock: Callable[[], float] = time.time) -> Callable[[], ResourceSample]:
-    """The real sampler: system CPU and memory, disk usage of the volume holding ``data_dir``."""
-    psutil.cpu_percent(interval=None)  # prime: the first call returns a meaningless 0.0
+    """The real sampler: CPU and memory of the daemon's own process tree (another program's load
+    must not trip the breaker), the host's as context, disk usage of the volume holding ``data_dir``."""
+    tree = ProcessTree()
 
     def sample() -> ResourceSample:
         try:
             disk = psutil.disk_usage(str(_existing(data_dir))).percent
         except OSError:
             disk = None
-        return ResourceSample(psutil.cpu_percent(interval=None), psutil.virtual_memory().percent, disk, clock())
+        figures = tree.sample()
+        return ResourceSample(figures.cpu_percent, figures.memory_percent, disk, clock(),
+                              system_cpu_percent=figures.system_cpu_percent,
+                              system_memory_percent=figures.system_memory_percent, processes=figures.processes)
 
     return sample
 
@@ -447,7 +455,9 @@ class ResourceMonitor(_MonitorActor):
 
     def on_sample(self, sample: ResourceSample) -> None:
         self.last = {"cpu_percent": sample.cpu_percent, "memory_percent": sample.memory_percent,
-                     "disk_percent": sample.disk_percent}
+                     "disk_percent": sample.disk_percent, "scope": "daemon process tree",
+                     "processes": sample.processes, "system_cpu_percent": sample.system_cpu_percent,
+                     "system_memory_percent": sample.system_memory_percent}
         if sample.cpu_percent is not None or sample.memory_percent is not None:
             self.services.directory.tell(CIRCUIT_BREAKER, ResourceObservation(
                 cpu_percent=sample.cpu_percent, memory_percent=sample.memory_percent, at=sample.at))

@@ -38,10 +38,11 @@ from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
+from runtime.alerts import WebhookAlerter
 from runtime.config import Config, StrategyConfig, resolve_strategy_class
 from runtime.console import pages as console_pages
 from runtime.logging import log_event, register_secret, rotate_now
-from runtime.metrics import Metrics
+from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
 from runtime.status_server import CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
@@ -74,6 +75,7 @@ class Node:
         self.root: Any = None
         self.exchange: SimExchange | None = None
         self.status_server: StatusServer | None = None
+        self.alerter: WebhookAlerter | None = None
         self._stopped = False
         self._root_escalated = False
         self.log = logger.bind(component="node")
@@ -81,6 +83,9 @@ class Node:
     # --- start --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.alerter = WebhookAlerter.from_config(self.config.alerts, self.config.node.name)
+        if self.alerter is not None:
+            self.alerter.start()
         data_dir = Path(self.config.node.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
@@ -106,6 +111,11 @@ class Node:
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
                                               "venue": self.venue.rest_url})
+        url = self.status_server.url
+        log_event("node", "ready", details={"strategies": len(self.config.strategies), "symbols": self.symbols},
+                  action_taken=f"ready, trading {len(self.config.strategies)} strategies on {len(self.symbols)} "
+                               f"symbols ({', '.join(self.symbols)}); status: python run.py status --url {url}, "
+                               f"console: {url}/  (Ctrl-C stops)")
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue
@@ -203,16 +213,43 @@ class Node:
             self.stop_reason = reason
             self.stopping.set()
 
+    @property
+    def symbols(self) -> list[str]:
+        """Every symbol the node watches or trades."""
+        return sorted(set(self.config.feeds.symbols) | {s.symbol for s in self.config.strategies})
+
     def wait(self) -> int:
+        announced = False
         while not self.stopping.wait(0.5):
-            pass
+            if not announced:
+                announced = self._announce_trading()
         return self.stop()
+
+    def _announce_trading(self) -> bool:
+        """Say once, in words, when entries can first go out (a feed LIVE and its gate open)."""
+        status = self.status()
+        if status["trading"] != "ACTIVE":
+            return False
+        feeds = {n["id"][5:]: (n.get("details") or {}).get("status") for n in walk(status["tree"])
+                 if str(n.get("id", "")).startswith("feed:")}
+        gates = status["gate"].get("symbols") or {}
+        open_now = [s for s, g in gates.items() if g.get("open") and feeds.get(s) == "LIVE"]
+        if not open_now:
+            return False
+        closed = [f"{s} ({'; '.join(g.get('reasons') or []) or 'feed not LIVE yet'})"
+                  for s, g in gates.items() if s not in open_now]
+        log_event("node", "trading_started", details={"open": open_now, "closed": closed},
+                  action_taken=f"trading has begun: entries open on {', '.join(open_now)}"
+                               + (f"; still closed: {', '.join(closed)}" if closed else ""))
+        return True
 
     def stop(self) -> int:
         if self._stopped:
             return self.exit_code
         self._stopped = True
-        log_event("node", "stopping", details={"reason": self.stop_reason, "exit_code": self.exit_code})
+        log_event("node", "stopping", details={"reason": self.stop_reason, "exit_code": self.exit_code},
+                  action_taken=f"stopping ({self.stop_reason}): strategies first, then the tree, then protective "
+                               "stops at the venue and the store")
         if self.root is not None and self.root.is_alive():
             try:
                 self.root.proxy().terminate_child("strategies").get(timeout=60)
@@ -233,7 +270,10 @@ class Node:
             self.endpoint.embedded.stop()
         if self.exchange is not None:
             self.exchange.stop()
-        log_event("node", "stopped", details={"exit_code": self.exit_code})
+        log_event("node", "stopped", details={"exit_code": self.exit_code},
+                  action_taken=f"stopped, exit code {self.exit_code}")
+        if self.alerter is not None:
+            self.alerter.stop()
         return self.exit_code
 
     def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:

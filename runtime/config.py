@@ -129,6 +129,11 @@ class StatusConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url_env: str = ""  # env var holding the webhook URL alerts are POSTed to; empty = no webhook
+
+
+@dataclass(frozen=True)
 class VenueConfig:
     kind: str = "sim"
     rest_url: str = ""  # sim: empty = start in-process on a free port
@@ -220,6 +225,7 @@ class Config:
     strategies: tuple[StrategyConfig, ...] = ()
     source: str = "<config>"
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def strategy(self, strategy_id: str) -> StrategyConfig:
         for s in self.strategies:
@@ -234,6 +240,7 @@ class Config:
             self.status.token_env,
             self.venue.api_key_env,
             self.venue.api_secret_env,
+            self.alerts.webhook_url_env,
         ]
         return [n for n in names if n]
 
@@ -689,6 +696,7 @@ _TABLE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "risk": ("capital", "max_trade_loss_pct", "max_session_loss_pct", "max_consecutive_losses"),
     "supervision": ("intensity", "period_s", "hang_timeout_s"),
+    "alerts": ("webhook_url_env",),
     "strategies": (
         "id", "kind", "class", "account", "symbol", "quantity", "buy_at", "sell_at",
         "stop_loss", "params",
@@ -722,10 +730,14 @@ class _Builder:
         risk = self._risk(_Table(self, ("risk",), root.raw("risk")))
         supervision = self._supervision(_Table(self, ("supervision",), root.raw("supervision")))
         strategies = self._strategies(root, feeds)
+        alerts_table = _Table(self, ("alerts",), root.raw("alerts"))
+        alerts = AlertsConfig(alerts_table.env("webhook_url_env"))
+        alerts_table.finish()
         root.finish()
         if self.problems:
             return None
-        return Config(node, store, status, venue, feeds, risk, supervision, strategies, source, self.start)
+        return Config(node, store, status, venue, feeds, risk, supervision, strategies, source, self.start,
+                      alerts=alerts)
 
     # -- tables ---------------------------------------------------------------
 

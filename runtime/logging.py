@@ -18,6 +18,7 @@ sink is line-buffered and rotates by size.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging as std_logging
 import re
@@ -196,10 +197,12 @@ def setup_logging(
     *,
     rotation_bytes: int = 50 * 2**20,
     retention: int | str = 10,
+    console: str = "json",
 ) -> Path:
     """Replace every loguru sink with JSON sinks: `data_dir/logs/warden.log` (+ stderr).
 
-    Rotation by size or on `rotate_now()`, `retention` old files kept. stdlib logging is intercepted
+    `console="human"` writes short, folded lines to stderr instead (runtime/log_format.py); the
+    file is JSON either way. Rotation by size or on `rotate_now()`, `retention` old files kept. stdlib logging is intercepted
     at the same level. Idempotent; returns the log file's path.
     """
     log_dir = Path(data_dir) / "logs"
@@ -207,7 +210,13 @@ def setup_logging(
     path = log_dir / "warden.log"
     logger.remove()
     add_json_sink(str(path), level, rotation=_rotation(rotation_bytes), retention=retention, encoding="utf-8")
-    if stderr:
+    if stderr and console == "human":
+        from runtime.log_format import HumanSink  # imports this module
+
+        sink = HumanSink(sys.stderr, color=sys.stderr.isatty()).start_ticker()
+        logger.add(sink, level=level.upper(), format="{message}", colorize=False, backtrace=False, diagnose=False)
+        atexit.register(sink.close)
+    elif stderr:
         add_json_sink(sys.stderr, level)
     std_level = std_logging.getLevelName(level.upper())  # TRACE/SUCCESS are loguru-only: pass all
     std_logging.basicConfig(handlers=[InterceptHandler()], force=True,

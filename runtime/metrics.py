@@ -130,7 +130,7 @@ class Metrics:
                 self.breaker_tripped.labels(breaker=name).set(1 if tripped else 0)
             nodes = set()
             tree = status.get("tree")
-            for node in _walk(tree) if isinstance(tree, dict) else ():
+            for node in walk(tree) if isinstance(tree, dict) else ():
                 node_id = str(node.get("id"))
                 nodes.add(node_id)
                 self.set_actor_state(node_id, str(node.get("state")))
@@ -156,7 +156,7 @@ class Metrics:
         gate = status.get("gate") or {}
         for symbol, sym_gate in (gate.get("symbols") or {}).items():
             self.symbol_gate_open.labels(symbol=symbol).set(1 if sym_gate.get("open") else 0)
-        details = {str(n.get("id")): n.get("details") or {} for n in _walk(status.get("tree") or {})}
+        details = {str(n.get("id")): n.get("details") or {} for n in walk(status.get("tree") or {})}
         uptime = float(status.get("uptime_s") or 0.0)
         for node_id, d in details.items():
             if node_id.startswith("feed:"):  # no data yet: as old as the daemon
@@ -184,8 +184,9 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
 
-def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A status tree node and all its descendants, depth first."""
     yield node
     for child in node.get("children") or []:
         if isinstance(child, dict):
-            yield from _walk(child)
+            yield from walk(child)

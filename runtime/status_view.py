@@ -73,7 +73,7 @@ def position_lines(status: Mapping[str, Any], paint: Paint) -> list[str]:
     if isinstance(session, Mapping) and session:
         pnl = session.get("pnl", 0.0)
         lines.append(
-            f"session P&L {paint(_money(pnl), 'green' if pnl >= 0 else 'red')} "
+            f"rapid-loss breaker: session P&L {paint(_money(pnl), 'green' if pnl >= 0 else 'red')} "
             f"(realized {_money(session.get('realized'))}, unrealized {_money(session.get('unrealized'))}); "
             f"limit -{_price(session.get('session_loss_limit'))} per session, "
             f"-{_price(session.get('trade_loss_limit'))} per trade, "

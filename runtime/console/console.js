@@ -131,7 +131,7 @@ function renderPositions(s) {
   }));
   const x = s.session || {};
   $("session").textContent = x.capital === undefined ? "" :
-    `session P&L ${money(x.pnl)} (realized ${money(x.realized)}, unrealized ${money(x.unrealized)}); ` +
+    `rapid-loss breaker: session P&L ${money(x.pnl)} (realized ${money(x.realized)}, unrealized ${money(x.unrealized)}); ` +
     `breaker at -${price(x.session_loss_limit)} per session, -${price(x.trade_loss_limit)} per trade, ` +
     `losses in a row ${x.consecutive_losses}/${x.max_consecutive_losses}`;
 }
