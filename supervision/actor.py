@@ -73,6 +73,7 @@ class SupervisedActor(pykka.ThreadingActor):
         incarnation = take_spawning()
         self._incarnation: Incarnation = incarnation or Incarnation(child_id=self.actor_urn, generation=0)
         self._incarnation.actor = self
+        self._stop_called = False
         _live_actors[self.actor_urn] = self
 
     @property
@@ -106,6 +107,10 @@ class SupervisedActor(pykka.ThreadingActor):
                 return
             incarnation.mark_started()
             self._receive_loop()
+            if incarnation.fenced:
+                # Its mailbox was closed while a handler ran; now that the handler has returned,
+                # on_stop releases what it holds (it sees `fenced` and must not speak for the child).
+                self._stop_once()
         finally:
             self.close_mailbox()
             self._release_safely()
@@ -119,7 +124,7 @@ class SupervisedActor(pykka.ThreadingActor):
             try:
                 message = envelope.message
                 if isinstance(message, messages._ActorStop):  # noqa: SLF001
-                    self._stop()
+                    self._stop_once()
                     self._release_safely()
                     response = None
                 elif isinstance(message, injection.InjectedFault) and injection.enabled():
@@ -129,7 +134,7 @@ class SupervisedActor(pykka.ThreadingActor):
             except Shutdown:
                 incarnation.record_exit(SHUTDOWN_EXIT)
                 incarnation.reply(envelope)
-                self._stop()
+                self._stop_once()
             except Exception as exc:  # noqa: BLE001
                 if envelope.reply_to is not None:
                     incarnation.reply(envelope, exc_info=sys.exc_info())
@@ -144,6 +149,12 @@ class SupervisedActor(pykka.ThreadingActor):
                 incarnation.reply(envelope, response)
             finally:
                 incarnation.end()
+
+    def _stop_once(self) -> None:
+        """pykka's `_stop` (unregister, stop, `on_stop`), at most once per incarnation."""
+        if not self._stop_called:
+            self._stop_called = True
+            self._stop()
 
     def _die(self, exc: BaseException, tb: TracebackType | None, call_on_failure: bool = True) -> None:
         """This incarnation crashed: record why, stop, and give `on_failure` its chance."""

@@ -416,6 +416,8 @@ _HANDLERS: dict[type, Callable[[CoreState, object, Now, list[Command]], None]] =
 
 def _failed(state: CoreState, child: Child, reason: ExitReason, now: Now, out: list[Command]) -> None:
     """A running child ended by itself (or hung): restart it and its group, or not."""
+    if child.running_since is not None and now.mono - child.running_since >= state.options.stable_period:
+        child.consecutive = 0  # a stable run resets the backoff
     _note_exit(child, reason, now)
     child_id = child.spec.id
     out.append(Log("child_exited", "WARNING" if reason.abnormal else "INFO",
@@ -426,8 +428,6 @@ def _failed(state: CoreState, child: Child, reason: ExitReason, now: Now, out: l
         else:
             child.state = ChildState.FAILED if reason.abnormal else ChildState.STOPPED
         return
-    if child.running_since is not None and now.mono - child.running_since >= state.options.stable_period:
-        child.consecutive = 0
     child.state = ChildState.RESTARTING
     if _count_restart(state, child, reason, now, out):
         return

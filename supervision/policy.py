@@ -1,7 +1,7 @@
 """Pure restart policy: which children to restart, whether to restart, when the window trips.
 
-Nothing here touches threads, actors or clocks: callers pass `now`. The actor shell in
-`supervisor.py` applies these decisions; tests drive them directly.
+Nothing here touches threads, actors or clocks: callers pass `now`. The supervisor's
+core (`core.py`) is built from these pieces; tests drive them directly.
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def should_restart(restart: RestartType, reason: ExitReason) -> bool:
 def plan_restart(strategy: RestartStrategy, order: Sequence[str], failed: str) -> list[str]:
     """Ids to restart, in start order, when `failed` dies and must be restarted.
 
-    Every id in the result other than `failed` is still running and must be terminated
-    first, in reverse order.
+    `order` holds the children that take part (running, or waiting for their own
+    restart). The running ones in the result other than `failed` are terminated first,
+    in reverse order; the waiting ones give up their own restart and follow `failed`.
     """
     if strategy is RestartStrategy.ONE_FOR_ALL:
         return list(order)

@@ -397,7 +397,7 @@ class Supervisor(SupervisedActor):
         top_level = self._incarnation.generation == 0
         if top_level and self._on_escalate is not None:
             self._call_user("on_escalate", self._on_escalate, reason)
-        self._stop()
+        self._stop_once()
 
     def _call_user(self, name: str, callback: Callable[..., None], *args: Any) -> None:
         """User callbacks run outside the lock; whatever they raise is logged, never fatal."""
@@ -477,8 +477,11 @@ class Supervisor(SupervisedActor):
         elif actor is not None and hasattr(actor, "status_details"):
             try:
                 node["details"] = actor.status_details()
-            except Exception as exc:  # noqa: BLE001 - a status read must not fail the whole tree
+            except BaseException as exc:  # noqa: BLE001 - user code: logged, never fatal to the status read
                 node["details"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self._log.opt(exception=exc).bind(event="callback_failed",
+                                                  details={"callback": "status_details", "child": node["id"]}).error(
+                    "callback_failed")
         return node
 
 

@@ -30,7 +30,8 @@ SPECS = {
 }
 ORDER = list(SPECS)
 IDS = st.sampled_from(ORDER)
-INTENSITY, PERIOD = 3, 50.0
+INTENSITY, PERIOD = 5, 50.0
+STOP_AFTER = 45  # steps before a stop may end a run (a stopped core has little left to explore)
 REASONS = {
     "error": ExitReason(ExitKind.ERROR, "RuntimeError", "boom"),
     "normal": ExitReason(ExitKind.NORMAL),
@@ -40,12 +41,13 @@ REASONS = {
 
 class CoreMachine(RuleBasedStateMachine):
     strategy = RestartStrategy.ONE_FOR_ONE
+    min_backoff = 0.0  # 0: a first restart starts at once; > 0: every restart waits in the mailbox
 
     def __init__(self) -> None:
         super().__init__()
         per_child = self.strategy is RestartStrategy.DYNAMIC
         options = core.Options(strategy=self.strategy, intensity=INTENSITY, period=PERIOD, per_child=per_child,
-                               min_backoff=0.0, max_backoff=10.0, jitter=0.0, stable_period=30.0)
+                               min_backoff=self.min_backoff, max_backoff=10.0, jitter=0.0, stable_period=30.0)
         self.state = core.new_state(options, rand=lambda: 0.0)
         self.clock = 0.0
         self.live: dict[str, int] = {}  # what runs in the world: child id -> generation
@@ -55,7 +57,8 @@ class CoreMachine(RuleBasedStateMachine):
         self.generation = 0
         self.escalations: list[str] = []
         self.reply: core.Reply | None = None
-        self.order = list(ORDER)  # start order: initial children, then each added one at the end
+        self.order = list(ORDER)
+        self.steps = 0  # start order: initial children, then each added one at the end
         self.model_global = RestartWindow(INTENSITY, PERIOD)
         self.model_child = {cid: RestartWindow(INTENSITY, PERIOD) for cid in ORDER}
         reply = self.process(core.Init(tuple(SPECS.values())))
@@ -138,6 +141,33 @@ class CoreMachine(RuleBasedStateMachine):
             tripped = self.model_global.add(self.clock)
             assert (self.state.status is SupervisorState.ESCALATED) == tripped, "escalates exactly when the window trips"
 
+    def _lives(self) -> dict[str, tuple[ChildState, int, int]]:
+        return {cid: (c.state, c.generation, c.token) for cid, c in self.state.children.items()}
+
+    def _check_group(self, failed: str, before: dict[str, tuple[ChildState, int, int]]) -> None:
+        """After `failed` died and is to be restarted: its group (every sibling after it for
+        rest_for_one, all for one_for_all, including siblings waiting for their own
+        restart) was taken down and replanned behind it; other siblings are untouched."""
+        if not self.running() or self.state.children[failed].state is ChildState.DISABLED:
+            return
+        ids = list(before)
+        if self.strategy is RestartStrategy.ONE_FOR_ALL:
+            group = set(ids)
+        elif self.strategy is RestartStrategy.REST_FOR_ONE:
+            group = set(ids[ids.index(failed):])
+        else:
+            group = {failed}
+        for cid, (state, generation, token) in before.items():
+            if cid == failed or state not in (ChildState.RUNNING, ChildState.RESTARTING):
+                continue
+            after = self.state.children.get(cid)
+            if cid not in group:
+                assert after is not None and (after.state, after.generation) == (state, generation), (
+                    f"{cid} is outside {failed}'s group and must be untouched")
+            elif after is not None:
+                assert after.generation != generation or after.token != token, (
+                    f"{cid} is in {failed}'s group: taken down and restarted behind it")
+
     # --- rules ----------------------------------------------------------------------
 
     def running(self) -> bool:
@@ -151,7 +181,10 @@ class CoreMachine(RuleBasedStateMachine):
             return
         child = self.state.children[cid]
         counts = should_restart(child.spec.restart, REASONS[how])
+        before = self._lives()
         self.process(core.Exited(cid, generation, REASONS[how]), counted=counts)
+        if counts:
+            self._check_group(cid, before)
 
     @precondition(running)
     @rule(cid=IDS)
@@ -159,7 +192,10 @@ class CoreMachine(RuleBasedStateMachine):
         generation = self.live.get(cid)
         if generation is not None:
             temporary = self.state.children[cid].spec.restart is RestartType.TEMPORARY
+            before = self._lives()
             self.process(core.Hung(cid, generation), counted=not temporary)
+            if not temporary:
+                self._check_group(cid, before)
             assert self.live.get(cid) != generation, "a hung incarnation is fenced"
 
     @precondition(running)
@@ -204,7 +240,7 @@ class CoreMachine(RuleBasedStateMachine):
             self.order.append(cid)
             self.model_child[cid] = RestartWindow(INTENSITY, PERIOD)
 
-    @precondition(running)
+    @precondition(lambda self: self.running() and self.steps > STOP_AFTER)
     @rule()
     def stop(self) -> None:
         self.process(core.Stop())
@@ -214,6 +250,7 @@ class CoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def what_runs_is_what_the_core_says(self) -> None:
+        self.steps += 1
         running = {cid: c.generation for cid, c in self.state.children.items() if c.state is ChildState.RUNNING}
         assert running == self.live
         assert not any(c.state is ChildState.STARTING for c in self.state.children.values())
@@ -245,16 +282,20 @@ class CoreMachine(RuleBasedStateMachine):
         assert temporary is None or temporary.state is not ChildState.RESTARTING
 
 
-def _machine(strategy: RestartStrategy) -> Any:
-    machine = type(f"CoreMachine_{strategy.value}", (CoreMachine,), {"strategy": strategy})
+def _machine(strategy: RestartStrategy, min_backoff: float) -> Any:
+    name = f"CoreMachine_{strategy.value}_{'backoff' if min_backoff else 'at_once'}"
+    machine = type(name, (CoreMachine,), {"strategy": strategy, "min_backoff": min_backoff})
     case = machine.TestCase
     case.settings = settings(max_examples=40, stateful_step_count=60, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])
     return case
 
 
-TestOneForOne = _machine(RestartStrategy.ONE_FOR_ONE)
-TestOneForAll = _machine(RestartStrategy.ONE_FOR_ALL)
-TestRestForOne = _machine(RestartStrategy.REST_FOR_ONE)
-TestDynamic = _machine(RestartStrategy.DYNAMIC)
-
+TestOneForOne = _machine(RestartStrategy.ONE_FOR_ONE, 0.0)
+TestOneForAll = _machine(RestartStrategy.ONE_FOR_ALL, 0.0)
+TestRestForOne = _machine(RestartStrategy.REST_FOR_ONE, 0.0)
+TestDynamic = _machine(RestartStrategy.DYNAMIC, 0.0)
+TestOneForOneWithBackoff = _machine(RestartStrategy.ONE_FOR_ONE, 1.0)
+TestOneForAllWithBackoff = _machine(RestartStrategy.ONE_FOR_ALL, 1.0)
+TestRestForOneWithBackoff = _machine(RestartStrategy.REST_FOR_ONE, 1.0)
+TestDynamicWithBackoff = _machine(RestartStrategy.DYNAMIC, 1.0)

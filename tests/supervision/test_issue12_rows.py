@@ -154,6 +154,27 @@ def test_row04_fenced_incarnation_mailbox_is_closed(start_sup):
         in_flight.get(timeout=1)  # its late reply was dropped
 
 
+class CleansUp(Worker):
+    stops: list[tuple[int, bool]] = []
+
+    def on_stop(self) -> None:
+        CleansUp.stops.append((self.generation, self.fenced))
+
+
+def test_row04_fenced_incarnation_releases_its_resources_once_its_handler_returns(start_sup):
+    CleansUp.stops.clear()
+    release = threading.Event()
+    sup = start_sup(name="row04-cleanup", children=[ChildSpec("h", CleansUp, kwargs={"release": release},
+                                                              hang_timeout=0.3)])
+    old = child(sup, "h")
+    old["ref"].tell("hang")
+    eventually(lambda: child(sup, "h")["generation"] != old["generation"], timeout=10, what="replaced")
+    assert CleansUp.stops == [], "on_stop waits for the hung handler (threads cannot be interrupted)"
+    release.set()
+    eventually(lambda: CleansUp.stops, what="on_stop ran once the handler returned")
+    assert CleansUp.stops == [(old["generation"], True)], "exactly once, seeing itself fenced"
+
+
 # --- row 5 -------------------------------------------------------------------------
 
 
@@ -233,6 +254,18 @@ def test_row08_status_details_runs_outside_the_lock(start_sup):
     finally:
         SlowDetails.gate.set()
         reader.join(10)
+
+
+class BrokenDetails(Worker):
+    def status_details(self) -> dict[str, Any]:
+        raise SystemExit("bug in status_details")
+
+
+def test_row08_status_details_exception_is_logged_not_fatal(start_sup):
+    sup = start_sup(name="row08-broken", children=[ChildSpec("broken", BrokenDetails), ChildSpec("w", Worker)])
+    node = actor_of(sup.actor_ref).status_node()
+    assert node["children"][0]["details"] == {"error": "SystemExit: bug in status_details"}
+    assert sup.actor_ref.is_alive() and child(sup, "broken")["ref"].ask("ping", timeout=5) == "pong"
 
 
 # --- row 9 -------------------------------------------------------------------------

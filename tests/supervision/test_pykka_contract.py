@@ -39,6 +39,19 @@ class Plain(pykka.ThreadingActor):
         return "pong"
 
 
+def start_plain() -> tuple[pykka.ActorRef[Any], Plain]:
+    """A started Plain actor and the object behind its ref (to call internals on)."""
+    holder: list[Plain] = []
+
+    class Capturing(Plain):
+        def on_start(self) -> None:
+            holder.append(self)
+
+    ref = Capturing.start()
+    eventually(lambda: holder)
+    return ref, holder[0]
+
+
 def test_pykka_major_version_is_4():
     assert importlib.metadata.version("pykka").split(".")[0] == "4"
 
@@ -60,18 +73,11 @@ def test_actor_loop_is_the_thread_target():
 def test_handle_failure_unregisters_and_stops():
     params = list(inspect.signature(pykka.Actor._handle_failure).parameters)
     assert params == ["self", "exception_type", "exception_value", "traceback"]
-    holder: list[Plain] = []
-
-    class Capturing(Plain):
-        def on_start(self) -> None:
-            holder.append(self)
-
-    ref = Capturing.start()
-    eventually(lambda: holder)
+    ref, actor = start_plain()
     assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is ref
-    holder[0]._handle_failure(RuntimeError, RuntimeError("x"), None)  # noqa: SLF001
+    actor._handle_failure(RuntimeError, RuntimeError("x"), None)  # noqa: SLF001
     assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is None
-    assert holder[0].actor_stopped.is_set()
+    assert actor.actor_stopped.is_set()
 
 
 def test_stop_unregisters_sets_stopped_calls_on_stop_and_routes_its_errors_to_handle_failure():
@@ -85,16 +91,9 @@ def test_stop_unregisters_sets_stopped_calls_on_stop_and_routes_its_errors_to_ha
             failures.append(exception_value)
             super()._handle_failure(exception_type, exception_value, traceback)
 
-    holder: list[Plain] = []
-
-    class Capturing(Plain):
-        def on_start(self) -> None:
-            holder.append(self)
-
-    ref = Capturing.start()
-    eventually(lambda: holder)
-    holder[0]._stop()  # noqa: SLF001
-    assert holder[0].stopped_hook.is_set() and holder[0].actor_stopped.is_set()
+    ref, actor = start_plain()
+    actor._stop()  # noqa: SLF001
+    assert actor.stopped_hook.is_set() and actor.actor_stopped.is_set()
     assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is None
     failing = StopFails.start()
     failing.stop()

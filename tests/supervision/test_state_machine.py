@@ -1,4 +1,6 @@
-"""Hypothesis state machine: crashes, admin calls and time steps interleaved.
+"""Hypothesis state machine, end to end with real threads: crashes, admin calls and time
+steps interleaved on a one_for_one supervisor. (The pure core is explored for all four
+strategies, without threads, in test_core_machine.py.)
 
 Invariants: children stay in spec order; restart counts match the model; the supervisor
 escalates exactly when the model's window is exceeded, never otherwise.
