@@ -30,19 +30,22 @@ EXIT_BAD_CONFIG = 2
 
 
 def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
+    """Validate exactly as check-config does, take the status port, then start. Exit 2 before any
+    thread or Redis starts when the config, the environment or the port is not right."""
     from runtime.config import ConfigError, demo_config, load_config
-    from runtime.logging import log_event, setup_logging
+    from runtime.preflight import preflight
 
     try:
         config = load_config(config_path, now=time.time()) if config_path else demo_config(Path(data_dir or "var"),
                                                                                           now=time.time())
+        checked = preflight(config)
     except ConfigError as exc:
         print(f"warden: bad config:\n{exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    setup_logging(config.node.data_dir, console=log_format or ("human" if sys.stderr.isatty() else "json"))
-    from actors.node import Node
+    from actors.node import Node, StartAborted
+    from runtime.logging import log_event, setup_logging
 
-    node = Node(config)
+    node = Node(config, checked)
 
     def on_signal(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
@@ -61,10 +64,17 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        node.start()
-    except ConfigError as exc:  # an environment variable the config names is unset: checked before anything starts
+        node.bind_status()
+    except ConfigError as exc:
         print(f"warden: bad config:\n{exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    setup_logging(config.node.data_dir, console=log_format or ("human" if sys.stderr.isatty() else "json"))
+    try:
+        node.start()
+    except StartAborted:
+        log_event("node", "start_aborted", details={"reason": node.stop_reason}, level="WARNING",
+                  action_taken="stopping what was started")
+        return node.stop()
     except Exception as exc:
         log_event("node", "start_failed", details={"error": f"{type(exc).__name__}: {exc}"}, level="CRITICAL",
                   action_taken="stopping")

@@ -1,96 +1,77 @@
-"""The ``feed:<SYMBOL>`` actor: one symbol's market data, from the venue socket to the state builder.
+"""The ``feed:<SYMBOL>`` actor: one symbol's market data, from the venue's sockets to the state builder.
 
-It wraps three pure cores and owns the I/O they never do:
+Two connections (DESIGN §4), each a ``FeedLink`` with its own reader thread
+(``FeedSocket``), heartbeat, reconnect schedule and health tracker:
 
-- ``OrderBookSequencer`` (Binance's local-order-book algorithm, F9): every
-  ``depthUpdate`` goes through it; whenever it is not LIVE a REST snapshot
-  (``services.venue.depth``) is fetched on a worker thread and handed back;
-- ``FeedHealthTracker`` (F7, F8, F10-F13): every frame, corrupt or not, and a
-  poll every ``poll_interval_s`` (<= 50 ms) decide LIVE / STALE /
-  DISCONNECTED / RECOVERING; each status change is told to ``degradation`` as
-  ``signals.from_feed_health`` (the symbol gate and the F12 corrupt-rate REDUCED);
-- ``ReconnectSchedule`` (F7): 0, 1, 2, 4 ... <= 60 s + jitter, forever; more than
-  5 failures in a row -> ``signals.feed_degraded(.., "reconnect_failures")`` + alert,
-  cleared once a connection has proved stable.
+- ``public`` (``<ws_url>/public``): the diff-depth stream, sequenced by
+  ``OrderBookSequencer`` (Binance's local-order-book algorithm, F9); whenever the book
+  is not LIVE a REST snapshot (``services.venue.depth``) is fetched on a worker thread;
+- ``market`` (``<ws_url>/market``): markPrice, aggTrade and forceOrder, the prices the
+  stop index runs on.
 
-Threads. The actor thread owns all state. Each connection attempt has one
-reader thread (``_Socket``) that connects, pings, reads, parses and validates
-every frame (``runtime.venue.ws`` strict parsers) and only ``tell``s the actor
-what it saw; it never touches actor state. Messages from a superseded
-connection carry an old ``conn`` number and are ignored. Depth snapshots are
+Health (F7, F8, F10-F13). Every frame, corrupt or not, and a poll every
+``poll_interval_s`` (<= 50 ms) drive each connection's ``FeedHealthTracker``; the
+symbol's health is the worst of the two (``worst_health``): a drop or stall of either
+connection blinds the symbol, and so does a /market whose every price is corrupt (depth
+alone is no price). The F12 corrupt rate is the symbol's, over both connections. Each
+change is told to ``degradation`` as ``signals.from_feed_health`` (the symbol gate and
+the F12 corrupt-rate REDUCED). Each connection reconnects on its own ``ReconnectSchedule``
+(0, 1, 2, 4 ... <= 60 s + jitter, forever); more than 5 failures in a row on either ->
+``signals.feed_degraded(.., "reconnect_failures")`` + alert, cleared once both have proved
+stable.
+
+Threads. The actor thread owns all state. Reader threads only ``tell``; messages from a
+superseded connection carry an old ``conn`` number and are ignored. Depth snapshots are
 fetched on a one-thread pool. Timers (poll, reconnect, snapshot retry) are
 ``services.timers`` callbacks that only tell.
 
-Outputs, all by ``tell`` through the directory:
+Outputs, all by ``tell`` through the directory (message types in ``actors.messages``):
 
-- ``state-builder``: ``PriceUpdate`` for every accepted aggTrade / markPrice
-  (with ``fresh`` = may move the stop index, and the receipt ``tick_perf``),
-  ``BookTop`` after every applied depth event of a LIVE book, ``FeedState`` on
-  every status change (and when asked with ``ReportFeedState``);
+- ``state-builder``: ``PriceUpdate`` for every accepted aggTrade / markPrice (with
+  ``fresh`` = may move the stop index, and the receipt ``tick_perf``), ``BookTop`` after
+  every applied depth event of a LIVE book, ``FeedState`` on every status change (and when
+  asked with ``ReportFeedState``);
 - ``degradation``: ``Signal``s (re-sent on ``ReportHealth`` and when undelivered);
-- ``circuit-breaker``: ``AbnormalPrice`` (F13) and ``PriceValidity`` on change.
+- ``circuit-breaker``: ``AbnormalPrice`` once per F13 episode (``AbnormalEpisode``) and
+  ``PriceValidity`` on change. An update flagged abnormal is still forwarded ``fresh``:
+  the breaker pauses entries, but a real crash is exactly when a stop-loss must fire.
 
-Abnormal-price episodes (F13). The tracker flags every update that is more than
-20 % away from the last minute's range -- after one step move, every later price
-until the old ones leave the window -- and alerts at most once a minute. The feed
-turns that into *episodes*: one starts at the first flagged update and ends after
-``abnormal_quiet_s`` without one. Every episode tells the breaker ``AbnormalPrice``
-once (the tracker's alert, or the feed's own when the tracker's once-a-minute
-alert is still suppressed), and ``PriceValidity`` is true only while LIVE with no
-episode open. So a single move pauses entries for the breaker's 60 s (the move
-leaves the window then), not 60 s more for a flag that lingers after it.
+Timestamps. Event times are venue-clock milliseconds; they are moved onto the local clock
+with the connector's measured server offset (``services.venue.clock.offset_ms``, kept
+fresh by monitor:clock) before the F11 checks. Depth events are sequenced whatever their
+timestamp: ``U/u/pu`` is the book's proof.
 
-An update the tracker accepts but flags as an abnormal move (F13) is still
-forwarded ``fresh``: the circuit breaker pauses entries, but a real crash is
-exactly when a stop-loss must fire.
-
-Timestamps. Event times are venue-clock milliseconds; they are moved onto the
-local clock with the connector's measured server offset
-(``services.venue.clock.offset_ms``, kept fresh by monitor:clock) before the
-F11 checks, so a venue whose clock is known to be off is not mistaken for a
-stream of future events. Depth events are sequenced whatever their timestamp:
-``U/u/pu`` is the book's proof, and skipping one would only force a resync.
-
-Never does: block the actor thread on the network (connect, read, snapshot);
-apply a depth event from an old connection; forward a price the tracker rejected.
+Never does: block the actor thread on the network (connect, read, snapshot); apply a
+depth event from an old connection; forward a price the tracker rejected.
 """
 
 from __future__ import annotations
 
-import math
 import random
-import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import pykka
-import websocket
-from websocket import ABNF
 
 from actors.circuit_breaker import NODE_ID as CIRCUIT_BREAKER
 from actors.circuit_breaker import AbnormalPrice, PriceValidity
 from actors.core import signals
-from actors.core.feed_health import FeedHealth, FeedHealthConfig, FeedHealthTracker, FeedStatus
-from actors.core.order_book import BookState, DepthEvent, DepthSnapshot, EventResult, Level, OrderBookSequencer
-from actors.core.reconnect import ReconnectConfig, ReconnectPlan, ReconnectSchedule
+from actors.core.abnormal_episode import AbnormalEpisode
+from actors.core.feed_health import CorruptRate, FeedHealth, FeedHealthConfig, FeedStatus, worst_health, \
+    worst_status
+from actors.core.order_book import BookState, DepthEvent, DepthSnapshot, EventResult, OrderBookSequencer
+from actors.core.reconnect import ReconnectConfig, ReconnectPlan
 from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
+from actors.feed_frames import AggTrade, ForceOrder, MarkPriceUpdate
+from actors.feed_link import MARKET, PUBLIC, FeedLink
+from actors.feed_socket import SocketClosed, SocketConnected, SocketConnectFailed, SocketCorrupt, SocketFrame, \
+    SocketTimings, describe
+from actors.messages import BookTop, FeedState, PriceUpdate, ReportFeedState, ResyncBook
 from actors.services import Services
 from runtime.logging import log_event
-from runtime.venue.ws import (
-    AggTrade,
-    DepthUpdate,
-    ForceOrder,
-    MalformedMessage,
-    MarkPriceUpdate,
-    combined_stream_url,
-    market_streams,
-    parse_event,
-    parse_stream_message,
-)
 from supervision import SupervisedActor
 
 STATE_BUILDER = "state-builder"
@@ -100,119 +81,6 @@ BLIND = (FeedStatus.STALE, FeedStatus.DISCONNECTED)
 def feed_node_id(symbol: str) -> str:
     """``feed:BTCUSDT``."""
     return f"feed:{symbol.upper()}"
-
-
-# --- messages out -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PriceUpdate:
-    """One accepted price (aggTrade or markPrice), for the state builder's hot path."""
-
-    symbol: str
-    price: float
-    ts: float  # event time on the local clock, epoch s (receive time when the venue's was suspect)
-    kind: str  # "trade" | "mark"
-    fresh: bool  # feed not blind (LIVE/RECOVERING) and timestamp in order: may move the stop index
-    status: str  # the feed's FeedStatus value after this update
-    tick_perf: float  # time.perf_counter() when the frame left the socket
-    open_interest: float | None = None
-    funding_rate: float | None = None
-    index_price: float | None = None
-
-
-@dataclass(frozen=True)
-class BookTop:
-    """The best levels of a LIVE book after an applied depth event."""
-
-    symbol: str
-    bids: tuple[Level, ...]  # best first
-    asks: tuple[Level, ...]  # best first
-    last_update_id: int
-    ts: float  # receive time, epoch s
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """The feed's status after a change (or on request)."""
-
-    symbol: str
-    status: str  # FeedStatus value
-    since: float | None
-    reason: str
-    book: str  # BookState value
-
-
-# --- messages in ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportFeedState:
-    """Ask the feed for a ``FeedState`` (the state builder after its restart)."""
-
-    reply_to: str = STATE_BUILDER
-
-
-@dataclass(frozen=True)
-class ResyncBook:
-    """Drop the book and rebuild it from a fresh snapshot (operator, validation)."""
-
-    reason: str = "requested"
-
-
-@dataclass(frozen=True)
-class _Connected:
-    conn: int
-
-
-@dataclass(frozen=True)
-class _ConnectFailed:
-    conn: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Closed:
-    conn: int
-    reason: str
-    perf: float  # when the reader saw it
-
-
-@dataclass(frozen=True)
-class _Frame:
-    conn: int
-    event: DepthEvent | MarkPriceUpdate | AggTrade | ForceOrder
-    received: float  # wall clock, epoch s
-    perf: float
-
-
-@dataclass(frozen=True)
-class _Corrupt:
-    conn: int
-    detail: str
-    received: float
-
-
-@dataclass(frozen=True)
-class _SnapshotReady:
-    conn: int
-    snapshot: DepthSnapshot | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class _Poll:
-    pass
-
-
-@dataclass(frozen=True)
-class _Reconnect:
-    epoch: int
-
-
-@dataclass(frozen=True)
-class _RetrySnapshot:
-    conn: int
 
 
 @dataclass(frozen=True)
@@ -227,153 +95,35 @@ class FeedTimings:
     depth_limit: int = 1000
     book_top_levels: int = 10
     abnormal_quiet_s: float = 3.0  # F13: an episode ends this long after its last flagged update (> price cadence)
+    # /market's data-age limit, if longer than stale_after: markPrice@1s is its one steady stream, so one
+    # late mark must not blind the symbol; F10's 1 s is held by /public's depth@100ms.
+    market_stale_after_s: float = 1.5
 
 
-# --- the reader thread ------------------------------------------------------------------------
+# --- the actor's own timer messages ---------------------------------------------------------
 
 
-class _Socket:
-    """One connection attempt and its reader thread.
-
-    Connects, pings every ``ping_interval`` seconds, reads, parses and validates
-    frames and tells the actor. It reads nothing of the actor's state; the only
-    things the actor reads here are ``last_ping``/``last_pong`` (floats, written
-    by this thread) for the pong check. ``close()`` is safe from any thread and
-    never blocks.
-    """
-
-    def __init__(self, conn: int, url: str, symbol: str, ref: pykka.ActorRef[Any], timings: FeedTimings,
-                 ping_interval: float, clock: Callable[[], float]) -> None:
-        self.conn = conn
-        self.url = url
-        self.symbol = symbol
-        self._ref = ref
-        self._timings = timings
-        self._ping_interval = ping_interval
-        self._clock = clock
-        self._stop = threading.Event()
-        self._ws: websocket.WebSocket | None = None
-        self.last_ping: float | None = None  # monotonic
-        self.last_pong: float | None = None  # monotonic
-        self.thread = threading.Thread(target=self._run, name=f"feed-{symbol}-{conn}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            ws.abort()  # wakes the reader; the reader closes the socket itself
-
-    # -- reader thread -----------------------------------------------------------------
-
-    def _tell(self, message: Any) -> None:
-        if self._stop.is_set():
-            return
-        try:
-            self._ref.tell(message)
-        except pykka.ActorDeadError:
-            self._stop.set()
-
-    def _run(self) -> None:
-        ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
-        try:
-            ws.connect(self.url, timeout=self._timings.connect_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - every failure is one failed attempt
-            ws.shutdown()
-            self._tell(_ConnectFailed(self.conn, _describe(exc)))
-            return
-        self._ws = ws
-        if self._stop.is_set():
-            ws.shutdown()
-            return
-        ws.settimeout(self._timings.recv_timeout_s)
-        self.last_ping = self.last_pong = time.monotonic()
-        self._tell(_Connected(self.conn))
-        try:
-            reason = self._read(ws)
-        except Exception as exc:  # noqa: BLE001 - a reader bug is a dropped connection, never a dead thread
-            reason = f"reader failed: {_describe(exc)}"
-        perf = time.perf_counter()
-        ws.shutdown()
-        self._tell(_Closed(self.conn, reason, perf))
-
-    def _read(self, ws: websocket.WebSocket) -> str:
-        while not self._stop.is_set():
-            mono = time.monotonic()
-            if self._ping_interval > 0 and mono - (self.last_ping or 0.0) >= self._ping_interval:
-                if self.last_pong is not None and self.last_ping is not None and self.last_pong >= self.last_ping:
-                    self.last_ping = mono  # only one ping outstanding: its age is the pong check
-                    try:
-                        ws.ping(b"warden")
-                    except (OSError, websocket.WebSocketException) as exc:
-                        return f"ping failed: {_describe(exc)}"
-            try:
-                opcode, frame = ws.recv_data_frame(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                continue
-            except (OSError, websocket.WebSocketException) as exc:
-                return "closed" if self._stop.is_set() else f"connection lost: {_describe(exc)}"
-            if opcode == ABNF.OPCODE_PONG:
-                self.last_pong = time.monotonic()
-                continue
-            if opcode == ABNF.OPCODE_PING:
-                continue
-            if opcode == ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
-                text = frame.data[2:].decode("utf-8", "replace") if len(frame.data) > 2 else ""
-                return f"closed by venue (code {code}{': ' + text if text else ''})"
-            self._on_data(frame.data)
-        return "closed"
-
-    def _on_data(self, raw: bytes | str) -> None:
-        received, perf = self._clock(), time.perf_counter()
-        try:
-            self._tell(_Frame(self.conn, self._parse(raw), received, perf))
-        except MalformedMessage as exc:
-            self._tell(_Corrupt(self.conn, str(exc), received))
-
-    def _parse(self, raw: bytes | str) -> DepthEvent | MarkPriceUpdate | AggTrade | ForceOrder:
-        """Schema validation of one frame (F12); raises ``MalformedMessage``."""
-        message = parse_stream_message(raw)
-        stream_symbol = message.stream.partition("@")[0]
-        if stream_symbol != self.symbol.lower():
-            raise MalformedMessage(f"frame of stream {message.stream!r} on the {self.symbol} feed")
-        event = parse_event(message.data)
-        if event.symbol != self.symbol:
-            raise MalformedMessage(f"{type(event).__name__} for symbol {event.symbol!r} on the {self.symbol} feed")
-        if isinstance(event, DepthUpdate):
-            if not event.first_update_id <= event.final_update_id:
-                raise MalformedMessage(f"depthUpdate: U={event.first_update_id} > u={event.final_update_id}")
-            bids = _float_levels(event.bids, "b")
-            asks = _float_levels(event.asks, "a")
-            return DepthEvent(event.first_update_id, event.final_update_id, event.prev_final_update_id,
-                              bids, asks, event.event_time)
-        if isinstance(event, MarkPriceUpdate) and not event.mark_price > 0:
-            raise MalformedMessage(f"markPriceUpdate: mark price {event.mark_price} is not positive")
-        if isinstance(event, AggTrade) and not (event.price > 0 and event.quantity >= 0):
-            raise MalformedMessage(f"aggTrade: price {event.price} / quantity {event.quantity} out of range")
-        return event
+@dataclass(frozen=True)
+class _SnapshotReady:
+    conn: int  # the /public connection the snapshot was fetched for
+    snapshot: DepthSnapshot | None
+    error: str | None
 
 
-def _float_levels(levels: Any, side: str) -> tuple[Level, ...]:
-    out = []
-    for price, qty in levels:
-        p, q = float(price), float(qty)
-        if not (p > 0 and q >= 0 and math.isfinite(p) and math.isfinite(q)):
-            raise MalformedMessage(f"depthUpdate {side}: bad level [{price}, {qty}]")
-        out.append((p, q))
-    return tuple(out)
+@dataclass(frozen=True)
+class _Poll:
+    pass
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    text = text.splitlines()[0].split(" -+-+- ")[0][:200] if text else ""  # websocket-client appends headers
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+@dataclass(frozen=True)
+class _Reconnect:
+    route: str
+    epoch: int
 
 
-# --- the actor -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _RetrySnapshot:
+    conn: int
 
 
 class FeedActor(SupervisedActor):
@@ -399,22 +149,22 @@ class FeedActor(SupervisedActor):
         url = ws_url or services.config.venue.ws_url
         if not url:
             raise ValueError(f"{self.node_id}: no WebSocket url ([venue] ws_url is empty and none was given)")
-        self.url = combined_stream_url(url, market_streams(self.symbol))
         self.health_config = health or FeedHealthConfig(stale_after=feeds.stale_after_ms / 1000.0,
                                                         heartbeat_timeout=feeds.heartbeat_timeout_s)
         self.timings = timings or FeedTimings()
+        market_health = replace(self.health_config,
+                                stale_after=max(self.health_config.stale_after, self.timings.market_stale_after_s))
+        corrupt = CorruptRate(self.health_config)  # F12 judges the symbol's messages, both routes together
+        self.links = {PUBLIC: FeedLink(self.symbol, PUBLIC, url, self.health_config, corrupt, reconnect, rand),
+                      MARKET: FeedLink(self.symbol, MARKET, url, market_health, corrupt, reconnect, rand)}
+        self.public, self.market = self.links[PUBLIC], self.links[MARKET]
+        ping = self.timings.ping_interval_s
+        self.socket_timings = SocketTimings(self.health_config.heartbeat_timeout / 2.0 if ping is None else ping,
+                                            self.timings.connect_timeout_s, self.timings.recv_timeout_s)
         self.clock = clock
         self.book = OrderBookSequencer(self.symbol)
-        self.tracker = FeedHealthTracker(self.symbol, self.health_config)
-        self.reconnects = ReconnectSchedule(reconnect, rand=rand)
-        ping = self.timings.ping_interval_s
-        self.ping_interval = self.health_config.heartbeat_timeout / 2.0 if ping is None else ping
-        self._socket: _Socket | None = None
-        self._conn = 0
-        self._connected = False
-        self._epoch = 0  # reconnect timer generation
+        self.episode = AbnormalEpisode(self.timings.abnormal_quiet_s)
         self._poll_timer: int | None = None
-        self._reconnect_timer: int | None = None
         self._snapshot_timer: int | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._fetching = False
@@ -424,25 +174,15 @@ class FeedActor(SupervisedActor):
         self._undelivered = False
         self._reconnect_reduced_sent = False
         self._valid: bool | None = None
-        self._abnormal_last: float | None = None  # receive time of the last update flagged abnormal (F13)
-        self._abnormal_episode = False
-        self._abnormal_reported = False  # the breaker has been told AbnormalPrice for the open episode
-        self._last_update_wall: float | None = None
         self._corrupt_logged_at = 0.0
         self._corrupt_unlogged = 0
         self._stopped = False
-        # counters and measurements for the status tree
-        self.attempts = 0
-        self.connect_failures = 0
-        self.pong_timeouts = 0
+        # counters for the status tree
         self.liquidations = 0
         self.prices_forwarded = 0
         self.resyncs = 0
-        self.last_disconnect_detect_ms: float | None = None
-        self.last_connect_error: str | None = None
-        self.reconnect_log: deque[dict[str, Any]] = deque(maxlen=20)
         self._details: dict[str, Any] = {}
-        self._refresh_details(self.tracker.health(clock()))
+        self._refresh_details(self._health(clock()))
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -450,11 +190,15 @@ class FeedActor(SupervisedActor):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"feed-{self.symbol}-depth")
         self.services.directory.register(self.node_id, self.generation, self.actor_ref)
         now = self.clock()
-        self._publish(self.tracker.poll(now), force=True)
-        log_event(self.node_id, "feed_started", details={"url": self.url, "generation": self.generation},
+        for link in self.links.values():
+            link.tracker.poll(now)
+        self._publish(self._health(now), force=True)
+        log_event(self.node_id, "feed_started",
+                  details={"urls": {r: link.url for r, link in self.links.items()}, "generation": self.generation},
                   action_taken="connecting; entries on the symbol blocked until the data validates")
-        plan = self.reconnects.on_disconnected(time.monotonic())
-        self._plan_connect(plan, "start")
+        mono = time.monotonic()
+        for link in self.links.values():
+            self._plan_connect(link, link.reconnects.on_disconnected(mono), "start")
         self._arm_poll()
 
     def on_stop(self) -> None:
@@ -467,12 +211,11 @@ class FeedActor(SupervisedActor):
         if self._stopped:
             return
         self._stopped = True
-        for token in (self._poll_timer, self._reconnect_timer, self._snapshot_timer):
+        for token in (self._poll_timer, self._snapshot_timer, *(link.reconnect_timer for link in self.links.values())):
             if token is not None:
                 self.services.timers.cancel(token)
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        for link in self.links.values():
+            link.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.services.directory.unregister(self.node_id, self.generation)
@@ -487,123 +230,125 @@ class FeedActor(SupervisedActor):
     # --- messages -----------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Frame):
-            if message.conn == self._conn and self._connected:
-                self._on_frame(message)
-        elif isinstance(message, _Corrupt):
-            if message.conn == self._conn and self._connected:
-                self._on_corrupt(message)
+        if isinstance(message, SocketFrame):
+            link = self.links[message.route]
+            if link.current(message.conn) and link.connected:
+                self._on_frame(link, message)
+        elif isinstance(message, SocketCorrupt):
+            link = self.links[message.route]
+            if link.current(message.conn) and link.connected:
+                self._on_corrupt(link, message)
         elif isinstance(message, _Poll):
             self._poll()
-        elif isinstance(message, _Connected):
-            if message.conn == self._conn:
-                self._on_connected()
-        elif isinstance(message, _Closed):
-            if message.conn == self._conn and self._connected:
-                self._on_closed(message)
-        elif isinstance(message, _ConnectFailed):
-            if message.conn == self._conn and not self._connected:
-                self._on_connect_failed(message)
+        elif isinstance(message, SocketConnected):
+            link = self.links[message.route]
+            if link.current(message.conn):
+                self._on_connected(link)
+        elif isinstance(message, SocketClosed):
+            link = self.links[message.route]
+            if link.current(message.conn) and link.connected:
+                link.last_disconnect_detect_ms = (time.perf_counter() - message.perf) * 1000.0
+                self._drop(link, message.reason)
+        elif isinstance(message, SocketConnectFailed):
+            link = self.links[message.route]
+            if link.current(message.conn) and not link.connected:
+                self._on_connect_failed(link, message)
         elif isinstance(message, _SnapshotReady):
             self._on_snapshot(message)
         elif isinstance(message, _Reconnect):
-            if message.epoch == self._epoch:
-                self._reconnect_timer = None
-                self._connect()
+            link = self.links[message.route]
+            if message.epoch == link.epoch:
+                link.reconnect_timer = None
+                self._connect(link)
         elif isinstance(message, _RetrySnapshot):
             self._snapshot_timer = None
-            if message.conn == self._conn and self._connected:
+            if self.public.current(message.conn) and self.public.connected:
                 self._request_snapshot("retry")
         elif isinstance(message, ReportHealth):
-            self._publish(self.tracker.health(self.clock()), force=True, reply_to=message.reply_to)
-            reduced = self.reconnects.reduced  # clearing a cause that is not raised is a no-op there
-            self._signal(signals.feed_degraded(self.symbol, "reconnect_failures", reduced,
-                                               f"{self.reconnects.failures} reconnect failures in a row"
-                                               if reduced else "connection stable"), message.reply_to)
+            self._publish(self._health(self.clock()), force=True, reply_to=message.reply_to)
+            self._signal(self._reconnect_signal(), message.reply_to)
         elif isinstance(message, ReportFeedState):
-            self.services.directory.tell(message.reply_to, self._feed_state(self.tracker.health(self.clock())))
+            self.services.directory.tell(message.reply_to, self._feed_state(self._health(self.clock())))
         elif isinstance(message, ResyncBook):
             self._resync(message.reason)
         return None
 
-    # --- connection ---------------------------------------------------------------------
+    # --- connections --------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        if self._stopped:
-            return
-        if self._socket is not None:
-            self._socket.close()
-        self._conn += 1
-        self._connected = False
-        self.attempts += 1
-        self._socket = _Socket(self._conn, self.url, self.symbol, self.actor_ref, self.timings, self.ping_interval,
-                               self.clock)
-        self._socket.start()
+    def _connect(self, link: FeedLink) -> None:
+        if not self._stopped:
+            link.open(self.actor_ref, self.socket_timings, self.clock)
 
-    def _on_connected(self) -> None:
-        now, mono = self.clock(), time.monotonic()
-        self._connected = True
-        self.reconnects.on_connected(mono)
-        self._cancel_snapshot_retry()
-        self.book.reset()
-        self._book_live = False
-        self._snapshot_failures = 0
-        self.tracker.on_connected(now)
-        health = self.tracker.set_book_live(now, False)
-        log_event(self.node_id, "feed_connected", details={"conn": self._conn, "attempt": self.attempts},
-                  action_taken="RECOVERING: book resync from a snapshot, then clean data before LIVE")
-        self._publish(health)
-
-    def _on_connect_failed(self, message: _ConnectFailed) -> None:
-        self.connect_failures += 1
-        self.last_connect_error = message.reason
-        self._socket = None
-        plan = self.reconnects.on_attempt_failed(time.monotonic())
-        self._plan_connect(plan, message.reason)
-
-    def _on_closed(self, message: _Closed) -> None:
-        self.last_disconnect_detect_ms = (time.perf_counter() - message.perf) * 1000.0
-        self._drop(message.reason)
-
-    def _drop(self, reason: str, *, stalled: bool = False) -> None:
-        """The connection is gone (F7) or declared dead (F8): blind now, reconnect per the schedule."""
+    def _on_connected(self, link: FeedLink) -> None:
         now = self.clock()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-        self._connected = False
-        self._cancel_snapshot_retry()
-        self.book.reset()
-        self._book_live = False
-        health = self.tracker.health(now) if stalled else self.tracker.on_disconnected(now, reason)
-        self._publish(health)
-        plan = self.reconnects.on_disconnected(time.monotonic())
-        self._plan_connect(plan, reason)
+        link.connected = True
+        link.reconnects.on_connected(time.monotonic())
+        link.tracker.on_connected(now)
+        if link is self.public:
+            self._cancel_snapshot_retry()
+            self.book.reset()
+            self._book_live = False
+            health = link.tracker.set_book_live(now, False)
+            action = "RECOVERING: book resync from a snapshot, then clean data before LIVE"
+        else:
+            health = link.tracker.health(now)
+            action = "RECOVERING: clean prices before LIVE"
+        log_event(self.node_id, "feed_connected", details={"route": link.route, "conn": link.conn,
+                                                           "attempt": link.attempts, "status": health.status.value},
+                  action_taken=action)
+        self._publish(self._health(now))
 
-    def _plan_connect(self, plan: ReconnectPlan, reason: str) -> None:
-        self.reconnect_log.append({"attempt": plan.attempt, "failures": plan.failures,
+    def _on_connect_failed(self, link: FeedLink, message: SocketConnectFailed) -> None:
+        link.connect_failures += 1
+        link.last_connect_error = message.reason
+        link.socket = None
+        self._plan_connect(link, link.reconnects.on_attempt_failed(time.monotonic()), message.reason)
+
+    def _drop(self, link: FeedLink, reason: str, *, stalled: bool = False) -> None:
+        """One connection is gone (F7) or declared dead (F8): the symbol is blind now; that
+        connection reconnects on its own schedule, the other is left alone."""
+        now = self.clock()
+        link.close()
+        link.connected = False
+        if link is self.public:
+            self._cancel_snapshot_retry()
+            self.book.reset()
+            self._book_live = False
+        if not stalled:
+            link.tracker.on_disconnected(now, reason)
+        self._publish(self._health(now))
+        self._plan_connect(link, link.reconnects.on_disconnected(time.monotonic()), reason)
+
+    def _plan_connect(self, link: FeedLink, plan: ReconnectPlan, reason: str) -> None:
+        link.reconnect_log.append({"attempt": plan.attempt, "failures": plan.failures,
                                    "delay_s": round(plan.delay, 4), "reason": reason, "at": self.clock()})
         level = "WARNING" if plan.failures else "INFO"
         log_event(self.node_id, "feed_reconnect_planned", level=level,
-                  details={"attempt": plan.attempt, "failures": plan.failures, "delay_s": round(plan.delay, 3),
-                           "reason": reason},
-                  action_taken=f"next connect in {plan.delay:.3f}s")
+                  details={"route": link.route, "attempt": plan.attempt, "failures": plan.failures,
+                           "delay_s": round(plan.delay, 3), "reason": reason},
+                  action_taken=f"next /{link.route} connect in {plan.delay:.3f}s")
         if plan.alert:
             log_event(self.node_id, "alert_reconnect_failures", level="ERROR",
-                      details={"failures": plan.failures, "message": plan.alert},
+                      details={"route": link.route, "failures": plan.failures, "message": plan.alert},
                       action_taken="REDUCED signalled to degradation; reconnecting forever")
         if plan.reduced and not self._reconnect_reduced_sent:
             self._reconnect_reduced_sent = True
             self._signal(signals.feed_degraded(self.symbol, "reconnect_failures", True,
-                                               plan.alert or f"{plan.failures} reconnect failures"))
-        self._epoch += 1
-        if self._reconnect_timer is not None:
-            self.services.timers.cancel(self._reconnect_timer)
-            self._reconnect_timer = None
+                                               f"/{link.route}: {plan.alert or f'{plan.failures} reconnect failures'}"))
+        link.epoch += 1
+        if link.reconnect_timer is not None:
+            self.services.timers.cancel(link.reconnect_timer)
+            link.reconnect_timer = None
         if plan.delay <= 0:
-            self._connect()
+            self._connect(link)
         else:
-            self._reconnect_timer = self._after(plan.delay, _Reconnect(self._epoch))
+            link.reconnect_timer = self._after(plan.delay, _Reconnect(link.route, link.epoch))
+
+    def _reconnect_signal(self) -> signals.Signal:
+        failing = [link for link in self.links.values() if link.reconnects.reduced]
+        reason = "; ".join(f"/{link.route}: {link.reconnects.failures} reconnect failures in a row"
+                           for link in failing) or "connection stable"
+        return signals.feed_degraded(self.symbol, "reconnect_failures", bool(failing), reason)
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -614,53 +359,58 @@ class FeedActor(SupervisedActor):
         offset_ms = float(getattr(clock, "offset_ms", 0.0) or 0.0)
         return (venue_ms - offset_ms) / 1000.0
 
-    def _on_frame(self, message: _Frame) -> None:
+    def _on_frame(self, link: FeedLink, message: SocketFrame) -> None:
         event, now = message.event, message.received
-        if isinstance(event, DepthEvent):
-            if self.tracker.on_update(now, event_time=self._event_time(event.event_time_ms), stream="depth").accepted:
-                self._last_update_wall = now
-            self._on_depth(event, now)
-        elif isinstance(event, AggTrade):
-            self._on_price(message, "trade", float(event.price), event.event_time)
+        if isinstance(event, AggTrade):
+            self._on_price(message, "trade", event.price, event.event_time)
         elif isinstance(event, MarkPriceUpdate):
-            self._on_price(message, "mark", float(event.mark_price), event.event_time,
-                           funding_rate=float(event.funding_rate), index_price=float(event.index_price))
+            self._on_price(message, "mark", event.mark_price, event.event_time,
+                           funding_rate=event.funding_rate, index_price=event.index_price)
+        elif isinstance(event, DepthEvent):
+            if link.tracker.on_update(now, event_time=self._event_time(event.event_time_ms), stream="depth").accepted:
+                link.last_update_wall = now
+            self._on_depth(event, now)
         elif isinstance(event, ForceOrder):
             self.liquidations += 1
-            self.tracker.on_update(now, event_time=self._event_time(event.event_time), stream="forceOrder")
+            link.tracker.on_update(now, event_time=self._event_time(event.event_time), stream="forceOrder")
+        else:  # bookTicker: served on /public, not subscribed by the feed; it still proves the link alive
+            link.tracker.on_update(now, event_time=self._event_time(event.event_time), stream="bookTicker")
         self._after_input(now)
 
-    def _on_price(self, message: _Frame, kind: str, price: float, venue_ms: int, **extra: float) -> None:
+    def _on_price(self, message: SocketFrame, kind: str, price: float, venue_ms: int, **extra: float) -> None:
         now = message.received
-        verdict = self.tracker.on_update(now, event_time=self._event_time(venue_ms), price=price, stream=kind)
+        market = self.market
+        verdict = market.tracker.on_update(now, event_time=self._event_time(venue_ms), price=price, stream=kind)
         if not verdict.accepted:
             return
         if "abnormal_price" in verdict.flags:
-            self._abnormal_seen(now)
-        self._last_update_wall = now
-        health = self.tracker.health(now)
-        fresh = health.status not in BLIND and "backwards_timestamp" not in verdict.flags
+            self.episode.flagged(now)
+        market.last_update_wall = now
+        status = worst_status(self.public.tracker.status, market.tracker.status)
+        fresh = status not in BLIND and "backwards_timestamp" not in verdict.flags
         self.prices_forwarded += 1
         self.services.directory.tell(STATE_BUILDER, PriceUpdate(
-            self.symbol, price, verdict.effective_time, kind, fresh, health.status.value, message.perf, **extra))
+            self.symbol, price, verdict.effective_time, kind, fresh, status.value, message.perf, **extra))
 
-    def _on_corrupt(self, message: _Corrupt) -> None:
-        self.tracker.on_corrupt(message.received, message.detail)
+    def _on_corrupt(self, link: FeedLink, message: SocketCorrupt) -> None:
+        link.tracker.on_corrupt(message.received, message.detail)
         self._corrupt_unlogged += 1
         if message.received - self._corrupt_logged_at >= 1.0:  # at most one line a second in a storm
             log_event(self.node_id, "corrupt_frame", level="WARNING",
-                      details={"error": message.detail[:200], "dropped_since_last_log": self._corrupt_unlogged},
+                      details={"error": message.detail[:200], "route": link.route,
+                               "dropped_since_last_log": self._corrupt_unlogged},
                       action_taken="frame dropped and counted")
             self._corrupt_logged_at, self._corrupt_unlogged = message.received, 0
         self._after_input(message.received)
 
     def _after_input(self, now: float) -> None:
         self._handle_alerts()
-        health = self.tracker.health(now)
-        if self._sent is None or (health.status, health.reduced) != self._sent:
-            self._publish(health)
+        key = (worst_status(self.public.tracker.status, self.market.tracker.status),
+               self.public.tracker.reduced or self.market.tracker.reduced)
+        if key != self._sent:
+            self._publish(self._health(now))
         else:  # validity may change without a status change (F13 episodes)
-            self._update_validity(health)
+            self._update_validity(key[0])
 
     # --- the book -------------------------------------------------------------------------
 
@@ -684,7 +434,8 @@ class FeedActor(SupervisedActor):
     def _set_book_live(self, now: float, live: bool) -> None:
         if live != self._book_live:
             self._book_live = live
-            self._publish(self.tracker.set_book_live(now, live))
+            self.public.tracker.set_book_live(now, live)
+            self._publish(self._health(now))
 
     def _send_top(self, now: float) -> None:
         bids, asks = self.book.top(self.timings.book_top_levels)
@@ -692,16 +443,17 @@ class FeedActor(SupervisedActor):
                                                             self.book.last_update_id or 0, now))
         depth = sum(p * q for p, q in bids) + sum(p * q for p, q in asks)
         if depth > 0:
-            collapses = self.tracker.counters.depth_collapses
-            self.tracker.on_depth(now, depth)
-            if self.tracker.counters.depth_collapses != collapses:
-                self._abnormal_seen(now)
+            tracker = self.public.tracker
+            collapses = tracker.counters.depth_collapses
+            tracker.on_depth(now, depth)
+            if tracker.counters.depth_collapses != collapses:
+                self.episode.flagged(now)
 
     def _resync(self, reason: str) -> None:
         self.resyncs += 1
         self.book.reset()
         self._set_book_live(self.clock(), False)
-        if self._connected:
+        if self.public.connected:
             self._request_snapshot(reason)
 
     def _cancel_snapshot_retry(self) -> None:
@@ -711,10 +463,10 @@ class FeedActor(SupervisedActor):
         self._snapshot_failures = 0
 
     def _request_snapshot(self, reason: str) -> None:
-        if self._fetching or self._snapshot_timer is not None or self._pool is None or not self._connected:
+        if self._fetching or self._snapshot_timer is not None or self._pool is None or not self.public.connected:
             return
         self._fetching = True
-        conn, ref, venue, symbol, limit = self._conn, self.actor_ref, self.services.venue, self.symbol, \
+        conn, ref, venue, symbol, limit = self.public.conn, self.actor_ref, self.services.venue, self.symbol, \
             self.timings.depth_limit
 
         def fetch() -> None:
@@ -729,7 +481,7 @@ class FeedActor(SupervisedActor):
                 else:
                     error = outcome.describe() if hasattr(outcome, "describe") else str(outcome.kind)
             except Exception as exc:  # noqa: BLE001 - reported to the actor, retried there
-                error = _describe(exc)
+                error = describe(exc)
             try:
                 ref.tell(_SnapshotReady(conn, snapshot, error))
             except pykka.ActorDeadError:
@@ -741,7 +493,7 @@ class FeedActor(SupervisedActor):
 
     def _on_snapshot(self, message: _SnapshotReady) -> None:
         self._fetching = False
-        if message.conn != self._conn or not self._connected:
+        if not self.public.current(message.conn) or not self.public.connected:
             return  # a snapshot for a connection that is gone: its buffer is gone too
         now = self.clock()
         if message.snapshot is None:
@@ -773,7 +525,7 @@ class FeedActor(SupervisedActor):
         log_event(self.node_id, "book_snapshot_failed", level="WARNING",
                   details={"error": error, "failures": self._snapshot_failures},
                   action_taken=f"retry in {delay:.2f}s; symbol stays blocked")
-        self._snapshot_timer = self._after(delay, _RetrySnapshot(self._conn))
+        self._snapshot_timer = self._after(delay, _RetrySnapshot(self.public.conn))
 
     # --- time ---------------------------------------------------------------------------
 
@@ -782,35 +534,30 @@ class FeedActor(SupervisedActor):
         if self._stopped:
             return
         now, mono = self.clock(), time.monotonic()
-        health = self.tracker.poll(now)
-        if self._connected and health.needs_reconnect:
-            log_event(self.node_id, "feed_stalled", level="WARNING", details={"reasons": list(health.reasons)},
-                      action_taken="socket dropped; reconnecting")
-            self._drop("; ".join(health.reasons) or "heartbeat_timeout", stalled=True)
-            health = self.tracker.health(now)
-        elif self._connected and self._pong_overdue(mono):
-            self.pong_timeouts += 1
-            self._drop(f"no pong for {mono - (self._socket.last_ping or mono):.3f}s "  # type: ignore[union-attr]
-                       f"> heartbeat_timeout {self.health_config.heartbeat_timeout}s")
-            health = self.tracker.health(now)
-        if self.reconnects.poll(mono) or (self._reconnect_reduced_sent and not self.reconnects.reduced):
+        heartbeat = self.health_config.heartbeat_timeout
+        for link in self.links.values():
+            health = link.tracker.poll(now)
+            if link.connected and health.needs_reconnect:
+                log_event(self.node_id, "feed_stalled", level="WARNING",
+                          details={"route": link.route, "reasons": list(health.reasons)},
+                          action_taken=f"/{link.route} socket dropped; reconnecting")
+                self._drop(link, "; ".join(health.reasons) or "heartbeat_timeout", stalled=True)
+            elif (silent := link.pong_overdue(mono, heartbeat)) is not None:
+                link.pong_timeouts += 1
+                self._drop(link, f"no pong for {silent:.3f}s > heartbeat_timeout {heartbeat}s")
+        for link in self.links.values():
+            link.reconnects.poll(mono)  # a connection up stable_after clears its failure count
+        if self._reconnect_reduced_sent and not any(link.reconnects.reduced for link in self.links.values()):
             self._reconnect_reduced_sent = False
             log_event(self.node_id, "reconnect_failures_cleared", action_taken="REDUCED cause cleared")
-            self._signal(signals.feed_degraded(self.symbol, "reconnect_failures", False, "connection stable"))
+            self._signal(self._reconnect_signal())
         self._handle_alerts()
+        health = self._health(now)
         if self._undelivered or self._sent is None or (health.status, health.reduced) != self._sent:
             self._publish(health, force=self._undelivered)
-        self._update_validity(health)
+        self._update_validity(health.status)
         self._refresh_details(health)
         self._arm_poll()
-
-    def _pong_overdue(self, mono: float) -> bool:
-        sock = self._socket
-        if sock is None or self.ping_interval <= 0:
-            return False
-        ping, pong = sock.last_ping, sock.last_pong
-        return ping is not None and pong is not None and pong < ping and \
-            mono - ping > self.health_config.heartbeat_timeout
 
     def _after(self, delay: float, message: Any) -> int:
         return self.services.timers.tell_after(delay, self.actor_ref, message)
@@ -820,6 +567,10 @@ class FeedActor(SupervisedActor):
             self._poll_timer = self._after(self.timings.poll_interval_s, _Poll())
 
     # --- outputs --------------------------------------------------------------------------
+
+    def _health(self, now: float) -> FeedHealth:
+        """The symbol's health: the worst of its two connections'."""
+        return worst_health(self.symbol, {route: link.tracker.health(now) for route, link in self.links.items()})
 
     def _signal(self, signal: signals.Signal, to: str = DEGRADATION) -> bool:
         delivered = self.services.directory.tell(to, signal)
@@ -852,42 +603,34 @@ class FeedActor(SupervisedActor):
             self._signal(signal, reply_to)
         if changed:
             self.services.directory.tell(STATE_BUILDER, self._feed_state(health))
-        self._update_validity(health)
+        self._update_validity(health.status)
         self._refresh_details(health)
 
-    def _abnormal_seen(self, now: float) -> None:
-        """An update the tracker flagged abnormal (price move or depth collapse): open or extend an episode."""
-        if not self._abnormal_episode:
-            self._abnormal_episode, self._abnormal_reported = True, False
-        self._abnormal_last = now
-
-    def _update_validity(self, health: FeedHealth) -> None:
-        """F13: the breaker lifts an abnormal-price pause only while the symbol's data validates:
-        LIVE and no abnormal episode open. Runs after ``_handle_alerts``, so an episode the tracker
-        alerted is not told twice."""
-        if self._abnormal_episode:
-            if self._abnormal_last is not None and self.clock() - self._abnormal_last >= self.timings.abnormal_quiet_s:
-                self._abnormal_episode = False
-            elif not self._abnormal_reported:  # the tracker's alert is once a minute; every episode must pause
-                self._abnormal_reported = self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(
-                    self.symbol, "abnormal price move again (within a minute of the last one)"))
-                if self._abnormal_reported:
-                    log_event(self.node_id, "alert_abnormal_price", level="ERROR",
-                              details={"message": "abnormal price move again within a minute of the last one"},
-                              action_taken="circuit-breaker told (entries paused)")
-        valid = health.status is FeedStatus.LIVE and not self._abnormal_episode
+    def _update_validity(self, status: FeedStatus) -> None:
+        """F13: tell the breaker of an episode the tracker's alert did not cover, and whether the
+        data validates (LIVE, no episode open). Runs after ``_handle_alerts``, so an episode the
+        tracker alerted is not told twice."""
+        if self.episode.report_due(self.clock()):
+            if self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(
+                    self.symbol, "abnormal price move again (within a minute of the last one)")):
+                self.episode.alert_delivered()
+                log_event(self.node_id, "alert_abnormal_price", level="ERROR",
+                          details={"message": "abnormal price move again within a minute of the last one"},
+                          action_taken="circuit-breaker told (entries paused)")
+        valid = self.episode.validates(status is FeedStatus.LIVE)
         if valid != self._valid and self.services.directory.tell(CIRCUIT_BREAKER, PriceValidity(self.symbol, valid)):
             self._valid = valid
 
     def _handle_alerts(self) -> None:
-        for alert in self.tracker.take_alerts():
-            log_event(self.node_id, f"alert_{alert.kind}", level="ERROR" if alert.kind == "abnormal_price"
-                      else "WARNING", details={"message": alert.message},
-                      action_taken="circuit-breaker told (entries paused)" if alert.kind == "abnormal_price"
-                      else "alert raised")
-            if alert.kind == "abnormal_price":
-                told = self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(self.symbol, alert.message))
-                self._abnormal_reported = self._abnormal_reported or told
+        for link in self.links.values():
+            for alert in link.tracker.take_alerts():
+                abnormal = alert.kind == "abnormal_price"
+                log_event(self.node_id, f"alert_{alert.kind}", level="ERROR" if abnormal else "WARNING",
+                          details={"message": alert.message, "route": link.route},
+                          action_taken="circuit-breaker told (entries paused)" if abnormal else "alert raised")
+                if abnormal and self.services.directory.tell(CIRCUIT_BREAKER, AbnormalPrice(self.symbol,
+                                                                                              alert.message)):
+                    self.episode.alert_delivered()
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -899,6 +642,8 @@ class FeedActor(SupervisedActor):
 
     def _refresh_details(self, health: FeedHealth) -> None:
         counters = health.counters
+        now = self.clock()
+        connections = {route: link.details(now) for route, link in self.links.items()}
         self._details = {
             "symbol": self.symbol,
             "status": health.status.value,
@@ -906,14 +651,15 @@ class FeedActor(SupervisedActor):
             "reasons": list(health.reasons),
             "reduced": health.reduced,
             "abnormal_price": health.abnormal_price,
-            "abnormal_episode": self._abnormal_episode,
+            "abnormal_episode": self.episode.open,
             "suspect": health.suspect,
             "corrupt_rate": round(health.corrupt_rate, 4),
-            "connected": self._connected,
-            "conn": self._conn,
-            "reconnect": {"attempts": self.attempts, "connect_failures": self.connect_failures,
-                          "failures": self.reconnects.failures, "reduced": self.reconnects.reduced,
-                          "last_error": self.last_connect_error, "recent": list(self.reconnect_log)[-5:]},
+            "connected": all(link.connected for link in self.links.values()),
+            "connections": connections,
+            "reconnect": {"attempts": sum(link.attempts for link in self.links.values()),
+                          "connect_failures": sum(link.connect_failures for link in self.links.values()),
+                          "failures": max(link.reconnects.failures for link in self.links.values()),
+                          "reduced": any(link.reconnects.reduced for link in self.links.values())},
             "book": {"state": self.book.state.value, "last_update_id": self.book.last_update_id,
                      "buffered": self.book.buffered, "applied": self.book.counters.applied,
                      "gaps": self.book.counters.gaps, "snapshots": self.book.counters.snapshots,
@@ -921,31 +667,28 @@ class FeedActor(SupervisedActor):
             "counters": {"messages": counters.messages, "updates": counters.updates, "corrupt": counters.corrupt,
                          "future_rejected": counters.future_rejected, "backwards": counters.backwards,
                          "abnormal_price": counters.abnormal_price, "stalls": counters.stalls,
-                         "pong_timeouts": self.pong_timeouts, "disconnects": counters.disconnects,
-                         "connects": counters.connects, "stale_periods": counters.stale_periods,
-                         "liquidations": self.liquidations, "prices_forwarded": self.prices_forwarded},
-            "disconnect_detect_ms": None if self.last_disconnect_detect_ms is None
-            else round(self.last_disconnect_detect_ms, 3),
+                         "pong_timeouts": sum(link.pong_timeouts for link in self.links.values()),
+                         "disconnects": counters.disconnects, "connects": counters.connects,
+                         "stale_periods": counters.stale_periods, "liquidations": self.liquidations,
+                         "prices_forwarded": self.prices_forwarded},
         }
 
     def status_details(self) -> dict[str, Any]:
         """Plain attribute reads only (called from another thread)."""
         details = dict(self._details)
-        details["reconnect"] = {**details.get("reconnect", {}), "attempts": self.attempts,
-                                "connect_failures": self.connect_failures, "failures": self.reconnects.failures,
-                                "reduced": self.reconnects.reduced}
-        last = self._last_update_wall
-        details["data_age_ms"] = None if last is None else round((self.clock() - last) * 1000.0, 1)
+        links = list(self.links.values())
+        details["reconnect"] = {"attempts": sum(link.attempts for link in links),
+                                "connect_failures": sum(link.connect_failures for link in links),
+                                "failures": max(link.reconnects.failures for link in links),
+                                "reduced": any(link.reconnects.reduced for link in links)}
+        now = self.clock()
+        ages = [now - t for t in (link.last_update_wall for link in links) if t is not None]
+        details["data_age_ms"] = round(max(ages) * 1000.0, 1) if len(ages) == len(links) else None  # the older link
         return details
 
 
 __all__ = [
-    "BookTop",
     "FeedActor",
-    "FeedState",
     "FeedTimings",
-    "PriceUpdate",
-    "ReportFeedState",
-    "ResyncBook",
     "feed_node_id",
 ]

@@ -1,8 +1,13 @@
 """Node: one Warden daemon — the store, the venue, the services and the supervision tree.
 
-Start order is the tree's order (safety, monitors, market, execution, strategies), so
-the gate and the monitors exist before any data flows, and the position manager's cold
-start (settle the journal, re-arm stops, reconcile) completes before any strategy runs.
+Before anything starts, the preflight checks (runtime/preflight.py: classes, env vars,
+data_dir, bind/token) have passed and the status socket is bound, so a bad config or a
+busy port exits 2 before a thread or Redis starts. The status server then serves while
+the rest starts (the tree reads `starting`, /ready is 503). Start order is the tree's
+order (safety, monitors, market, execution, strategies), so the gate and the monitors
+exist before any data flows, and the position manager's cold start (settle the journal,
+re-arm stops, reconcile) completes before any strategy runs. Strategies are started one
+by one by the node, so SIGTERM during start-up stops the start at the next strategy.
 
 Stopping (F26): strategies first (their timers and retries are cancelled; orders in
 flight finish), then the rest of the tree in reverse order, then exchange-side
@@ -25,6 +30,7 @@ from loguru import logger
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors.core import signals
+from actors.core.breakers import BreakerState
 from actors.core.retry import RetryPolicy
 from actors.degradation import DegradationActor, SignalMemory
 from actors.execution import ExecutionEngine
@@ -39,8 +45,9 @@ from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.alerts import WebhookAlerter
-from runtime.config import Config, StrategyConfig, resolve_strategy_class
+from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, resolve_strategy_class
 from runtime.console import pages as console_pages
+from runtime.preflight import Preflight, preflight
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
@@ -51,23 +58,30 @@ from runtime.store.runtime_state import Runtime, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
 from supervision import injection
-from supervision import ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
+from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
+COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
+MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
 
 
-def strategy_factory(strategy: StrategyConfig) -> Any:
+class StartAborted(Exception):
+    """A stop was asked for (SIGTERM) while the node was starting."""
+
+
+def strategy_factory(strategy: StrategyConfig, cls: type | None = None) -> Any:
     if strategy.kind == "scheduled":
         return lambda: ScheduledStrategy(strategy)
-    cls = resolve_strategy_class(strategy)
+    cls = cls or resolve_strategy_class(strategy)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise TypeError(f"strategy {strategy.id}: {strategy.class_path} is not a subclass of actors.strategy.Strategy")
     return cls
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, checked: Preflight | None = None) -> None:
         self.config = config
+        self.checked = checked
         self.started_at = time.time()
         self.exit_code = EXIT_OK
         self.stopping = threading.Event()
@@ -76,13 +90,41 @@ class Node:
         self.exchange: SimExchange | None = None
         self.status_server: StatusServer | None = None
         self.alerter: WebhookAlerter | None = None
+        self.endpoint: Any = None
+        self.store: Store | None = None
+        self.venue: BinanceFuturesConnector | None = None
+        self.services: Services | None = None
+        self.metrics = Metrics()
+        self._strategy_specs: list[ChildSpec] = []  # the strategies supervisor's children, as started so far
+        self._started = False  # every configured strategy started: only then is the root `running`
         self._stopped = False
         self._root_escalated = False
         self.log = logger.bind(component="node")
 
     # --- start --------------------------------------------------------------------------
 
+    def bind_status(self) -> StatusServer:
+        """Preflight (unless done) and take the status port: ConfigError naming `status.bind` if busy."""
+        if self.checked is None:
+            self.checked = preflight(self.config)
+        if self.status_server is None:
+            server = StatusServer(self.status, self.command, self.metrics.registry, bind=self.config.status.bind,
+                                  token=self.checked.secret("status.token_env"), on_scrape=self._refresh_metrics,
+                                  pages=console_pages(self._journal_since))
+            try:
+                self.status_server = server.bind()
+            except OSError as exc:
+                raise ConfigError([ConfigProblem(
+                    "status.bind", self.config.line_of("status.bind"),
+                    f"cannot listen on {self.config.status.bind}: {exc.strerror or exc}"
+                    + (" (is another Warden running? choose another port)" if "in use" in str(exc) else ""),
+                )], self.config.source) from None
+        return self.status_server
+
     def start(self) -> None:
+        """Start everything; raises ConfigError (nothing started) or StartAborted (stop asked; call stop())."""
+        self.bind_status().start()
+        assert self.status_server is not None and self.checked is not None
         self.alerter = WebhookAlerter.from_config(self.config.alerts, self.config.node.name)
         if self.alerter is not None:
             self.alerter.start()
@@ -90,13 +132,14 @@ class Node:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
         self.store = Store(self.endpoint, self.config.node.namespace, buffer_path=data_dir / "buffer" / "orders.jsonl")
+        self._check_stop()
         self.venue = self._connect_venue()
         if self.exchange is not None:
             self._forget_previous_run()
-        self.metrics = Metrics()
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics)
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
+        self._check_stop()
         self.root = Supervisor.start(
             name="root",
             intensity=self.config.supervision.intensity,
@@ -104,10 +147,8 @@ class Node:
             on_escalate=self._root_escalated_cb,
             children=self._tree(),
         )
-        self.status_server = StatusServer.from_config(self.config.status, self.status, self.command,
-                                                      self.metrics.registry, on_scrape=self._refresh_metrics,
-                                                      pages=console_pages(self._journal_since))
-        self.status_server.start()
+        self._start_strategies()
+        self._started = True
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
                                               "venue": self.venue.rest_url})
@@ -116,6 +157,23 @@ class Node:
                   action_taken=f"ready, trading {len(self.config.strategies)} strategies on {len(self.symbols)} "
                                f"symbols ({', '.join(self.symbols)}); status: python run.py status --url {url}, "
                                f"console: {url}/  (Ctrl-C stops)")
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise StartAborted(self.stop_reason)
+
+    def _start_strategies(self) -> None:
+        """Each strategy in turn, checking for a stop between them. `_strategy_specs` is the list the
+        strategies supervisor was given, so a restart of that supervisor restarts those started so far."""
+        strategies = self._strategies_supervisor()
+        for strategy in self.config.strategies:
+            self._check_stop()
+            spec = self._strategy_spec(strategy)
+            self._strategy_specs.append(spec)
+            try:
+                strategies.start_child(spec).get(timeout=60)
+            except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
+                pass
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue
@@ -128,7 +186,9 @@ class Node:
                 self.exchange.start()
                 rest_url, ws_url = self.exchange.rest_url, self.exchange.ws_url
         else:
-            key, secret = os.environ[venue.api_key_env], os.environ[venue.api_secret_env]
+            assert self.checked is not None
+            key, secret = self.checked.secret("venue.api_key_env"), self.checked.secret("venue.api_secret_env")
+            assert key and secret, "preflight checked both are set"
             register_secret(key)
             register_secret(secret)
         self.ws_url = ws_url
@@ -148,7 +208,6 @@ class Node:
     def _tree(self) -> list[ChildSpec]:
         s = self.services
         cfg = self.config
-        strategies = [self._strategy_spec(strategy) for strategy in cfg.strategies]
         return [
             ChildSpec("safety", Supervisor, kind="supervisor", kwargs={"children": [
                 ChildSpec("degradation", DegradationActor, args=(s, self._hard_shutdown),
@@ -174,13 +233,14 @@ class Node:
             ChildSpec("strategies", Supervisor, kind="supervisor", kwargs={
                 "strategy": "dynamic", "intensity": cfg.supervision.intensity, "period": cfg.supervision.period_s,
                 "intensity_scope": "child", "min_backoff": 0.05, "max_backoff": 5.0,
-                "on_child_disabled": self._strategy_disabled, "fence": s.fence, "children": strategies,
+                "on_child_disabled": self._strategy_disabled, "fence": s.fence, "children": self._strategy_specs,
             }, start_timeout=60.0, shutdown=30.0),
         ]
 
     def _strategy_spec(self, strategy: StrategyConfig) -> ChildSpec:
+        cls = self.checked.classes.get(strategy.id) if self.checked is not None else None
         return ChildSpec(f"strategy:{strategy.id}", StrategyActor,
-                         args=(strategy, strategy_factory(strategy), self.services),
+                         args=(strategy, strategy_factory(strategy, cls), self.services),
                          hang_timeout=self.config.supervision.hang_timeout_s, shutdown=5.0)
 
     # --- supervision callbacks ------------------------------------------------------------
@@ -244,6 +304,7 @@ class Node:
         return True
 
     def stop(self) -> int:
+        """Stop what was started, in reverse; safe after a partial or failed start."""
         if self._stopped:
             return self.exit_code
         self._stopped = True
@@ -256,17 +317,21 @@ class Node:
             except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
                 self.log.bind(event="stop_strategies_failed", details={"error": repr(exc)}).error("stop failed")
             self.root.stop(block=True, timeout=120)
-        if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:
-            self._emergency_flatten()
-        elif self.exit_code == EXIT_OK:
-            self._place_protective_stops()
-        self._flush()
+        if self.services is not None:
+            if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:
+                self._emergency_flatten()
+            elif self.exit_code == EXIT_OK:
+                self._place_protective_stops()
+            self._flush()
         if self.status_server is not None:
             self.status_server.stop()
-        self.services.timers.stop()
-        self.venue.close()
-        self.store.close()
-        if self.endpoint.embedded is not None:
+        if self.services is not None:
+            self.services.timers.stop()
+        if self.venue is not None:
+            self.venue.close()
+        if self.store is not None:
+            self.store.close()
+        if self.endpoint is not None and self.endpoint.embedded is not None:
             self.endpoint.embedded.stop()
         if self.exchange is not None:
             self.exchange.stop()
@@ -319,21 +384,29 @@ class Node:
     # --- status and commands ----------------------------------------------------------------
 
     def tree(self) -> dict[str, Any]:
-        return tree_status(self.root) if self.root is not None else {}
+        if self.root is None:
+            return {"id": "root", "kind": "supervisor", "state": "starting", "restarts": 0, "last_error": None,
+                    "last_exit_at": None, "generation": 0, "children": []}
+        tree = tree_status(self.root)
+        if not self._started and tree.get("state") == "running":
+            tree["state"] = "starting"  # strategies are still being started: not healthy, not ready yet
+        return tree
 
     def _find(self, node_id: str) -> Any:
-        ref = self.services.directory.ref(node_id)
+        ref = self.services.directory.ref(node_id) if self.services is not None else None
         return actor_of(ref) if ref is not None else None
 
     def status(self) -> dict[str, Any]:
         degradation = self._find("degradation")
         breaker = self._find("circuit-breaker")
+        down = "degradation is down" if self.root is not None else "starting"
         snap = degradation.snapshot() if degradation is not None else {
-            "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": ["degradation is down"]}}
+            "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": [down]}}
         tree = self.tree()
         session = breaker.session() if breaker is not None else {}
         positions = position_rows(self.config.strategies, self._runtime_of, self.services.stops,
-                                  marks_from_tree(tree), session.get("realized_by_key") or {})
+                                  marks_from_tree(tree), session.get("realized_by_key") or {}) \
+            if self.services is not None else []
         return {
             "node": self.config.node.name,
             "pid": os.getpid(),
@@ -346,12 +419,14 @@ class Node:
             "positions": positions,
             "accounts": account_rows(positions),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
-            "venue": {"budget": self.venue.budget.snapshot()},
+            "venue": {"budget": self.venue.budget.snapshot() if self.venue is not None else None},
             "tree": tree,
         }
 
     def _journal_since(self, since: float | None) -> list[Any]:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
+        if self.store is None:  # still starting
+            return []
         return self.store.journal.entries(start=f"{int(since * 1000)}-0" if since else "-")
 
     def _runtime_of(self, strategy_id: str) -> Runtime | None:
@@ -368,20 +443,37 @@ class Node:
         self.metrics.update_from_status(self.status())
 
     def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one operator command to its end and say what happened (CommandError: refused, nothing changed)."""
+        if self.root is None or self.services is None:
+            raise CommandError("the node is still starting; try again when /ready answers", status=503)
         reason = args["reason"]
-        if name == "halt":
-            self._require("degradation").halt(reason)
-        elif name == "resume":
-            self._require("degradation").resume(reason)
-        elif name == "breaker-reset":
-            self._require("circuit-breaker").reset(args["name"], reason)
-        elif name == "chaos-inject":
+        if name in ("halt", "resume"):
+            snap = getattr(self._require("degradation"), name)(reason).get(timeout=COMMAND_TIMEOUT_S)
+            return {"applied": True, "mode": snap["mode"], "trading": snap["trading"], "gate": snap["gate"]}
+        if name == "breaker-reset":
+            return self._reset_breaker(args["name"], reason)
+        if name == "chaos-inject":
             return self._inject(args["id"], args["kind"], reason)
-        elif name.startswith("strategy-"):
+        if name.startswith("strategy-"):
             return self._set_strategy(args["id"], name.removeprefix("strategy-"), reason)
-        else:
-            raise CommandError(f"unknown command {name!r}", status=400)
-        return {"ok": True, "command": name}
+        raise CommandError(f"unknown command {name!r}", status=400)
+
+    def _reset_breaker(self, name: str, reason: str) -> dict[str, Any]:
+        """`breaker reset NAME`: NAME is a breaker (`rapid_loss`) or a tripped key (`escalation:strategy:s1`)."""
+        breaker = self._require("circuit-breaker")
+        before = {s["name"]: s["state"] for s in breaker.statuses().get(timeout=COMMAND_TIMEOUT_S)}
+        kinds = [b.name for b in self.breaker_board]
+        if name not in before and name.partition(":")[0] not in kinds:
+            known = sorted(set(before) | set(kinds))
+            raise CommandError(f"no breaker {name!r}; known breakers: {', '.join(known)}", status=404)
+        try:
+            after = breaker.reset(name, reason).get(timeout=COMMAND_TIMEOUT_S)
+        except KeyError as exc:
+            raise CommandError(f"no breaker {name!r}: {exc.args[0] if exc.args else name}", status=404) from None
+        states = {s["name"]: s["state"] for s in after}
+        closed = BreakerState.CLOSED.value
+        state = states.get(name) or states.get(name.partition(":")[0]) or closed
+        return {"applied": True, "breaker": name, "state": state, "previous_state": before.get(name, closed)}
 
     def _inject(self, node_id: str, kind: str, reason: str) -> dict[str, Any]:
         if not injection.enabled():
@@ -407,7 +499,10 @@ class Node:
 
     def _set_strategy(self, strategy_id: str, action: str, reason: str) -> dict[str, Any]:
         if not any(s.id == strategy_id for s in self.config.strategies):
-            raise CommandError(f"no strategy {strategy_id!r} in this node's config", status=404)
+            known = [s.id for s in self.config.strategies]
+            more = f" and {len(known) - MAX_NAMES_SHOWN} more" if len(known) > MAX_NAMES_SHOWN else ""
+            raise CommandError(f"no strategy {strategy_id!r} on this node; known strategies: "
+                               f"{', '.join(known[:MAX_NAMES_SHOWN]) or 'none'}{more}", status=404)
         if action in ("disable", "enable"):
             self._check_record(strategy_id, action)  # refused before anything is stopped or written
         strategies = self._strategies_supervisor()
@@ -448,7 +543,14 @@ class Node:
                         strategies.start_child(self._strategy_spec(self.config.strategy(strategy_id))).get(timeout=30)
         log_event("operator", f"strategy_{action}", details={"strategy": strategy_id, "reason": reason},
                   action_taken=f"strategy {action}")
-        return {"ok": True, "strategy": strategy_id, "action": action}
+        return {"applied": True, "strategy": strategy_id, "action": action, "state": self._child_state(child_id)}
+
+    def _child_state(self, child_id: str) -> str:
+        """The strategy's state in the tree now (`stopped` when the supervisor no longer lists it)."""
+        for child in self._strategies_supervisor().which_children().get(timeout=COMMAND_TIMEOUT_S):
+            if child["id"] == child_id:
+                return str(child["state"])
+        return "stopped"
 
     def _strategies_supervisor(self) -> Any:
         for child in self.root.proxy().which_children().get(timeout=10):

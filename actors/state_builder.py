@@ -61,7 +61,8 @@ from actors.core import signals
 from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
 from actors.execution import StopsTriggered
-from actors.feed import BookTop, FeedState, PriceUpdate, ReportFeedState, feed_node_id
+from actors.feed import feed_node_id
+from actors.messages import BookTop, FeedState, PriceUpdate, ReportFeedState
 from actors.services import ENGINE, Services
 from actors.strategy import Tick
 from runtime.logging import log_event

@@ -19,7 +19,7 @@ from loguru import logger
 
 from bench.stats import machine
 
-BENCHES = ["restart", "stop_path", "cold_start", "rss", "gates"]
+BENCHES = ["restart", "stop_path", "cold_start", "rss", "gates", "decode", "startup"]
 
 
 def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +41,15 @@ def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
             flat[key] = max(gates[key])
     if "cold_start" in results:
         flat["cold_start_1000_s"] = results["cold_start"]["cold_start_s"]
+    if "decode" in results:
+        flat["feed_decode_depth_20x20_us"] = results["decode"]["depth_20x20_us"]
     if "rss" in results:
         flat["rss_mb"] = {n: v.get("rss_mb") for n, v in results["rss"].items() if isinstance(v, dict)}
+    startup = results.get("startup")
+    if startup:  # the real daemon: spawn -> first GET /ready answered 200, and its RSS then
+        sizes = {n: v for n, v in startup.items() if isinstance(v, dict)}
+        flat["start_to_ready_s"] = {n: v.get("start_to_ready_s") for n, v in sizes.items()}
+        flat["daemon_rss_mb"] = {n: v.get("rss_mb") for n, v in sizes.items()}
     return flat
 
 

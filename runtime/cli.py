@@ -7,13 +7,18 @@
     resume --reason R
     breaker reset NAME --reason R
     strategy stop|start|enable|disable ID --reason R
-    check-config FILE                   validate; exit 0 valid, 2 bad config
+    check-config FILE                   validate exactly as the daemon does before it starts; exit 0 / 2
 
 Every subcommand takes --url (default $WARDEN_URL or http://127.0.0.1:8765), or
 --config FILE to read `[status] bind` / `token_env` from the daemon's config.
 Commands send `Authorization: Bearer $<--token-env>` (default WARDEN_TOKEN) when
 that variable is set. Proxy variables are ignored: the status server is a local
 operator endpoint.
+
+Whatever the server sent is untrusted: control characters and ANSI escapes are
+stripped from every string before it reaches the terminal, odd types render as
+"?", and no input makes the CLI print a traceback (an unexpected error is one
+line on stderr and exit 1, or 2 for `status`).
 
 "Healthy" (exit 0) means: mode NORMAL, trading ACTIVE, gate open, no breaker
 tripped (state other than closed/ok/armed), and every node of the tree fine:
@@ -28,16 +33,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
+import unicodedata
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import requests
 
-from runtime.config import ConfigError, check_strategy_classes, load_config
+from runtime.config import ConfigError, load_config
 from runtime.metrics import BREAKER_OK_STATES
+from runtime.preflight import preflight
 from runtime.status_server import COMMANDS
 from runtime.history import render as render_history
 from runtime.status_view import closed_symbols, gate_lines, position_lines
@@ -49,6 +58,8 @@ EXIT_BAD_CONFIG = 2
 DEFAULT_URL = "http://127.0.0.1:8765"
 DEFAULT_TOKEN_ENV = "WARDEN_TOKEN"
 ERROR_WIDTH = 60
+MAX_TREE_DEPTH = 64  # deeper nodes of a (hostile) status document are not rendered
+_ESCAPE_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
 
 _RESET = "\033[0m"
 _STYLES = {
@@ -72,14 +83,14 @@ def assess(status: Mapping[str, Any]) -> tuple[int, list[str]]:
         reasons.append(f"mode {status.get('mode')}")
     if status.get("trading") != "ACTIVE":
         reasons.append(f"trading {status.get('trading')}")
-    gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
+    gate = _as_map(status.get("gate"))
     closed = closed_symbols(status)
-    if not gate.get("open") and not closed:
-        why = "; ".join(str(r) for r in gate.get("reasons") or [])
+    if gate.get("open") is not True and not closed:
+        why = "; ".join(str(r) for r in _as_list(gate.get("reasons")))
         reasons.append("gate closed" + (f" ({why})" if why else ""))
     for symbol, why_closed in closed.items():
         reasons.append(f"gate closed for {symbol}" + (f" ({'; '.join(why_closed)})" if why_closed else ""))
-    for b in status.get("breakers") or []:
+    for b in map(_as_map, _as_list(status.get("breakers"))):
         if str(b.get("state", "")).lower() not in BREAKER_OK_STATES:
             reasons.append(f"breaker {b.get('name')} {b.get('state')}" + (f" ({b['reason']})" if b.get("reason") else ""))
     tree = status.get("tree")
@@ -107,11 +118,45 @@ def _node_fine(node: Mapping[str, Any]) -> bool:
     return False
 
 
-def _walk(node: Mapping[str, Any]):  # type: ignore[no-untyped-def]
-    yield node
-    for child in node.get("children") or []:
-        if isinstance(child, Mapping):
-            yield from _walk(child)
+def _walk(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every node down to MAX_TREE_DEPTH, depth first, without recursion."""
+    for _, _, child in _descend(node):
+        yield child
+
+
+def _descend(root: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(prefix, connector, node) in display order, down to MAX_TREE_DEPTH (iterative: any depth is safe)."""
+    stack: list[tuple[str, str, Mapping[str, Any], int]] = [("", "", root, 0)]
+    while stack:
+        prefix, connector, node, depth = stack.pop()
+        yield prefix, connector, node
+        if depth >= MAX_TREE_DEPTH:
+            continue
+        children = [c for c in _as_list(node.get("children")) if isinstance(c, Mapping)]
+        child_prefix = prefix + ("" if not connector else ("    " if connector == "└── " else "│   "))
+        for i in reversed(range(len(children))):
+            stack.append((child_prefix, "└── " if i == len(children) - 1 else "├── ", children[i], depth + 1))
+
+
+def _as_map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def clean(value: Any) -> Any:
+    """A copy of a parsed JSON document safe for a terminal: ANSI escapes and control
+    characters removed from every string (keys too)."""
+    if isinstance(value, str):
+        text = _ESCAPE_RE.sub("", value)
+        return "".join(c if unicodedata.category(c) not in ("Cc", "Cf") else " " for c in text)
+    if isinstance(value, Mapping):
+        return {clean(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- rendering
@@ -127,17 +172,16 @@ def render_tree(status: Mapping[str, Any], color: bool = False, now: float | Non
         return f"{_STYLES[style]}{text}{_RESET}" if color and style else text
 
     mode, trading = str(status.get("mode", "?")), str(status.get("trading", "?"))
-    gate = status.get("gate") if isinstance(status.get("gate"), Mapping) else {}
-    uptime = status.get("uptime_s")
+    gate = _as_map(status.get("gate"))
+    reasons = _as_list(gate.get("reasons"))
     header = [
         f"{paint('warden', 'bold')} {status.get('node', '?')}  pid {status.get('pid', '?')}  "
-        f"up {_duration(uptime) if isinstance(uptime, (int, float)) else '?'}",
+        f"up {_duration(status.get('uptime_s'))}",
         f"mode {paint(mode, _MODE_STYLE.get(mode, 'red'))}  trading {paint(trading, _TRADING_STYLE.get(trading, 'red'))}  "
-        + (f"gate {paint('open', 'green')}" if gate.get("open") else
-           f"gate {paint('CLOSED', 'red')}" + (f": {'; '.join(map(str, gate.get('reasons') or []))}"
-                                                if gate.get("reasons") else "")),
+        + (f"gate {paint('open', 'green')}" if gate.get("open") is True else
+           f"gate {paint('CLOSED', 'red')}" + (f": {'; '.join(map(str, reasons))}" if reasons else "")),
     ]
-    breakers = status.get("breakers") or []
+    breakers = [b for b in _as_list(status.get("breakers")) if isinstance(b, Mapping)]
     if breakers:
         parts = []
         for b in breakers:
@@ -159,18 +203,9 @@ def render_tree(status: Mapping[str, Any], color: bool = False, now: float | Non
     if not isinstance(tree, Mapping):
         return "\n".join([*header, "", "(no supervision tree)"]) + "\n"
 
-    rows: list[tuple[str, Mapping[str, Any]]] = []
-
-    def collect(node: Mapping[str, Any], prefix: str, connector: str) -> None:
-        rows.append((prefix + connector + str(node.get("id", "?")), node))
-        children = [c for c in node.get("children") or [] if isinstance(c, Mapping)]
-        child_prefix = prefix + ("" if not connector else ("    " if connector == "└── " else "│   "))
-        for i, child in enumerate(children):
-            collect(child, child_prefix, "└── " if i == len(children) - 1 else "├── ")
-
-    collect(tree, "", "")
+    rows = [(prefix + connector + str(node.get("id", "?")), node) for prefix, connector, node in _descend(tree)]
     uptimes = {
-        id(node): f"{_duration(now - started)}"
+        id(node): _duration(now - started)
         for _, node in rows
         if node.get("state") == "running" and (started := _epoch(node.get("started_at"))) is not None
     }
@@ -225,8 +260,11 @@ def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
+def _duration(value: Any) -> str:
+    """`1h05m` for a number of seconds; "?" for anything that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "?"
+    seconds = max(0, int(value))
     days, rem = divmod(seconds, 86400)
     hours, rem = divmod(rem, 3600)
     minutes, secs = divmod(rem, 60)
@@ -244,10 +282,10 @@ def _epoch(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     try:
         return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
@@ -281,15 +319,15 @@ def _token_env(args: argparse.Namespace) -> str:
 
 
 def _fetch_status(args: argparse.Namespace) -> dict[str, Any]:
-    """GET /status; ValueError naming what went wrong when there is no valid document."""
+    """GET /status, cleaned; ValueError naming what went wrong when there is no valid document."""
     url = _base_url(args) + "/status"
     try:
         response = _session().get(url, timeout=args.timeout)
-        status = response.json()
-        if response.status_code != 200 or not isinstance(status, dict):
-            raise ValueError(f"HTTP {response.status_code}: {_error_text(response)}")
-    except (requests.RequestException, ValueError) as exc:
+    except requests.RequestException as exc:
         raise ValueError(f"warden unreachable at {url}: {_short(exc)}") from None
+    status = _status_document(response)
+    if isinstance(status, str):
+        raise ValueError(f"no Warden status at {url}: {status}")
     return status
 
 
@@ -309,12 +347,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     code, reasons = assess(status)
     if args.json:
-        print(json.dumps(status, indent=2, sort_keys=False))
+        print(json.dumps(status, indent=2, sort_keys=False))  # escapes every control character
         return code
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.write(render_tree(status, color=color))
     print("\n" + _verdict(code, reasons, color))
     return code
+
+
+def _status_document(response: requests.Response) -> dict[str, Any] | str:
+    """The cleaned status document, or why the answer is not one."""
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {_error_text(response)}"
+    payload = _json_of(response)
+    if isinstance(payload, str):
+        return f"HTTP 200 but {payload} (is this a Warden status server?)"
+    if not isinstance(payload, dict) or not ({"tree", "mode"} & set(payload)):
+        return "HTTP 200 but not a Warden status document (is this a Warden status server?)"
+    return clean(payload)  # type: ignore[no-any-return]
+
+
+def _json_of(response: requests.Response) -> Any:
+    """The parsed body, or a string saying why there is none (never raises)."""
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        return "the JSON body is nested too deeply"
+    except ValueError:
+        return "the body is not JSON"
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -358,14 +418,18 @@ def _cmd_history(args: argparse.Namespace) -> int:
     url = _base_url(args) + "/history"
     try:
         response = _session().get(url, params=params, timeout=args.timeout)
-        payload = response.json()
-    except (requests.RequestException, ValueError) as exc:
+    except requests.RequestException as exc:
         print(f"warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if response.status_code != 200:
         print(f"error: history refused (HTTP {response.status_code}): {_error_text(response)}", file=sys.stderr)
         return 1
-    rows = payload.get("orders") or []
+    payload = _json_of(response)
+    if not isinstance(payload, dict):
+        print(f"no Warden history at {url}: {payload if isinstance(payload, str) else 'not an object'}",
+              file=sys.stderr)
+        return EXIT_UNREACHABLE
+    rows = [row for row in _as_list(clean(payload.get("orders"))) if isinstance(row, Mapping)]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -384,12 +448,13 @@ def _cmd_post(args: argparse.Namespace, command: str, body: dict[str, Any]) -> i
         print(f"error: warden unreachable at {url}: {_short(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if response.status_code == 200:
-        try:
-            result = response.json().get("result") or {}
-        except ValueError:
-            result = {}
-        detail = "  ".join(f"{k}={v}" for k, v in result.items())
-        print(f"ok: {command} accepted" + (f"  {detail}" if detail else ""))
+        payload = _json_of(response)
+        result = clean(payload.get("result")) if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            print(f"error: {command}: HTTP 200 but no answer from a Warden server "
+                  f"({payload if isinstance(payload, str) else 'no result'})", file=sys.stderr)
+            return 1
+        print(f"{command}: " + ("  ".join(f"{k}={_answer_value(v)}" for k, v in result.items()) or "done"))
         return EXIT_OK
     message = f"error: {command} refused (HTTP {response.status_code}): {_error_text(response)}"
     if response.status_code == 401 and not token:
@@ -398,14 +463,21 @@ def _cmd_post(args: argparse.Namespace, command: str, body: dict[str, Any]) -> i
     return 1
 
 
+def _answer_value(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
 def _error_text(response: requests.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:200] or response.reason
-    if isinstance(payload, dict):
-        return str(payload.get("error") or "; ".join(map(str, payload.get("reasons") or [])) or payload)
-    return str(payload)
+    payload = _json_of(response)
+    if isinstance(payload, str):
+        text = clean(response.text.strip()[:200]) or clean(response.reason or "")
+    elif isinstance(payload, dict):
+        text = str(clean(payload.get("error") or "; ".join(map(str, _as_list(payload.get("reasons")))) or payload))
+    else:
+        text = str(clean(payload))
+    return " ".join(str(text).split())
 
 
 def _short(exc: BaseException) -> str:
@@ -414,13 +486,13 @@ def _short(exc: BaseException) -> str:
         text = "connection refused or host unreachable"
     elif isinstance(exc, requests.Timeout):
         text = "timed out"
-    return text
+    return clean(text)  # type: ignore[no-any-return]
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
-        check_strategy_classes(config)
+        preflight(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {exc.source}", file=sys.stderr)
@@ -433,13 +505,24 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _seconds(text: str) -> float:
+    """argparse type for --timeout: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 3600 seconds, got {text!r}")
+    return value
+
+
 def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help=f"status server URL (default $WARDEN_URL or {DEFAULT_URL})")
     common.add_argument("--config", metavar="FILE", help="read [status] bind/token_env from this config")
     common.add_argument("--token-env", metavar="NAME",
                         help=f"environment variable holding the operator token (default {DEFAULT_TOKEN_ENV})")
-    common.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the server (default 3)")
+    common.add_argument("--timeout", type=_seconds, default=3.0, help="seconds to wait for the server (default 3)")
     reason = argparse.ArgumentParser(add_help=False)
     reason.add_argument("--reason", required=True, help="why (logged with the command)")
 
@@ -501,6 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
         return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - an operator tool answers in one line, never a traceback
+        print(f"error: {clean(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return EXIT_UNREACHABLE if args.command in ("status", "history") else 1
 
 
 if __name__ == "__main__":

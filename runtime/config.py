@@ -22,8 +22,10 @@ import dataclasses
 import difflib
 import importlib
 import importlib.resources
+import math
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -57,6 +59,10 @@ CLASS_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[
 _RELATIVE_RE = re.compile(r"\+(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _RELATIVE_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_RELATIVE_S = 366 * 86400.0  # "+…" times: at most a year ahead
+MAX_NUMBER = 1e15  # no quantity, price, capital or count is larger; beyond it floats lose cents
+MAX_DURATION_S = 86400.0  # timeouts, windows and periods: at most a day
+MAX_PARAMS_DEPTH = 16  # `params` tables/arrays nested deeper than this are refused
 
 VENUE_KINDS = ("sim", "binance_futures")
 STALE_POLICIES = ("hold", "flatten")
@@ -226,6 +232,15 @@ class Config:
     source: str = "<config>"
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)  # "status.bind" -> line
+
+    def line_of(self, name: str) -> int | None:
+        """Line of a field like "status.bind" (or of its table's header; None when not written)."""
+        while name:
+            if name in self.lines:
+                return self.lines[name]
+            name = name.rpartition(".")[0]
+        return None
 
     def strategy(self, strategy_id: str) -> StrategyConfig:
         for s in self.strategies:
@@ -252,9 +267,16 @@ def load_config(path: str | Path, now: datetime | float | None = None) -> Config
     """Read and validate a TOML file. Raises ConfigError (also for a missing/unreadable file)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem("", None, f"cannot read config: {exc}")], source) from exc
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", None, f"cannot read config: {exc.strerror or exc}")], source) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([ConfigProblem("", line, f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {column}")],
+                          source) from None
     return parse_config(text, source, now)
 
 
@@ -263,17 +285,48 @@ def parse_config(text: str, source_name: str = "<config>", now: datetime | float
     start = _as_utc(now)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+)", str(exc))
-        line = int(m.group(1)) if m else None
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
-        raise ConfigError([ConfigProblem("", line, f"invalid TOML: {msg}")], source_name) from exc
+    except RecursionError:
+        line = _too_deep_line(text)
+        raise ConfigError([ConfigProblem("", line, "invalid TOML: arrays or tables nested too deeply")],
+                          source_name) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer literal too long to convert
+        raise ConfigError([_toml_problem(str(exc), text)], source_name) from None
     builder = _Builder(data, _LineIndex(text), start)
     config = builder.build(source_name)
     if builder.problems:
         raise ConfigError(builder.problems, source_name)
     assert config is not None
     return config
+
+
+def _toml_problem(message: str, text: str) -> ConfigProblem:
+    """tomllib's message with its position as a line: "(at line N, column C)", or the last line
+    for "(at end of document)" (a truncated file, or a clash found only at the end)."""
+    m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if m:
+        line: int | None = int(m.group(1))
+        message = f"{message[: m.start()].rstrip()} (column {m.group(2)})"
+    elif "(at end of document)" in message:
+        line = max(1, len(text.splitlines()))
+        message = message.replace("(at end of document)", "(at the end of the file: is it truncated?)")
+    else:  # e.g. an integer literal of thousands of digits: point at it
+        long_number = re.search(r"\d{1000,}", text)
+        line = text.count("\n", 0, long_number.start()) + 1 if long_number else None
+    return ConfigProblem("", line, f"invalid TOML: {message.strip() or 'unreadable'}")
+
+
+def _too_deep_line(text: str, limit: int = 100) -> int | None:
+    """The line where brackets outside strings first nest `limit` deep (for tomllib's RecursionError)."""
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for c in line:
+            if c in "[{":
+                depth += 1
+                if depth >= limit:
+                    return lineno
+            elif c in "]}":
+                depth = max(0, depth - 1)
+    return None
 
 
 def demo_config(data_dir: str | Path, now: datetime | float | None = None) -> Config:
@@ -293,7 +346,10 @@ def resolve_time(value: Any, now: datetime | float | None) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"time {value.isoformat()} has no UTC offset; add 'Z' or '+00:00'")
-        return value.astimezone(timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError(f"time {value.isoformat()} is outside the years 1..9999 in UTC") from None
     if isinstance(value, (date, time)):
         raise ValueError(f"need a full date-time with a UTC offset or '+5s', got {value.isoformat()}")
     if not isinstance(value, str):
@@ -302,7 +358,11 @@ def resolve_time(value: Any, now: datetime | float | None) -> datetime:
     if text.startswith("+"):
         if not _RELATIVE_RE.fullmatch(text):
             raise ValueError(f"relative time must look like '+5s', '+10m', '+1h30m', got {value!r}")
+        if len(text) > 40:
+            raise ValueError(f"relative time is too long to be meant (at most +366d), got {value[:40]!r}…")
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _RELATIVE_PART_RE.findall(text))
+        if not seconds <= MAX_RELATIVE_S:
+            raise ValueError(f"relative time must be at most +366d, got {value!r}")
         return start + timedelta(seconds=seconds)
     try:
         parsed = datetime.fromisoformat(text)
@@ -339,7 +399,7 @@ def resolve_strategy_class(strategy: StrategyConfig, source: str = "<config>") -
     module_name, _, class_name = strategy.class_path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # user code: any import-time error is a config problem
+    except (Exception, SystemExit) as exc:  # user code: any import-time error (even sys.exit) is a config problem
         raise fail(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from exc
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
@@ -436,6 +496,10 @@ class _LineIndex:
             if out in counts and i < len(parts) - 1:
                 out = (*out, counts[out] - 1)
         return out
+
+    def exact(self, path: tuple) -> int | None:
+        """The line where exactly `path` is written, or None."""
+        return self._lines.get(tuple(path))
 
     def line(self, path: tuple) -> int | None:
         for n in range(len(path), 0, -1):
@@ -609,9 +673,10 @@ class _Table:
             what = "an integer" if integer else "a number"
             self.problem(key, f"must be {what}, got {_show(value)}")
             return None if default is _MISSING else default
-        if value != value:  # NaN
-            self.problem(key, "must be a number, got nan")
+        if not _finite(value):
+            self.problem(key, f"must be a finite number, got {_fmt_num(value)}")
             return None if default is _MISSING else default
+        le = MAX_NUMBER if le is None else le
         violated = (
             (gt is not None and not value > gt and f"> {_fmt_num(gt)}")
             or (ge is not None and not value >= ge and f">= {_fmt_num(ge)}")
@@ -633,7 +698,7 @@ class _Table:
         if bad:
             self.problem(key, f"entries must match {pattern.pattern}, got {bad[0]!r}")  # type: ignore[union-attr]
             return None if default is _MISSING else default
-        dupes = sorted({v for v in value if value.count(v) > 1})
+        dupes = sorted(v for v, n in Counter(value).items() if n > 1)
         if dupes:
             self.problem(key, f"duplicate entries: {', '.join(dupes)}")
         return tuple(dict.fromkeys(value))
@@ -668,8 +733,36 @@ class _Table:
             self.problem(key, f"unknown key{hint}")
 
 
+def _param_problems(value: Any, path: tuple, depth: int = 0) -> list[tuple[tuple, str]]:
+    """`params` must be plain data a strategy and the store can use: strings, booleans, finite
+    numbers, arrays and tables, nested at most MAX_PARAMS_DEPTH deep. Times are written as strings."""
+    if depth > MAX_PARAMS_DEPTH:
+        return [(path, f"nested deeper than {MAX_PARAMS_DEPTH} levels")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _param_problems(v, (*path, k), depth + 1)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _param_problems(v, (*path, i), depth + 1)]
+    if isinstance(value, (bool, str)):
+        return []
+    if isinstance(value, (int, float)):
+        if not _finite(value) or abs(value) > MAX_NUMBER:
+            return [(path, f"must be a finite number of at most {MAX_NUMBER:.0e}, got {_fmt_num(value)}")]
+        return []
+    return [(path, f"write times in params as strings (e.g. \"+5s\" or \"2025-01-01T12:00:00Z\"), got {_show(value)}")]
+
+
 def _fmt_num(v: float) -> str:
+    if isinstance(v, int) and abs(v) > MAX_NUMBER:
+        return f"an integer of {len(str(abs(v)))} digits"
     return str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e15 else str(v)
+
+
+def _finite(value: float) -> bool:
+    """True for a number a float can hold exactly enough: not nan, not ±inf, not a 400-digit integer."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _path_name(path: tuple) -> str:
@@ -737,7 +830,7 @@ class _Builder:
         if self.problems:
             return None
         return Config(node, store, status, venue, feeds, risk, supervision, strategies, source, self.start,
-                      alerts=alerts)
+                      alerts=alerts, lines=self.field_lines())
 
     # -- tables ---------------------------------------------------------------
 
@@ -785,9 +878,9 @@ class _Builder:
         symbols = t.str_list("symbols", pattern=SYMBOL_RE)
         if symbols is not None and not symbols:
             t.problem("symbols", "must list at least one symbol")
-        heartbeat = t.num("heartbeat_timeout_s", d.heartbeat_timeout_s, gt=0)
-        stale_ms = t.num("stale_after_ms", d.stale_after_ms, integer=True, gt=0)
-        stale_exit = t.num("stale_exit_after_s", d.stale_exit_after_s, gt=0)
+        heartbeat = t.num("heartbeat_timeout_s", d.heartbeat_timeout_s, gt=0, le=MAX_DURATION_S)
+        stale_ms = t.num("stale_after_ms", d.stale_after_ms, integer=True, gt=0, le=int(MAX_DURATION_S * 1000))
+        stale_exit = t.num("stale_exit_after_s", d.stale_exit_after_s, gt=0, le=MAX_DURATION_S)
         policy = t.text("stale_policy", d.stale_policy, choices=STALE_POLICIES)
         liquid = t.str_list("liquid_symbols", (), pattern=SYMBOL_RE)
         for sym in liquid or ():
@@ -803,7 +896,7 @@ class _Builder:
         ws_url = self._url(t, "ws_url", ("ws://", "wss://"))
         api_key_env = t.env("api_key_env")
         api_secret_env = t.env("api_secret_env")
-        timeout = t.num("order_timeout_s", d.order_timeout_s, gt=0)
+        timeout = t.num("order_timeout_s", d.order_timeout_s, gt=0, le=MAX_DURATION_S)
         recv_window = t.num("recv_window_ms", d.recv_window_ms, integer=True, gt=0, le=60000)
         reconcile_every = t.num("reconcile_every_s", d.reconcile_every_s, gt=0)
         prices_raw = t.table("sim_start_prices", {})
@@ -817,7 +910,8 @@ class _Builder:
                 t.problem("sim_start_prices", "only applies to kind = 'sim'")
         for sym, price in (prices_raw or {}).items():
             path = ("venue", "sim_start_prices", sym)
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or not _finite(price) \
+                    or not 0 < price <= MAX_NUMBER:
                 self.problem(path, f"must be a price > 0, got {_show(price)}")
             elif feeds.symbols and sym not in feeds.symbols:
                 self.problem(path, f"{sym!r} is not in feeds.symbols")
@@ -850,8 +944,8 @@ class _Builder:
         d = SupervisionConfig()
         sup = SupervisionConfig(
             intensity=t.num("intensity", d.intensity, integer=True, ge=0),
-            period_s=t.num("period_s", d.period_s, gt=0),
-            hang_timeout_s=t.num("hang_timeout_s", d.hang_timeout_s, gt=0),
+            period_s=t.num("period_s", d.period_s, gt=0, le=MAX_DURATION_S),
+            hang_timeout_s=t.num("hang_timeout_s", d.hang_timeout_s, gt=0, le=MAX_DURATION_S),
         )
         t.finish()
         return sup
@@ -913,6 +1007,8 @@ class _Builder:
                     "secrets are never written in the config: pass the name of an environment "
                     f"variable instead (e.g. {key}_env = \"VAR_NAME\")",
                 )
+        for path, message in _param_problems(params or {}, ("strategies", index, "params")):
+            self.problem(path, message)
         t.finish()
         if sid is None or kind is None or symbol is None:
             return None
@@ -921,6 +1017,18 @@ class _Builder:
             quantity=quantity, buy_at=buy_at, sell_at=sell_at, stop_loss=stop_loss,
             params=dict(params or {}), index=index, lines=self._strategy_lines(index, t.data),
         )
+
+    def field_lines(self) -> dict[str, int]:
+        """Line of every non-strategy field and table written in the file, e.g. {"status.bind": 7}."""
+        found: dict[str, int] = {}
+        for table, keys in _TABLE_KEYS.items():
+            if table == "strategies":
+                continue
+            for path in ((table,), *((table, key) for key in keys)):
+                line = self.lines.exact(path)
+                if line is not None:
+                    found[_path_name(path)] = line
+        return found
 
     def _strategy_lines(self, index: int, keys: Iterable[str]) -> dict[str, int]:
         paths = {"": ("strategies", index), **{k: ("strategies", index, k) for k in keys}}

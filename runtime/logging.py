@@ -8,7 +8,8 @@ Every line has exactly `timestamp` (int, ns since the epoch), `level`,
 
 Secrets never appear: values under secret-looking keys (`secret`, `token`,
 `password`, `api_key`, `signature`, `authorization`, ...; keys ending in `_env`
-hold variable *names* and are kept), `key=value` pairs and `Bearer ...` in
+hold variable *names* and are kept; booleans like `token_required` are kept: a
+value is hidden, never a key name), `key=value` pairs and `Bearer ...` in
 strings, passwords in URLs, and every string given to `register_secret` are
 replaced by `***` before anything is written.
 
@@ -87,15 +88,18 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return _redact_text(value)
     if isinstance(value, dict):
-        return {
-            str(k): (REDACTED if is_secret_key(str(k)) and v not in (None, "") else redact(v))
-            for k, v in value.items()
-        }
+        return {str(k): (REDACTED if is_secret_key(str(k)) and _may_hold_secret(v) else redact(v))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [redact(v) for v in value]
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return _redact_text(str(value))
+
+
+def _may_hold_secret(value: Any) -> bool:
+    """Values, not key names, are hidden: `token_required: true` says nothing secret."""
+    return value not in (None, "") and not isinstance(value, bool)
 
 
 def _redact_text(text: str) -> str:

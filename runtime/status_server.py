@@ -20,9 +20,19 @@ Endpoints
   POST /commands/<name>    operator command, JSON body {"reason": ..., "id"/"name": ...}
 
 GETs are open (bind to localhost, or put a proxy in front); POSTs require
-`Authorization: Bearer <token>` when a token is configured. A bad command
-(unknown name, missing reason/id/name, unexpected field) is answered 400 and
-never reaches the handler. Every command, accepted or not, is logged.
+`Authorization: Bearer <token>` when a token is configured (a non-loopback bind
+without one is refused at start, see runtime/preflight.py). A bad command
+(unknown name, missing reason/id/name, unexpected field, JSON nested too deep)
+is answered 400 and never reaches the handler. Every command, accepted or not,
+is logged.
+
+A request has READ_DEADLINE_S to deliver its headers and body, however slowly
+it trickles them: past that its socket is shut and the thread is free. Every
+server-side error is one JSON log line; a client that hangs up mid-answer is
+not an error.
+
+`bind()` takes the port before anything else starts (so a busy port stops the
+daemon before its tree starts); `start()` then serves on it.
 """
 from __future__ import annotations
 
@@ -30,7 +40,9 @@ import hmac
 import json
 import os
 import socket
+import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
@@ -65,6 +77,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 MAX_BODY_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500
+READ_DEADLINE_S = 5.0  # headers + body of one request, however slowly they trickle in
+# A client that hangs up mid-answer: normal, not a server error.
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 StatusProvider = Callable[[], Mapping[str, Any]]
 Page = Callable[[Mapping[str, list[str]]], tuple[int, bytes, str]]  # query -> (status, body, content type)
@@ -81,10 +96,15 @@ class CommandError(Exception):
         self.status = status
 
 
+_TOO_DEEP = object()  # a body json could not parse for its nesting
+
+
 def validate_command(name: str, body: Any) -> dict[str, Any]:
     """The handler's `args` for a well-formed command; CommandError(400) naming what is wrong."""
     if name not in COMMANDS:
         raise CommandError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}", 400)
+    if body is _TOO_DEEP:
+        raise CommandError("body is nested too deeply; send a flat JSON object like {\"reason\": \"...\"}", 400)
     if not isinstance(body, dict):
         raise CommandError("body must be a JSON object like {\"reason\": \"...\"}", 400)
     needed = COMMANDS[name]
@@ -183,6 +203,7 @@ class StatusServer:
         self.registry = registry
         self.on_scrape = on_scrape  # e.g. metrics.update_from_status(provider()) before /metrics
         self._host, self._requested_port = parse_bind(bind)
+        self.read_deadline_s = READ_DEADLINE_S
         self._token = token or None
         register_secret(self._token)
         self._httpd: ThreadingHTTPServer | None = None
@@ -216,21 +237,32 @@ class StatusServer:
 
     # -- lifecycle ---------------------------------------------------------------
 
+    def bind(self) -> "StatusServer":
+        """Take the port (OSError if it is busy or the address is not ours); serve nothing yet."""
+        if self._httpd is None:
+            server_cls = _Server6 if ":" in self._host else _Server
+            self._httpd = server_cls((self._host, self._requested_port), _Handler)
+            self._httpd.app = self  # type: ignore[attr-defined]
+        return self
+
     def start(self) -> "StatusServer":
-        server_cls = _Server6 if ":" in self._host else _Server
-        self._httpd = server_cls((self._host, self._requested_port), _Handler)
-        self._httpd.app = self  # type: ignore[attr-defined]
+        self.bind()
+        assert self._httpd is not None
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=COMPONENT, daemon=True
         )
         self._thread.start()
-        log_event(COMPONENT, "listening", details={"url": self.url, "token_required": self._token is not None})
+        need_token = self._token is not None
+        log_event(COMPONENT, "listening", details={"url": self.url, "token_required": need_token},
+                  action_taken="operator commands require the operator token" if need_token
+                  else "operator commands are accepted without a token (loopback only)")
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._httpd is None:
             return
-        self._httpd.shutdown()
+        if self._thread is not None:  # bound but never started: nothing to shut down
+            self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -272,6 +304,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One JSON log line per server-side error (never a traceback on stderr); a client gone is quiet."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _CLIENT_GONE):
+            return
+        log_event(COMPONENT, "request_failed", level="ERROR", exc=exc,
+                  details={"remote": str(client_address[0]) if client_address else None,
+                           "error": f"{type(exc).__name__}: {exc}"},
+                  action_taken="connection closed")
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
@@ -291,9 +333,47 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # requests are not logged line by line; commands are logged explicitly
 
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Malformed requests (bad request line, headers too long...): one JSON line, not stderr."""
+        log_event(COMPONENT, "bad_request", level="WARNING",
+                  details={"remote": self.client_address[0], "error": format % args}, action_taken="answered 4xx")
+
+    def handle_one_request(self) -> None:
+        """One request, whose headers and body must arrive within READ_DEADLINE_S in total."""
+        self._deadline = threading.Timer(self.app.read_deadline_s, self._read_deadline_passed)
+        self._deadline.daemon = True
+        self._deadline.start()
+        try:
+            super().handle_one_request()
+        except _CLIENT_GONE:
+            self.close_connection = True
+        except OSError:
+            if self._expired_at is None:
+                raise
+            self.close_connection = True  # the deadline shut the socket under a blocked read
+        finally:
+            self._deadline.cancel()
+
+    _expired_at: float | None = None
+
+    def _read_deadline_passed(self) -> None:
+        self._expired_at = time.time()
+        log_event(COMPONENT, "request_deadline", level="WARNING",
+                  details={"remote": self.client_address[0], "deadline_s": self.app.read_deadline_s},
+                  action_taken="socket shut: headers and body not received in time")
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _request_read(self) -> None:
+        """Headers and body are in: the deadline no longer applies (the command may take longer)."""
+        self._deadline.cancel()
+
     # -- GET -----------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._request_read()
         path, _, query = self.path.partition("?")
         path = path.rstrip("/") or "/"
         if path == "/metrics":
@@ -355,6 +435,7 @@ class _Handler(BaseHTTPRequestHandler):
         body_bytes = self._read_body()
         if body_bytes is None:
             return
+        self._request_read()
         if not path.startswith("/commands/"):
             self._json(404, {"ok": False, "error": f"no such endpoint {path}; commands are POST /commands/<name>"})
             return
@@ -370,6 +451,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(body_bytes) if body_bytes.strip() else {}
         except (ValueError, UnicodeDecodeError):
             body = None
+        except RecursionError:
+            body = _TOO_DEEP
         try:
             args = validate_command(name, body)
         except CommandError as exc:
@@ -407,7 +490,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._json(413, {"ok": False, "error": f"body larger than {MAX_BODY_BYTES} bytes"})
             return None
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client hung up, or the read deadline shut the socket
+            self.close_connection = True
+            return None
+        return body
 
     # -- responses -----------------------------------------------------------------
 
@@ -422,5 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except _CLIENT_GONE:
+            self.close_connection = True

@@ -11,14 +11,18 @@ Rows of the failure matrix this module decides (DESIGN §5):
 - F11 timestamp anomaly: event time more than ``future_tolerance`` (5 s) ahead
   of receive time -> the message is rejected; event time going backwards ->
   accepted on its receive time and flagged suspect; repeats -> alert.
-- F12 corrupt messages: counted over a rolling window; a rate above 5 % sets
-  ``reduced`` (the degradation core turns that into REDUCED).
+- F12 corrupt messages: counted over a rolling window (``CorruptRate``, one per
+  symbol, shared by its connections' trackers); a rate above 5 % sets ``reduced`` (the degradation core turns that into REDUCED).
 - F13 abnormal price: > 20 % move inside one minute -> ``abnormal_price``
   (the AbnormalPriceBreaker pauses entries); a rolling z-score of returns
   above 5 is flagged; depth falling > 95 % under its recent peak likewise.
 - Recovery after a reconnect: the first price/OI are compared with the last
   known ones (> 5 % / > 20 % -> alert), and the symbol stays RECOVERING until
   ``resume_after_clean`` seconds of clean data and 3 fresh updates.
+
+A feed holds two connections (DESIGN §4: /public for depth, /market for prices), each
+with its own tracker; ``worst_health`` folds them into the symbol's health, which is
+what degradation's gate and the stop index go by.
 
 Times are seconds on one clock chosen by the caller (receive time ``now``;
 venue event times converted to the same unit). Pure: no threads, no I/O, no
@@ -29,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 
@@ -119,6 +124,55 @@ class FeedHealth:
     def tradable(self) -> bool:
         """Entries on this symbol may be considered (the gate decides the rest)."""
         return self.status is FeedStatus.LIVE
+
+
+SEVERITY = {FeedStatus.LIVE: 0, FeedStatus.RECOVERING: 1, FeedStatus.STALE: 2, FeedStatus.DISCONNECTED: 3}
+"""Worse is higher: blind (STALE, DISCONNECTED) is worse than validating, disconnected worst of all."""
+
+
+def worst_status(*statuses: FeedStatus) -> FeedStatus:
+    """The worst of several connections' statuses (the hot path's cheap form of ``worst_health``)."""
+    return max(statuses, key=SEVERITY.__getitem__)
+
+
+def worst_health(symbol: str, parts: Mapping[str, FeedHealth]) -> FeedHealth:
+    """One symbol's health from its connections' (keyed by route): the worst status rules.
+
+    Reasons are prefixed with the route they come from, worst connection first; the
+    data age is the oldest; counters are summed; any connection's REDUCED, suspect or
+    abnormal flag is the symbol's.
+    """
+    ordered = sorted(parts.items(), key=lambda item: -SEVERITY[item[1].status])
+    worst = ordered[0][1]
+    ages = [h.data_age for h in parts.values()]
+    counters = FeedCounters(**{f.name: sum(getattr(h.counters, f.name) for h in parts.values())
+                               for f in fields(FeedCounters)})
+    return FeedHealth(
+        symbol=symbol,
+        status=worst.status,
+        since=worst.since,
+        data_age=None if None in ages else max(a for a in ages if a is not None),
+        reasons=_route_reasons(ordered),
+        reduced=any(h.reduced for h in parts.values()),
+        suspect=any(h.suspect for h in parts.values()),
+        abnormal_price=any(h.abnormal_price for h in parts.values()),
+        needs_reconnect=any(h.needs_reconnect for h in parts.values()),
+        corrupt_rate=max(h.corrupt_rate for h in parts.values()),
+        counters=counters,
+    )
+
+
+def _route_reasons(ordered: list[tuple[str, FeedHealth]]) -> tuple[str, ...]:
+    """``route: reason``, worst route first; a reason both connections share (the symbol's
+    corrupt rate, F12) is named once."""
+    seen: set[str] = set()
+    out = []
+    for route, health in ordered:
+        for reason in health.reasons:
+            if reason not in seen:
+                seen.add(reason)
+                out.append(f"{route}: {reason}")
+    return tuple(out)
 
 
 class _WindowExtremes:
@@ -219,6 +273,36 @@ class _RateWindow:
         return self.corrupt / self.total if self.total else 0.0
 
 
+class CorruptRate:
+    """F12: corrupt / all messages over a sliding window, judged against the 5 % limit.
+
+    One per symbol, shared by the trackers of its two connections: the rate is of the
+    feed's messages, so a burst on the low-rate /market connection (a mark a second) is
+    weighed against the symbol's whole traffic, as before the route split, and REDUCED
+    is raised and alerted once, not once per connection.
+    """
+
+    def __init__(self, config: FeedHealthConfig) -> None:
+        self.config = config
+        self._window = _RateWindow(config.corrupt_window)
+        self.reduced = False
+
+    def add(self, now: float, corrupt: bool) -> None:
+        self._window.add(now, corrupt)
+
+    def rate(self) -> float:
+        return self._window.rate()
+
+    def update(self, now: float) -> bool:
+        """Re-judge the window at ``now``; True when the rate has just gone over the limit."""
+        cfg = self.config
+        self._window.expire(now)
+        over = self._window.total >= cfg.corrupt_min_messages and self._window.rate() > cfg.corrupt_rate_limit
+        crossed = over and not self.reduced
+        self.reduced = over
+        return crossed
+
+
 class FeedHealthTracker:
     """Data health of one symbol, driven by the feed actor's callbacks and a poll.
 
@@ -229,7 +313,8 @@ class FeedHealthTracker:
     input returns, and ``health(now)`` computes, a ``FeedHealth``.
     """
 
-    def __init__(self, symbol: str, config: FeedHealthConfig | None = None) -> None:
+    def __init__(self, symbol: str, config: FeedHealthConfig | None = None,
+                 corrupt_rate: CorruptRate | None = None) -> None:
         self.symbol = symbol
         self.config = cfg = config or FeedHealthConfig()
         self.counters = FeedCounters()
@@ -245,8 +330,7 @@ class FeedHealthTracker:
         self._book_live = True  # feeds without a book are live by default
         self._alerts: list[Alert] = []
         self._anomalies: deque[float] = deque()
-        self._corrupt = _RateWindow(cfg.corrupt_window)
-        self._reduced = False
+        self._corrupt = corrupt_rate or CorruptRate(cfg)
         self._prices = _WindowExtremes(cfg.abnormal_window)
         self._returns = _RollingStats(cfg.zscore_window)
         self._depth_peak = _WindowExtremes(cfg.abnormal_window)
@@ -259,6 +343,16 @@ class FeedHealthTracker:
         self._reconnect_recovery = False
         self._ref_price: float | None = None  # checked once against the first price, then None
         self._ref_oi: float | None = None
+
+    @property
+    def status(self) -> FeedStatus:
+        """The current status, without building a ``FeedHealth`` (read on every price)."""
+        return self._status
+
+    @property
+    def reduced(self) -> bool:
+        """F12: the corrupt rate is over its limit."""
+        return self._corrupt.reduced
 
     # -- connection ----------------------------------------------------------
 
@@ -430,7 +524,7 @@ class FeedHealthTracker:
         """A snapshot of the current health (does not change state)."""
         cfg = self.config
         reasons = list(self._reasons)
-        if self._reduced:
+        if self._corrupt.reduced:
             reasons.append(f"corrupt_rate {self._corrupt.rate():.1%} > {cfg.corrupt_rate_limit:.0%}")
         abnormal = self._abnormal_at is not None and now - self._abnormal_at <= cfg.abnormal_window
         if abnormal:
@@ -444,7 +538,7 @@ class FeedHealthTracker:
             since=self._since,
             data_age=None if self._last_update is None else now - self._last_update,
             reasons=tuple(reasons),
-            reduced=self._reduced,
+            reduced=self._corrupt.reduced,
             suspect=suspect,
             abnormal_price=abnormal,
             needs_reconnect=self._needs_reconnect,
@@ -494,13 +588,9 @@ class FeedHealthTracker:
             self._anomaly_alerted_at = now
 
     def _update_corrupt_rate(self, now: float) -> None:
-        cfg = self.config
-        self._corrupt.expire(now)
-        over = self._corrupt.total >= cfg.corrupt_min_messages and self._corrupt.rate() > cfg.corrupt_rate_limit
-        if over and not self._reduced:
-            rate = self._corrupt.rate()
-            self._alert(now, "corrupt_rate", f"corrupt message rate {rate:.1%} over {cfg.corrupt_window:.0f}s")
-        self._reduced = over
+        if self._corrupt.update(now):
+            self._alert(now, "corrupt_rate", f"corrupt message rate {self._corrupt.rate():.1%} over "
+                                             f"{self.config.corrupt_window:.0f}s")
 
     def _check_stale(self, now: float) -> None:
         if (
@@ -603,10 +693,13 @@ class FeedHealthTracker:
 
 __all__ = [
     "Alert",
+    "CorruptRate",
     "FeedCounters",
     "FeedHealth",
     "FeedHealthConfig",
     "FeedHealthTracker",
     "FeedStatus",
     "UpdateVerdict",
+    "worst_health",
+    "worst_status",
 ]

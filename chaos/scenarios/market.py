@@ -324,13 +324,14 @@ def timestamp_anomaly(result: Result) -> None:
 def corrupt_frames(result: Result) -> None:
     """Every markPrice frame is corrupted for 8 s (invalid JSON, then valid JSON missing a field).
 
-    F12: 20 % of all frames corrupt while the fault lasts; each is dropped and counted (the depth
-    stream keeps the symbol LIVE); the rate over the window passes 5 % → REDUCED + alert; a
+    F12: about 10 % of all frames corrupt while the fault lasts; each is dropped and counted (trades
+    keep the /market connection's prices fresh, so the symbol stays LIVE: depth alone is no price); the rate over the window passes 5 % → REDUCED + alert; a
     REDUCED node still trades liquid symbols (every configured symbol here) at half size. Afterwards
     the rate falls back under 5 %, the cause clears and REDUCED holds only for its documented
     60 s clean period (the scenario checks the announced deadline rather than waiting it out).
     """
     with Cluster("corrupt-frames", [cued("cf1")]) as c:
+        c.exchange.configure_market(volatility=0.0005)  # a traded market: aggTrades beside the marks on /market
         c.start_trading()
         before = feed(c)["counters"]
         t0, start_ms = time.monotonic(), wall_ms()

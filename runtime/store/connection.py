@@ -8,6 +8,12 @@ Redis restart are re-dialled by the pool on checkout, so no retry is needed for
 that case either. The wire protocol is pinned to RESP2 (redis-py 8 would
 negotiate RESP3). Responses stay bytes (`decode_responses=False`): decoding and
 validation happen where values are loaded (see _codec).
+
+The pool is shared and bounded (`MAX_CONNECTIONS`): thousands of actor threads use one
+client, and redis-py's default pool raises "Too many connections" at 100 checked out.
+A caller past the bound waits up to `POOL_WAIT_S` for a connection to come back
+instead of failing; each connection is held for one command (sub-millisecond on a
+healthy Redis), so the wait is short, and a dead Redis still fails within a timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 DEFAULT_SOCKET_TIMEOUT_S = 0.5
+MAX_CONNECTIONS = 64  # per client; the embedded redis-server allows 10,000 clients in all
+POOL_WAIT_S = 2.0  # longest wait for a pooled connection when all MAX_CONNECTIONS are in use
 
 
 def _no_retry() -> Retry:
@@ -35,7 +43,10 @@ def connect(url: str, *, password: str | None = None, socket_timeout: float = DE
     }
     if password is not None:
         kwargs["password"] = password
-    return redis.Redis.from_url(url, **kwargs)
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, **kwargs)
+    client = redis.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True
+    return client
 
 
 def clone(client: redis.Redis, *, socket_timeout: float) -> redis.Redis:

@@ -33,7 +33,7 @@ FAST_HEALTH = FeedHealthConfig(stale_after=0.3, heartbeat_timeout=0.5, resume_af
                                corrupt_window=2.0, corrupt_min_messages=10)
 FAST_RECONNECT = ReconnectConfig(base_delay=0.05, max_delay=0.4, jitter=0.0, reduced_after=5, stable_after=0.6)
 FAST_TIMINGS = FeedTimings(poll_interval_s=0.02, ping_interval_s=0.1, connect_timeout_s=1.0, recv_timeout_s=0.02,
-                           snapshot_retry_s=0.05)
+                           snapshot_retry_s=0.05, market_stale_after_s=0.0)  # marks every 50 ms: stale_after holds
 
 CONFIG = """
 [node]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.core.feed_health import FeedHealthConfig, FeedHealthTracker, FeedStatus
+from actors.core.feed_health import CorruptRate, FeedHealthConfig, FeedHealthTracker, FeedStatus, worst_health, \
+    worst_status
 
 T0 = 1_000.0
 
@@ -359,3 +360,57 @@ def test_f13_one_step_move_is_flagged_once():
         for t in (1.0, 2.0, 10.0, 11.0, 12.0, 13.0)
     ]
     assert flagged == [False, False, True, False, False, False], "later prices compare with the new level"
+
+
+# --- two connections, one symbol (DESIGN §4: /public depth, /market prices) -----------------
+
+
+def test_worst_health_takes_the_worse_connection_and_names_its_route():
+    public, t = live_tracker()
+    market, _ = live_tracker(FeedHealthConfig(stale_after=1.5))
+    combined = worst_health("BTCUSDT", {"public": public.poll(t), "market": market.poll(t)})
+    assert combined.status is FeedStatus.LIVE and combined.tradable and combined.reasons == ()
+    market.on_disconnected(t + 0.01, "connection lost")
+    combined = worst_health("BTCUSDT", {"public": public.poll(t + 0.01), "market": market.poll(t + 0.01)})
+    assert combined.status is FeedStatus.DISCONNECTED and not combined.tradable, \
+        "F7: a /market-only drop blinds the symbol"
+    assert combined.reasons[0] == "market: disconnected: connection lost"
+    assert combined.since == t + 0.01
+    assert combined.counters.connects == 2 and combined.counters.disconnects == 1, "counters are summed"
+
+
+def test_worst_status_order_blind_is_worse_than_recovering():
+    assert worst_status(FeedStatus.LIVE, FeedStatus.RECOVERING) is FeedStatus.RECOVERING
+    assert worst_status(FeedStatus.RECOVERING, FeedStatus.STALE) is FeedStatus.STALE
+    assert worst_status(FeedStatus.STALE, FeedStatus.DISCONNECTED) is FeedStatus.DISCONNECTED
+
+
+def test_worst_health_f10_market_stale_alone_blocks_entries_and_ages_by_the_older_data():
+    public, t = live_tracker()
+    market, _ = live_tracker()
+    stream(public, t + 0.1, t + 1.5)  # depth keeps flowing, prices stop
+    combined = worst_health("BTCUSDT", {"public": public.poll(t + 1.5), "market": market.poll(t + 1.5)})
+    assert combined.status is FeedStatus.STALE, "F10: stale mark price blocks entries although depth flows"
+    assert combined.data_age is not None and combined.data_age >= 1.5 - 1e-9
+    assert any(r.startswith("market: stale") for r in combined.reasons)
+
+
+def test_f12_one_corrupt_rate_per_symbol_over_both_connections_alerted_once():
+    """A burst on the low-rate /market connection is weighed against the symbol's whole traffic."""
+    config = FeedHealthConfig(corrupt_min_messages=10)
+    shared = CorruptRate(config)
+    public, market = FeedHealthTracker("BTCUSDT", config, shared), FeedHealthTracker("BTCUSDT", config, shared)
+    public.on_connected(T0)
+    market.on_connected(T0)
+    t = stream(public, T0 + 0.01, T0 + 0.9, step=0.01)  # 90 depth updates
+    for i in range(4):
+        market.on_corrupt(t + 0.01 * (i + 1))
+    assert not market.health(t + 0.05).reduced, "4 corrupt of 94 messages is under 5 %"
+    for i in range(4):
+        market.on_corrupt(t + 0.05 + 0.01 * (i + 1))
+    public.on_update(t + 0.1)
+    combined = worst_health("BTCUSDT", {"public": public.poll(t + 0.1), "market": market.poll(t + 0.1)})
+    assert combined.reduced and abs(combined.corrupt_rate - 8 / 99) < 1e-9, "8 of 99 messages is over 5 %"
+    alerts = [a.kind for a in public.take_alerts() + market.take_alerts()]
+    assert alerts.count("corrupt_rate") == 1, f"REDUCED is alerted once for the symbol: {alerts}"
+    assert sum("corrupt_rate" in r for r in combined.reasons) == 1, combined.reasons
