@@ -63,6 +63,7 @@ from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Run
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
 COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
 MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
+START_BATCH = 100  # strategies queued to the strategies supervisor at once while starting
 
 
 class StartAborted(Exception):
@@ -163,17 +164,20 @@ class Node:
             raise StartAborted(self.stop_reason)
 
     def _start_strategies(self) -> None:
-        """Each strategy in turn, checking for a stop between them. `_strategy_specs` is the list the
-        strategies supervisor was given, so a restart of that supervisor restarts those started so far."""
+        """The strategies in batches of START_BATCH (queued together, so no round trip per strategy),
+        checking for a stop between batches. `_strategy_specs` is the list the strategies supervisor
+        was given, so a restart of that supervisor restarts those started so far."""
         strategies = self._strategies_supervisor()
-        for strategy in self.config.strategies:
+        configured = self.config.strategies
+        for first in range(0, len(configured), START_BATCH):
             self._check_stop()
-            spec = self._strategy_spec(strategy)
-            self._strategy_specs.append(spec)
-            try:
-                strategies.start_child(spec).get(timeout=60)
-            except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
-                pass
+            specs = [self._strategy_spec(strategy) for strategy in configured[first:first + START_BATCH]]
+            self._strategy_specs.extend(specs)
+            for future in [strategies.start_child(spec) for spec in specs]:
+                try:
+                    future.get(timeout=60)
+                except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
+                    pass
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue

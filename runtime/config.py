@@ -804,6 +804,7 @@ class _Builder:
         self.lines = lines
         self.start = start
         self.problems: list[ConfigProblem] = []
+        self.feed_symbols: frozenset[str] = frozenset()  # set once [feeds] is read: O(1) membership
 
     def problem(self, path: tuple, message: str) -> None:
         self.problems.append(ConfigProblem(_path_name(path), self.lines.line(path), message))
@@ -883,8 +884,9 @@ class _Builder:
         stale_exit = t.num("stale_exit_after_s", d.stale_exit_after_s, gt=0, le=MAX_DURATION_S)
         policy = t.text("stale_policy", d.stale_policy, choices=STALE_POLICIES)
         liquid = t.str_list("liquid_symbols", (), pattern=SYMBOL_RE)
+        known = self.feed_symbols = frozenset(symbols or ())
         for sym in liquid or ():
-            if symbols and sym not in symbols:
+            if symbols and sym not in known:
                 t.problem("liquid_symbols", f"{sym!r} is not in feeds.symbols")
         t.finish()
         return FeedsConfig(symbols or (), heartbeat, stale_ms, stale_exit, policy, liquid or ())
@@ -913,7 +915,7 @@ class _Builder:
             if isinstance(price, bool) or not isinstance(price, (int, float)) or not _finite(price) \
                     or not 0 < price <= MAX_NUMBER:
                 self.problem(path, f"must be a price > 0, got {_show(price)}")
-            elif feeds.symbols and sym not in feeds.symbols:
+            elif feeds.symbols and sym not in self.feed_symbols:
                 self.problem(path, f"{sym!r} is not in feeds.symbols")
             else:
                 prices[sym] = float(price)
@@ -986,8 +988,9 @@ class _Builder:
             t.problem("kind", f"must be 'scheduled' (or give class = 'module:Class'), got {kind!r}")
         account = t.text("account", "default", pattern=re.compile(r"[A-Za-z0-9_.-]{1,32}"))
         symbol = t.text("symbol")
-        if symbol is not None and feeds.symbols and symbol not in feeds.symbols:
-            t.problem("symbol", f"{symbol!r} is not in feeds.symbols ({', '.join(feeds.symbols)})")
+        if symbol is not None and feeds.symbols and symbol not in self.feed_symbols:
+            shown = ", ".join(feeds.symbols[:20]) + (f" and {len(feeds.symbols) - 20} more" if len(feeds.symbols) > 20 else "")
+            t.problem("symbol", f"{symbol!r} is not in feeds.symbols ({shown})")
         scheduled = kind == "scheduled"
         quantity = t.num("quantity", _MISSING if scheduled else None, gt=0)
         stop_loss = t.num("stop_loss", None, gt=0)

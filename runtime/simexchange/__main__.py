@@ -29,8 +29,8 @@ ADMIN_HELP = """admin routes (JSON; never affected by faults):
   POST   /admin/liquidation           {"symbol": S, "side": "BUY"|"SELL", "quantity": Q, "price": P?}
   POST   /admin/listenKey/expire      expire the active listenKey now (its sockets get listenKeyExpired)
   POST   /admin/reset                 forget orders, positions, ledger, faults; prices back to start
-protocol: /fapi/v1/{ping,time,depth,exchangeInfo,order,openOrders,algoOrder,openAlgoOrders},
-          /fapi/v2/positionRisk, POST/PUT/DELETE /fapi/v1/listenKey (API key only, one key per account);
+protocol: /fapi/v1/{ping,time,depth,exchangeInfo,order,openOrders,algoOrder,openAlgoOrders,leverageBracket},
+          /fapi/v2/positionRisk, /fapi/v3/positionRisk, /fapi/v2|v3/{account,balance}, POST/PUT/DELETE /fapi/v1/listenKey (API key only, one key per account);
           WS routes (Binance's 2026 split), each as /ws/<streams> or /stream?streams=<a>/<b>:
             /public   <sym>@depth@100ms, <sym>@bookTicker
             /market   <sym>@markPrice@1s, <sym>@aggTrade, <sym>@forceOrder, !forceOrder@arr

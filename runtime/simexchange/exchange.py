@@ -34,10 +34,6 @@ log = logger.bind(component="simexchange")
 DEFAULT_API_KEY = "warden-sim-key"
 DEFAULT_API_SECRET = "warden-sim-secret-not-for-production"
 LISTEN_KEY_CHECK_S = 0.1
-# TEMPORARY (issue 9 item 3): the root path still serves /market streams, KINDER than Binance, only until
-# actors/feed.py holds one /public and one /market connection; then this becomes False (Binance's rule:
-# a root connection gets /market streams silently withheld) and the keyword goes away.
-LEGACY_ROOT_MARKET_STREAMS = True
 
 
 class SimExchange:
@@ -67,7 +63,6 @@ class SimExchange:
         ping_interval_s: float | None = None,
         symbol_specs: Mapping[str, SymbolSpec] | None = None,
         listen_key_ttl_s: float = DEFAULT_TTL_S,
-        legacy_root_market_streams: bool = LEGACY_ROOT_MARKET_STREAMS,
     ) -> None:
         symbols = [s.upper() for s in symbols]
         if not symbols:
@@ -97,8 +92,7 @@ class SimExchange:
         self._http: SimHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._ws = StreamServer(symbols, self.faults, host=host, port=ws_port, ping_interval_s=ping_interval_s,
-                                listen_key_valid=self.listen_keys.valid,
-                                legacy_root_market_streams=legacy_root_market_streams)
+                                listen_key_valid=self.listen_keys.valid)
         self.faults.add_listener(self._on_fault)
         self._started = False
 

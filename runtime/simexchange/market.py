@@ -26,22 +26,42 @@ FUNDING_PERIOD_MS = 8 * 3600 * 1000
 
 @dataclass(frozen=True)
 class SymbolSpec:
-    """Price tick, quantity step and ladder spacing of one symbol."""
+    """One symbol's contract and filters, as exchangeInfo serves them and the venue enforces them."""
 
     symbol: str
     tick: Decimal
     step: Decimal
     level_step: Decimal
+    min_qty: Decimal = Decimal("0.001")
+    max_qty: Decimal = Decimal("1000")
+    market_max_qty: Decimal = Decimal("120")
+    min_notional: Decimal = Decimal("5")
+    min_price: Decimal = Decimal("0.0001")
+    max_price: Decimal = Decimal("4529764")
+    percent_up: Decimal = Decimal("1.05")
+    percent_down: Decimal = Decimal("0.95")
+    max_num_orders: int = 200
+    max_num_algo_orders: int = 10
+    quote_asset: str = "USDT"
 
     @classmethod
     def for_price(cls, symbol: str, price: float, tick: Decimal | None = None,
                   step: Decimal | None = None) -> SymbolSpec:
-        """Sensible filters from the start price (BTC-like: tick 0.1; cheap coins finer)."""
+        """Filters from the start price, shaped like Binance's (BTC-like: tick 0.1, min notional 100)."""
         if tick is None:
             tick = Decimal("0.1") if price >= 10_000 else Decimal("0.01") if price >= 10 else Decimal("0.0001")
         step = step or Decimal("0.001")
         ticks_per_level = max(1, round(price * 1e-4 / float(tick)))
-        return cls(symbol, tick, step, tick * ticks_per_level)
+        big = price >= 10_000
+        return cls(symbol, tick, step, tick * ticks_per_level, min_qty=step,
+                   max_qty=Decimal(1000) if big else Decimal(round(100_000_000 / price)),
+                   market_max_qty=Decimal(120) if big else Decimal(round(12_000_000 / price)),
+                   min_notional=Decimal("100") if big else Decimal("5"),
+                   min_price=tick, max_price=(Decimal(str(price)) * 50).quantize(tick))
+
+    @property
+    def base_asset(self) -> str:
+        return self.symbol[: -len(self.quote_asset)] if self.symbol.endswith(self.quote_asset) else self.symbol
 
     def price(self, value: float | Decimal) -> Decimal:
         """Quantize a price to the tick (half-even; the venue's formatting)."""
@@ -49,6 +69,22 @@ class SymbolSpec:
 
     def qty(self, value: float | Decimal) -> Decimal:
         return Decimal(str(value)).quantize(self.step)
+
+    def filters(self) -> list[dict[str, Any]]:
+        """exchangeInfo ``filters`` (futures spell MIN_NOTIONAL's field ``notional``)."""
+        return [
+            {"filterType": "PRICE_FILTER", "minPrice": str(self.min_price), "maxPrice": str(self.max_price),
+             "tickSize": str(self.tick)},
+            {"filterType": "LOT_SIZE", "minQty": str(self.min_qty), "maxQty": str(self.max_qty),
+             "stepSize": str(self.step)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": str(self.min_qty), "maxQty": str(self.market_max_qty),
+             "stepSize": str(self.step)},
+            {"filterType": "MAX_NUM_ORDERS", "limit": self.max_num_orders},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": self.max_num_algo_orders},
+            {"filterType": "MIN_NOTIONAL", "notional": str(self.min_notional)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": str(self.percent_up),
+             "multiplierDown": str(self.percent_down), "multiplierDecimal": "4"},
+        ]
 
 
 class SymbolMarket:

@@ -58,15 +58,27 @@ ERROR_TEXT = {
     -2019: "Margin is insufficient.",
     -2021: "Order would immediately trigger.",
     -2022: "ReduceOnly Order is rejected.",
+    -2025: "Reach max open order limit.",
     -4003: "Quantity less than or equal to zero.",
+    -4004: "Quantity less than min quantity.",
+    -4005: "Quantity greater than max quantity.",
+    -4013: "Price less than min price.",
+    -4016: "Limit price can't be higher than the PERCENT_PRICE band.",
+    -4024: "Limit price can't be lower than the PERCENT_PRICE band.",
+    -4164: "Order's notional must be no smaller than the MIN_NOTIONAL (unless you choose reduce only).",
     -4116: "ClientOrderId is duplicated.",
     -4120: "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
 }
 
 PLAIN_TYPES = ("MARKET", "LIMIT")
+ORDER_TYPES = ("LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 CONDITIONAL_TYPES = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+# (initial leverage, notional floor, notional cap, maintenance margin ratio, cum): BTCUSDT-like tiers
+LEVERAGE_BRACKETS = ((125, 0, 50_000, 0.004, 0.0), (100, 50_000, 600_000, 0.005, 50.0),
+                     (75, 600_000, 3_000_000, 0.0065, 950.0), (50, 3_000_000, 12_000_000, 0.01, 11_450.0),
+                     (25, 12_000_000, 70_000_000, 0.02, 131_450.0), (20, 70_000_000, 100_000_000, 0.025, 481_450.0))
 ALGO_OPEN_STATUSES = ("NEW", "TRIGGERING")
 
 
@@ -222,15 +234,33 @@ class MatchingEngine:
             return {**market.book.snapshot(limit), "E": now, "T": now}
 
     def exchange_info(self) -> dict[str, Any]:
+        """/fapi/v1/exchangeInfo as Binance serves it (rate limits, assets, symbols with their filters)."""
         symbols = []
         for market in self.markets.values():
             spec = market.spec
-            symbols.append({"symbol": spec.symbol, "status": "TRADING", "contractType": "PERPETUAL",
-                            "pricePrecision": -spec.tick.as_tuple().exponent,
-                            "quantityPrecision": -spec.step.as_tuple().exponent,
-                            "filters": [{"filterType": "PRICE_FILTER", "tickSize": str(spec.tick)},
-                                        {"filterType": "LOT_SIZE", "stepSize": str(spec.step)}]})
-        return {"timezone": "UTC", "serverTime": self.now_ms(), "symbols": symbols}
+            symbols.append({
+                "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+                "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+                "baseAsset": spec.base_asset, "quoteAsset": spec.quote_asset, "marginAsset": spec.quote_asset,
+                "pricePrecision": -spec.tick.as_tuple().exponent, "quantityPrecision": -spec.step.as_tuple().exponent,
+                "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
+                "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+                "maxMoveOrderLimit": 10000, "filters": spec.filters(),
+                "OrderType": list(ORDER_TYPES), "orderTypes": list(ORDER_TYPES),
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+            })
+        return {
+            "timezone": "UTC", "serverTime": self.now_ms(), "futuresType": "U_MARGINED",
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            ],
+            "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "symbols": symbols,
+        }
 
     # -- REST: orders ----------------------------------------------------------------------
 
@@ -256,6 +286,9 @@ class MatchingEngine:
             account = self.account
             if self._open_order_with(symbol, client_id) is not None:
                 raise VenueError(-4116)
+            _check_filters(market, order_type, qty, price, reduce_only)
+            if sum(o["status"] in OPEN_STATUSES for o in account.orders.values()) >= market.spec.max_num_orders:
+                raise VenueError(-2025)
             fill_price = market.price if order_type == "MARKET" else price
             qty = self._check_risk(symbol, side, qty, fill_price, reduce_only)
             now = self.now_ms()
@@ -299,6 +332,86 @@ class MatchingEngine:
             now = self.now_ms()
             return [self._position_json(m, now) for m in self.markets.values() if not symbol or m.symbol == symbol]
 
+    def position_risk_v3(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        """/fapi/v3/positionRisk: only symbols with a position or an open order, v3's fields (no leverage)."""
+        symbol = p.get("symbol")
+        if symbol:
+            self._market(symbol)
+        with self.lock:
+            now = self.now_ms()
+            busy = {o["symbol"] for o in self.account.orders.values() if o["status"] in OPEN_STATUSES}
+            out = []
+            for market in self.markets.values():
+                state = self.account.positions.get(market.symbol, PositionState())
+                if (symbol and market.symbol != symbol) or (state.amount == 0 and market.symbol not in busy):
+                    continue
+                v2 = self._position_json(market, now)
+                margin = abs(state.amount) * market.price / self.leverage
+                out.append({k: v2[k] for k in ("symbol", "positionSide", "positionAmt", "entryPrice",
+                                                "breakEvenPrice", "markPrice", "liquidationPrice",
+                                                "isolatedMargin", "notional", "isolatedWallet", "updateTime")}
+                           | {"unRealizedProfit": v2["unRealizedProfit"], "marginAsset": "USDT",
+                              "initialMargin": f"{margin:.8f}", "maintMargin": f"{margin / 10:.8f}",
+                              "positionInitialMargin": f"{margin:.8f}", "openOrderInitialMargin": "0",
+                              "adl": 0, "bidNotional": "0", "askNotional": "0"})
+            return out
+
+    def account_info(self, p: Mapping[str, str]) -> dict[str, Any]:
+        """/fapi/v2/account and /fapi/v3/account: totals, the USDT asset, positions (one-way, cross)."""
+        with self.lock:
+            now = self.now_ms()
+            wallet = self.account.balance
+            upnl, margin, positions = Decimal(0), Decimal(0), []
+            for market in self.markets.values():
+                state = self.account.positions.get(market.symbol, PositionState())
+                pos_upnl = state.amount * (market.price - state.entry) if state.amount else Decimal(0)
+                pos_margin = abs(state.amount) * market.price / self.leverage
+                upnl += pos_upnl
+                margin += pos_margin
+                positions.append({"symbol": market.symbol, "positionSide": "BOTH", "positionAmt": str(state.amount),
+                                  "entryPrice": str(state.entry), "unrealizedProfit": f"{pos_upnl:.8f}",
+                                  "isolatedMargin": "0", "notional": f"{state.amount * market.price:.8f}",
+                                  "isolatedWallet": "0", "initialMargin": f"{pos_margin:.8f}",
+                                  "maintMargin": f"{pos_margin / 10:.8f}", "leverage": str(self.leverage),
+                                  "isolated": False, "updateTime": now})
+            available = wallet + upnl - margin
+            totals = {"totalInitialMargin": margin, "totalMaintMargin": margin / 10, "totalWalletBalance": wallet,
+                      "totalUnrealizedProfit": upnl, "totalMarginBalance": wallet + upnl,
+                      "totalPositionInitialMargin": margin, "totalOpenOrderInitialMargin": Decimal(0),
+                      "totalCrossWalletBalance": wallet, "totalCrossUnPnl": upnl, "availableBalance": available,
+                      "maxWithdrawAmount": available}
+            asset = {"asset": "USDT", "walletBalance": wallet, "unrealizedProfit": upnl, "marginBalance": wallet + upnl,
+                     "maintMargin": margin / 10, "initialMargin": margin, "positionInitialMargin": margin,
+                     "openOrderInitialMargin": Decimal(0), "crossWalletBalance": wallet, "crossUnPnl": upnl,
+                     "availableBalance": available, "maxWithdrawAmount": available}
+            return {**{k: f"{v:.8f}" for k, v in totals.items()}, "canTrade": True, "canDeposit": True,
+                    "canWithdraw": True, "feeTier": 0, "multiAssetsMargin": False, "tradeGroupId": -1,
+                    "updateTime": 0,
+                    "assets": [{**{k: (v if isinstance(v, str) else f"{v:.8f}") for k, v in asset.items()},
+                                "marginAvailable": True, "updateTime": now}],
+                    "positions": positions}
+
+    def balances(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        """/fapi/v2/balance and /fapi/v3/balance."""
+        account = self.account_info(p)
+        usdt = account["assets"][0]
+        return [{"accountAlias": "SgsR", "asset": "USDT", "balance": usdt["walletBalance"],
+                 "crossWalletBalance": usdt["crossWalletBalance"], "crossUnPnl": usdt["crossUnPnl"],
+                 "availableBalance": usdt["availableBalance"], "maxWithdrawAmount": usdt["maxWithdrawAmount"],
+                 "marginAvailable": True, "updateTime": usdt["updateTime"]}]
+
+    def leverage_bracket(self, p: Mapping[str, str]) -> list[dict[str, Any]] | dict[str, Any]:
+        """/fapi/v1/leverageBracket: notional brackets (one object when ``symbol`` is sent, as Binance)."""
+        symbol = p.get("symbol")
+        if symbol:
+            self._market(symbol)
+        brackets = [{"bracket": i + 1, "initialLeverage": lev, "notionalCap": cap, "notionalFloor": floor,
+                     "maintMarginRatio": mmr, "cum": cum}
+                    for i, (lev, floor, cap, mmr, cum) in enumerate(LEVERAGE_BRACKETS)]
+        items = [{"symbol": m, "notionalCoef": 1.0, "brackets": brackets} for m in self.markets
+                 if not symbol or m == symbol]
+        return items[0] if symbol else items
+
     def position(self, symbol: str) -> dict[str, Any]:
         with self.lock:
             return self._position_json(self._market(symbol), self.now_ms())
@@ -323,6 +436,12 @@ class MatchingEngine:
         if close_position and (p.get("quantity") or reduce_only):
             raise VenueError(-1106, "Parameter 'quantity'/'reduceOnly' sent when not required (closePosition).")
         qty = None if close_position else _qty(p, "quantity", market.spec)
+        if trigger < market.spec.min_price or trigger > market.spec.max_price:
+            raise VenueError(-4013 if trigger < market.spec.min_price else -1130,
+                             f"triggerPrice {trigger} outside PRICE_FILTER [{market.spec.min_price}, "
+                             f"{market.spec.max_price}].")
+        if qty is not None and not market.spec.min_qty <= qty <= market.spec.market_max_qty:
+            raise VenueError(-4004 if qty < market.spec.min_qty else -4005)
         client_id = p.get("clientAlgoId") or f"simalgo-{next(self._seq)}"
         _check_client_id(client_id, "clientAlgoId")
         with self.lock:
@@ -686,6 +805,31 @@ def _new_order(order_id: int, symbol: str, client_id: str, side: str, order_type
         "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": order_type, "priceMatch": "NONE",
         "selfTradePreventionMode": "NONE", "goodTillDate": 0, "time": now, "updateTime": now,
     }
+
+
+def _check_filters(market: SymbolMarket, order_type: str, qty: Decimal, price: Decimal | None,
+                   reduce_only: bool) -> None:
+    """LOT_SIZE / MARKET_LOT_SIZE bounds, PRICE_FILTER bounds, PERCENT_PRICE band, MIN_NOTIONAL (as Binance)."""
+    spec = market.spec
+    max_qty = spec.market_max_qty if order_type == "MARKET" else spec.max_qty
+    if qty < spec.min_qty:
+        raise VenueError(-4004, f"Quantity less than min quantity {spec.min_qty}.")
+    if qty > max_qty:
+        raise VenueError(-4005, f"Quantity greater than max quantity {max_qty}.")
+    if price is not None:
+        if price < spec.min_price:
+            raise VenueError(-4013, f"Price less than min price {spec.min_price}.")
+        if price > spec.max_price:
+            raise VenueError(-4016, f"Limit price can't be higher than {spec.max_price}.")
+        mark = market.price
+        if price > mark * spec.percent_up:
+            raise VenueError(-4016, f"Limit price can't be higher than {spec.price(mark * spec.percent_up)}.")
+        if price < mark * spec.percent_down:
+            raise VenueError(-4024, f"Limit price can't be lower than {spec.price(mark * spec.percent_down)}.")
+    notional = qty * (price if price is not None else market.price)
+    if not reduce_only and notional < spec.min_notional:
+        raise VenueError(-4164, f"Order's notional must be no smaller than {spec.min_notional} "
+                                f"(unless you choose reduce only).")
 
 
 def _average(quote: Decimal, qty: Decimal, tick: Decimal) -> str:

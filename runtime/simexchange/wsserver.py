@@ -3,8 +3,10 @@
 Runs a ``websockets`` asyncio server in its own thread. Streams are served as
 Binance does: combined ``/stream?streams=a/b`` (frames ``{"stream", "data"}``)
 or raw ``/ws/a/b`` (the event alone), plus live ``SUBSCRIBE`` /
-``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` requests. Unknown stream names are
-refused at the handshake (HTTP 400 naming the stream).
+``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` requests. A stream name in the URL that
+is not served is accepted and never sends anything (as on Binance; a live
+SUBSCRIBE to one is answered with an error naming it); an unknown path is
+refused at the handshake (HTTP 400).
 
 Routes, as after Binance's USD-M base-URL split (2026-03-06; legacy URLs
 retired 2026-04-23): ``/public`` carries depth and bookTicker, ``/market``
@@ -76,14 +78,11 @@ class Subscriber:
     route: str = ROOT
     streams: dict[str, set[str]] = field(default_factory=dict)
     paused: bool = False
-    legacy_root: bool = False  # the root serves every stream (see StreamServer)
 
     def serves(self, key: str) -> bool:
         """Does this socket's route carry stream ``key``? (A wrong-route stream is withheld.)"""
         if self.route == PRIVATE:
             return key == USER_KEY
-        if self.route == ROOT and self.legacy_root:
-            return True
         kind = key if key in ALL_MARKET_STREAMS else key.partition("@")[2]
         return ROUTE_OF_KIND.get(kind) == SERVED_KINDS_ON[self.route]
 
@@ -103,10 +102,8 @@ class StreamServer:
 
     def __init__(self, symbols: Iterable[str], faults: FaultBoard, *, host: str = "127.0.0.1", port: int = 0,
                  ping_interval_s: float | None = None,
-                 listen_key_valid: Callable[[str], bool] = lambda key: False,
-                 legacy_root_market_streams: bool = False) -> None:
+                 listen_key_valid: Callable[[str], bool] = lambda key: False) -> None:
         self.symbols = {s.lower() for s in symbols}
-        self.legacy_root_market_streams = legacy_root_market_streams
         self.listen_key_valid = listen_key_valid
         self.faults = faults
         self.host = host
@@ -246,10 +243,18 @@ class StreamServer:
                 if not self.listen_key_valid(name):
                     raise StreamNameError(f"listenKey {name[:8]}... does not exist or has expired; "
                                           "POST /fapi/v1/listenKey for a new one")
-        else:
-            for name in names:
-                self.canonical(name)
         return route, combined, names
+
+    def _key_or_withheld(self, name: str) -> str:
+        """A handshake stream name's key; a name not served gets a key nothing is published under.
+
+        Binance accepts any name in the URL (ccxt connects to ``/public/ws/0`` and SUBSCRIBEs
+        afterwards) and sends nothing for one it does not serve: no error, no frames.
+        """
+        try:
+            return self.canonical(name)
+        except StreamNameError:
+            return f"?{name}"
 
     # -- loop side --------------------------------------------------------------------------
 
@@ -283,10 +288,9 @@ class StreamServer:
         except StreamNameError as exc:  # the listenKey expired between handshake check and here
             await ws.close(1008, str(exc)[:100])
             return
-        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route,
-                         legacy_root=self.legacy_root_market_streams)
+        sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route)
         for name in names:
-            sub.add(name, USER_KEY if route == PRIVATE else self.canonical(name))
+            sub.add(name, USER_KEY if route == PRIVATE else self._key_or_withheld(name))
         self._subs.add(sub)
         if self._stalled:
             self._pause(sub)

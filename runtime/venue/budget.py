@@ -263,6 +263,12 @@ _PATH_WEIGHTS: Mapping[tuple[str, str], int] = {
     ("DELETE", "/fapi/v1/algoOrder"): 1,
     ("GET", "/fapi/v1/openAlgoOrders"): 1,
     ("GET", "/fapi/v2/positionRisk"): 5,
+    ("GET", "/fapi/v3/positionRisk"): 5,
+    ("GET", "/fapi/v2/account"): 5,
+    ("GET", "/fapi/v3/account"): 5,
+    ("GET", "/fapi/v2/balance"): 5,
+    ("GET", "/fapi/v3/balance"): 5,
+    ("GET", "/fapi/v1/exchangeInfo"): 1,
     ("GET", "/fapi/v1/time"): 1,
     ("GET", "/fapi/v1/ping"): 1,
 }

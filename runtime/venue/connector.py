@@ -31,8 +31,9 @@ from requests.adapters import HTTPAdapter
 
 from runtime.venue.budget import Priority, RequestBudget, WeightBudget, request_weight
 from runtime.venue.clock import ServerClock
+from runtime.venue.filters import SymbolFilters, parse_exchange_info
 from runtime.venue.ids import validate_client_order_id
-from runtime.venue.models import parse_depth, parse_order_list, parse_positions, parse_server_time
+from runtime.venue.models import Position, parse_depth, parse_order_list, parse_positions, parse_server_time
 from runtime.venue.outcomes import (
     Expect,
     MalformedReply,
@@ -89,6 +90,7 @@ class BinanceFuturesConnector:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self._session = session
+        self._filters: dict[str, SymbolFilters] | None = None
 
     def __repr__(self) -> str:
         return f"BinanceFuturesConnector({self.rest_url!r}, api_key=<redacted>)"
@@ -117,6 +119,43 @@ class BinanceFuturesConnector:
 
     sync_clock = server_time
 
+    # -- symbol filters ------------------------------------------------------------
+
+    def load_exchange_info(self, *, priority: Priority = Priority.EXIT) -> VenueOutcome:
+        """GET /fapi/v1/exchangeInfo; on success ``data`` is ``{symbol: SymbolFilters}``, kept for sending."""
+        outcome = self._read("/fapi/v1/exchangeInfo", {}, parse_exchange_info, priority, signed=False)
+        if outcome.ok:
+            self._filters = outcome.data
+        return outcome
+
+    def symbol_filters(self, symbol: str) -> SymbolFilters | None:
+        """The loaded filters of ``symbol`` (None until exchangeInfo is loaded, or if not traded)."""
+        return (self._filters or {}).get(symbol.upper())
+
+    def _shape(self, symbol: str, quantity: Decimal | None, price: Decimal | None, *, market: bool,
+               reduce_only: bool, reference_price: Decimal | None, client_order_id: str,
+               priority: Priority) -> tuple[Decimal | None, Decimal | None] | VenueOutcome:
+        """Round to the symbol's filters and check them; a local REJECTED_PERMANENT if the venue would refuse.
+
+        exchangeInfo is loaded on first use; if it cannot be loaded the order goes out as given
+        (the venue still checks) and the next order tries again.
+        """
+        if self._filters is None and not self.load_exchange_info(priority=priority).ok:
+            log.warning("exchangeInfo unavailable; order sent unrounded", event="filters_unavailable",
+                        details={"client_order_id": client_order_id})
+            return quantity, price
+        filters = self.symbol_filters(symbol)
+        if filters is None:
+            return _local_reject(client_order_id, f"{symbol} is not a TRADING symbol in exchangeInfo")
+        qty = None if quantity is None else filters.round_qty(quantity, market=market)
+        rounded = None if price is None else filters.round_price(price)
+        if qty is not None:
+            reason = filters.check(qty, rounded if rounded is not None else reference_price, market=market,
+                                   reduce_only=reduce_only)
+            if reason is not None:
+                return _local_reject(client_order_id, reason)
+        return qty, rounded
+
     # -- orders ------------------------------------------------------------------
 
     def place_order(
@@ -130,27 +169,39 @@ class BinanceFuturesConnector:
         price: Number | None = None,
         reduce_only: bool = False,
         time_in_force: str = "GTC",
+        reference_price: Number | None = None,
         priority: Priority = Priority.ENTRY,
     ) -> VenueOutcome:
         """POST /fapi/v1/order (MARKET or LIMIT). FILLED / ACCEPTED / a reject / UNKNOWN.
 
-        Conditional types (STOP_MARKET, ...) belong on ``place_stop``; sent here the
-        venue answers -4120 (REJECTED_PERMANENT).
+        Quantity is rounded DOWN to the symbol's step and price to its tick before
+        sending; an order the filters refuse (quantity bounds, MIN_NOTIONAL with
+        ``price`` or, for MARKET, ``reference_price``) is not sent: REJECTED_PERMANENT,
+        ``sent=False``. Conditional types (STOP_MARKET, ...) belong on ``place_stop``;
+        sent here the venue answers -4120 (REJECTED_PERMANENT).
         """
         validate_client_order_id(client_order_id)
+        if price is None and type.upper() == "LIMIT":
+            raise ValueError("LIMIT order needs a price")
+        shaped = self._shape(
+            _symbol(symbol), _positive(quantity, "quantity"), None if price is None else _positive(price, "price"),
+            market=type.upper() == "MARKET", reduce_only=reduce_only, client_order_id=client_order_id,
+            reference_price=None if reference_price is None else _positive(reference_price, "reference_price"),
+            priority=priority)
+        if isinstance(shaped, VenueOutcome):
+            return shaped
+        qty, rounded_price = shaped
         params: dict[str, ParamValue] = {
             "symbol": _symbol(symbol),
             "side": _side(side),
             "type": type.upper(),
-            "quantity": _positive(quantity, "quantity"),
+            "quantity": qty,  # type: ignore[dict-item] - never None for a plain order
             "newClientOrderId": client_order_id,
             "newOrderRespType": "RESULT",
         }
-        if price is not None:
-            params["price"] = _positive(price, "price")
+        if rounded_price is not None:
+            params["price"] = rounded_price
             params["timeInForce"] = time_in_force
-        elif type.upper() == "LIMIT":
-            raise ValueError("LIMIT order needs a price")
         if reduce_only:
             params["reduceOnly"] = True
         return self._call("POST", "/fapi/v1/order", params, mutating=True, expect=Expect.ORDER,
@@ -176,9 +227,30 @@ class BinanceFuturesConnector:
         return self._read("/fapi/v1/openOrders", params, parse_order_list, priority)
 
     def positions(self, symbol: str | None = None, *, priority: Priority = Priority.ENTRY) -> VenueOutcome:
-        """GET /fapi/v2/positionRisk; ``data`` is a list of ``Position``."""
+        """GET /fapi/v3/positionRisk; ``data`` is a list of ``Position``.
+
+        v3 lists only symbols with a position or an open order; a requested ``symbol``
+        it leaves out is flat, so it comes back as a zero ``Position``.
+        """
         params = {"symbol": _symbol(symbol)} if symbol else {}
-        return self._read("/fapi/v2/positionRisk", params, parse_positions, priority)
+        outcome = self._read("/fapi/v3/positionRisk", params, parse_positions, priority)
+        if outcome.ok and symbol and not any(p.symbol == params["symbol"] for p in outcome.data):
+            flat = Position(params["symbol"], Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+            return _with_data(outcome, [*outcome.data, flat])
+        return outcome
+
+    def account(self, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
+        """GET /fapi/v3/account; ``data`` is the venue's account object (totals, assets, positions)."""
+        return self._read("/fapi/v3/account", {}, _object_reply("account"), priority)
+
+    def balances(self, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
+        """GET /fapi/v3/balance; ``data`` is the list of asset balances."""
+        return self._read("/fapi/v3/balance", {}, _list_reply("balance"), priority)
+
+    def leverage_brackets(self, symbol: str, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
+        """GET /fapi/v1/leverageBracket for one symbol; ``data`` is its bracket object."""
+        return self._read("/fapi/v1/leverageBracket", {"symbol": _symbol(symbol)}, _object_reply("leverageBracket"),
+                          priority)
 
     def depth(self, symbol: str, limit: int = 1000, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
         """GET /fapi/v1/depth (unsigned); ``data`` is a ``DepthSnapshot``."""
@@ -208,21 +280,27 @@ class BinanceFuturesConnector:
         (no quantity, no reduceOnly, as the protocol requires).
         """
         validate_client_order_id(client_order_id)
+        if not close_position and quantity is None:
+            raise ValueError("place_stop needs a quantity unless close_position=True")
+        shaped = self._shape(_symbol(symbol), None if close_position else _positive(quantity, "quantity"),
+                             _positive(stop_price, "stop_price"), market=True, reduce_only=True,
+                             reference_price=None, client_order_id=client_order_id, priority=priority)
+        if isinstance(shaped, VenueOutcome):
+            return shaped
+        qty, trigger = shaped
         params: dict[str, ParamValue] = {
             "algoType": "CONDITIONAL",
             "symbol": _symbol(symbol),
             "side": _side(side),
             "type": "STOP_MARKET",
-            "triggerPrice": _positive(stop_price, "stop_price"),
+            "triggerPrice": trigger,  # type: ignore[dict-item] - a stop always has one
             "workingType": working_type,
             "clientAlgoId": client_order_id,
         }
         if close_position:
             params["closePosition"] = True
         else:
-            if quantity is None:
-                raise ValueError("place_stop needs a quantity unless close_position=True")
-            params["quantity"] = _positive(quantity, "quantity")
+            params["quantity"] = qty  # type: ignore[assignment]
             if reduce_only:
                 params["reduceOnly"] = True
         return self._call("POST", "/fapi/v1/algoOrder", params, mutating=True, expect=Expect.ALGO_ORDER,
@@ -343,6 +421,30 @@ class BinanceFuturesConnector:
         else:
             log.warning("venue request not ok", event="venue_request", details=details,
                         action_taken="returned outcome to caller")
+
+
+def _local_reject(client_order_id: str, reason: str) -> VenueOutcome:
+    """An order the symbol filters refuse: permanent, and provably never sent."""
+    log.warning("order refused by symbol filters", event="filters_reject",
+                details={"client_order_id": client_order_id, "reason": reason}, action_taken="not sent")
+    return VenueOutcome(OutcomeKind.REJECTED_PERMANENT, message=f"not sent: {reason}",
+                        client_order_id=client_order_id, sent=False)
+
+
+def _object_reply(what: str) -> Callable[[Any], dict]:
+    def parse(payload: Any) -> dict:
+        if not isinstance(payload, dict):
+            raise MalformedReply(f"{what} reply: expected an object, got {type(payload).__name__}")
+        return payload
+    return parse
+
+
+def _list_reply(what: str) -> Callable[[Any], list]:
+    def parse(payload: Any) -> list:
+        if not isinstance(payload, list):
+            raise MalformedReply(f"{what} reply: expected a list, got {type(payload).__name__}")
+        return payload
+    return parse
 
 
 def _with_data(outcome: VenueOutcome, data: Any) -> VenueOutcome:

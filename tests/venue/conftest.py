@@ -60,7 +60,7 @@ def make_connector() -> Iterator[Callable[..., BinanceFuturesConnector]]:
 
 @pytest.fixture
 def connector(exchange: SimExchange, make_connector: Callable[..., BinanceFuturesConnector]) -> BinanceFuturesConnector:
-    """A connector with the exchange's key, clock synced."""
+    """A connector with the exchange's key, clock synced and exchangeInfo loaded (as at start)."""
     venue = make_connector(exchange)
-    assert venue.server_time().ok
+    assert venue.server_time().ok and venue.load_exchange_info().ok
     return venue

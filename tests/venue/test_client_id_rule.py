@@ -35,12 +35,12 @@ def test_reused_id_of_a_filled_order_makes_a_second_order(exchange: SimExchange,
 
 def test_reused_id_of_a_canceled_order_makes_a_new_order(exchange: SimExchange,
                                                          connector: BinanceFuturesConnector) -> None:
-    assert connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="90000").ok
-    assert connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="90000").kind is K.DUPLICATE
+    assert connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="96000").ok
+    assert connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="96000").kind is K.DUPLICATE
     assert connector.cancel_order("BTCUSDT", "reuse-2").ok
-    again = connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="91000")
+    again = connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "reuse-2", price="97000")
     assert again.kind is K.ACCEPTED, "a canceled order's id is free again"
-    assert connector.query_order("BTCUSDT", "reuse-2").order["price"] == "91000.0"
+    assert connector.query_order("BTCUSDT", "reuse-2").order["price"] == "97000.0"
 
 
 def test_reused_algo_id_of_a_finished_stop_makes_a_new_stop(exchange: SimExchange,

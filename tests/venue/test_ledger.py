@@ -17,9 +17,9 @@ from runtime.venue import BinanceFuturesConnector
 def test_ledger_records_every_order_request_in_order_with_outcomes(exchange: SimExchange,
                                                                    connector: BinanceFuturesConnector) -> None:
     connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "L-1")
-    connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "L-2", price="90000")
+    connector.place_order("BTCUSDT", "BUY", "LIMIT", "0.01", "L-2", price="96000")
     connector.cancel_order("BTCUSDT", "L-2")
-    connector.place_order("BTCUSDT", "BUY", "MARKET", "1000", "L-3")
+    connector.place_order("BTCUSDT", "BUY", "MARKET", "100", "L-3")
     exchange.set_fault("http_429", count=1, scope="place")
     connector.place_order("ETHUSDT", "SELL", "MARKET", "0.5", "L-4")
     connector.query_order("BTCUSDT", "L-1")  # reads are not order requests

@@ -38,8 +38,7 @@ def event_types(got: list[dict]) -> set[str]:
     return {(f["data"] if "stream" in f else f)["e"] for f in got}
 
 
-def test_root_connection_gets_no_mark_price(make_exchange) -> None:
-    exchange = make_exchange(legacy_root_market_streams=False)
+def test_root_connection_gets_no_mark_price(exchange: SimExchange) -> None:
     got = frames(f"{exchange.ws_url}/stream?streams=btcusdt@depth@100ms/btcusdt@markPrice@1s/btcusdt@aggTrade",
                  0.6)
     kinds = event_types(got)
