@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loguru import logger
 
@@ -126,9 +126,10 @@ class Node:
         """Start everything; raises ConfigError (nothing started) or StartAborted (stop asked; call stop())."""
         self.bind_status().start()
         assert self.status_server is not None and self.checked is not None
-        self.alerter = WebhookAlerter.from_config(self.config.alerts, self.config.node.name)
-        if self.alerter is not None:
-            self.alerter.start()
+        webhook = self.checked.secret("alerts.webhook_url_env")  # preflight: set, and an http(s) URL
+        if webhook:
+            register_secret(webhook)  # webhook URLs often embed a token
+            self.alerter = WebhookAlerter(webhook, self.config.node.name).start()
         data_dir = Path(self.config.node.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
@@ -286,7 +287,11 @@ class Node:
         announced = False
         while not self.stopping.wait(0.5):
             if not announced:
-                announced = self._announce_trading()
+                try:
+                    announced = self._announce_trading()
+                except Exception as exc:  # noqa: BLE001 - a missing sentence must never stop the node
+                    log_event("node", "trading_announcement_failed", level="WARNING", exc=exc)
+                    announced = True
         return self.stop()
 
     def _announce_trading(self) -> bool:
@@ -408,7 +413,7 @@ class Node:
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": [down]}}
         tree = self.tree()
         session = breaker.session() if breaker is not None else {}
-        positions = position_rows(self.config.strategies, self._runtime_of, self.services.stops,
+        positions = position_rows(self.config.strategies, self._runtime_reader(), self.services.stops,
                                   marks_from_tree(tree), session.get("realized_by_key") or {}) \
             if self.services is not None else []
         return {
@@ -433,15 +438,31 @@ class Node:
             return []
         return self.store.journal.entries(start=f"{int(since * 1000)}-0" if since else "-")
 
-    def _runtime_of(self, strategy_id: str) -> Runtime | None:
-        """The runtime the engine last wrote (cache), else the store's record; None if neither answers."""
-        cached = self.services.runtime_cache.get(strategy_id)
-        if cached is not None:
-            return cached
-        try:
-            return self.store.load_runtime(strategy_id)
-        except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record
+    def _runtime_reader(self) -> Callable[[str], Runtime | None]:
+        """Runtimes for one status document: the engine's cache, else the strategy actor's copy,
+        else the store, which is given up for the rest of the document after its first failure
+        (Redis down or hung must not make /status wait once per strategy)."""
+        store_failed = False
+
+        def runtime_of(strategy_id: str) -> Runtime | None:
+            nonlocal store_failed
+            cached = self.services.runtime_cache.get(strategy_id)
+            if cached is not None:
+                return cached
+            actor = self._find(f"strategy:{strategy_id}")
+            if actor is not None and isinstance(getattr(actor, "runtime", None), Runtime):
+                return actor.runtime
+            if store_failed:
+                return None
+            try:
+                return self.store.load_runtime(strategy_id)
+            except StoreUnavailable:
+                store_failed = True
+            except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record (F14)
+                pass
             return None
+
+        return runtime_of
 
     def _refresh_metrics(self) -> None:
         self.metrics.update_from_status(self.status())

@@ -22,13 +22,10 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-import os
-
 import requests
 from loguru import logger
 
-from runtime.config import AlertsConfig, ConfigError, ConfigProblem
-from runtime.logging import log_event, redact, register_secret
+from runtime.logging import log_event, redact
 
 __all__ = ["ALERT_EVENTS", "WebhookAlerter", "alert_for"]
 
@@ -80,21 +77,6 @@ class WebhookAlerter:
         self._post = post or session.post
         self._thread = threading.Thread(target=self._run, name="alerts-webhook", daemon=True)
         self._sink_id: int | None = None
-
-    @classmethod
-    def from_config(cls, config: AlertsConfig, node: str,
-                    environ: Mapping[str, str] | None = None) -> "WebhookAlerter | None":
-        """None without `webhook_url_env`; a named but unset variable, or a URL that is not
-        http(s), is a ConfigError (an operator who asked for alerts must get them)."""
-        if not config.webhook_url_env:
-            return None
-        url = (os.environ if environ is None else environ).get(config.webhook_url_env, "")
-        if not url.startswith(("http://", "https://")):
-            problem = (f"environment variable {config.webhook_url_env} is not set" if not url
-                       else f"environment variable {config.webhook_url_env} must hold an http(s) URL")
-            raise ConfigError([ConfigProblem("alerts.webhook_url_env", None, problem)])
-        register_secret(url)  # webhook URLs often embed a token
-        return cls(url, node)
 
     # --- the loguru sink (any thread; never blocks) ---------------------------------------
 

@@ -2,6 +2,7 @@
 
     status [--json] [--url URL]         the live tree; exit 0 healthy, 1 degraded, 2 unreachable
     status --watch [--interval S]       the same, redrawn live until Ctrl-C
+    status --node ID [--json]           one node's fields and details (drill-down)
     history [--strategy ID] [--since 10m] [--json]   orders, fills, outcomes from the journal
     halt --reason R                     stop new entries everywhere
     resume --reason R
@@ -49,7 +50,7 @@ from runtime.metrics import BREAKER_OK_STATES
 from runtime.preflight import preflight
 from runtime.status_server import COMMANDS
 from runtime.history import render as render_history
-from runtime.status_view import closed_symbols, gate_lines, position_lines
+from runtime.status_view import closed_symbols, find_node, gate_lines, node_lines, position_lines
 
 __all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
 
@@ -346,6 +347,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_UNREACHABLE
     code, reasons = assess(status)
+    if args.node:
+        node = find_node(status, args.node)
+        if node is None:
+            print(f"no node {args.node!r} in the tree", file=sys.stderr)
+            return EXIT_DEGRADED
+        print(json.dumps(node, indent=2) if args.json else "\n".join(node_lines(node)))
+        return code
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=False))  # escapes every control character
         return code
@@ -531,6 +539,7 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="show the live supervision tree")
     p.add_argument("--json", action="store_true", help="print the raw status JSON")
+    p.add_argument("--node", metavar="ID", help="drill down into one node (e.g. feed:BTCUSDT or a strategy id)")
     p.add_argument("--watch", action="store_true", help="live view, redrawn every --interval seconds (Ctrl-C quits)")
     p.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between redraws (default 1)")
     p.add_argument("--frames", type=int, default=0, help="--watch: stop after N redraws (default 0 = until Ctrl-C)")

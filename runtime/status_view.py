@@ -8,9 +8,10 @@ against the rapid-loss breaker's limits. `paint(text, style)` colours (or not).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Mapping
 
-__all__ = ["closed_symbols", "gate_lines", "position_lines"]
+__all__ = ["closed_symbols", "find_node", "gate_lines", "node_lines", "position_lines"]
 
 Paint = Callable[[str, str | None], str]
 
@@ -83,4 +84,37 @@ def position_lines(status: Mapping[str, Any], paint: Paint) -> list[str]:
             lines.append(f"account {account}: P&L {_money(figures.get('pnl'))} "
                          f"(realized {_money(figures.get('realized_pnl'))}, "
                          f"unrealized {_money(figures.get('unrealized_pnl'))})")
+    return lines
+
+
+def find_node(status: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:
+    """The tree node with this id (a strategy id alone finds `strategy:<id>`), or None."""
+    stack = [status.get("tree")]
+    found = None
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if node.get("id") == node_id:
+            return node
+        if node.get("id") == f"strategy:{node_id}":
+            found = node
+        stack.extend(node.get("children") or [])
+    return found
+
+
+def node_lines(node: Mapping[str, Any]) -> list[str]:
+    """Drill-down into one node: its fields, then its details, one `key: value` per line
+    (nested values as compact JSON); children are listed by id only."""
+    lines = []
+    for key, value in node.items():
+        if key == "details":
+            continue
+        if key == "children":
+            value = [c.get("id") for c in value if isinstance(c, Mapping)]
+        lines.append(f"{key}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
+    details = node.get("details")
+    if isinstance(details, Mapping) and details:
+        lines.append("details:")
+        lines += [f"  {k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in details.items()]
     return lines

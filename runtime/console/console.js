@@ -136,6 +136,21 @@ function renderPositions(s) {
     `losses in a row ${x.consecutive_losses}/${x.max_consecutive_losses}`;
 }
 
+let selectedNode = null;
+
+function renderNode(s) {
+  const panel = $("node-panel");
+  let found = null;
+  const find = (node) => { if (node.id === selectedNode) found = node; (node.children || []).forEach(find); };
+  if (selectedNode && s.tree) find(s.tree);
+  panel.hidden = !found;
+  if (!found) return;
+  const {children, ...fields} = found;
+  fields.children = (children || []).map((c) => c.id);
+  $("node-id").textContent = selectedNode;
+  $("node-details").textContent = JSON.stringify(fields, null, 2);
+}
+
 function renderTree(s) {
   const rows = [];
   const walk = (node, depth) => {
@@ -149,6 +164,8 @@ function renderTree(s) {
                     node.generation ?? "-", info(node), el("td", errorText(node.last_error), "error"), actions]);
     tr.dataset.node = id;
     tr.dataset.state = node.state;
+    if (id === selectedNode) tr.className = "selected";
+    tr.cells[0].addEventListener("click", () => { selectedNode = id; renderTree(s); renderNode(s); });
     rows.push(tr);
     for (const child of node.children || []) walk(child, depth + 1);
   };
@@ -171,6 +188,7 @@ function poll() {
                fetch("/history?limit=20&since=1d", {cache: "no-store"}).then((r) => (r.ok ? r.json() : {orders: []})).catch(() => ({orders: []}))])
     .then(([status, history]) => {
       renderHeader(status); renderGates(status); renderBreakers(status); renderPositions(status); renderTree(status);
+      renderNode(status);
       renderOrders(history);
       $("conn").textContent = `updated ${new Date().toISOString().slice(11, 19)}`;
       $("conn").className = "ok";
@@ -180,6 +198,7 @@ function poll() {
     .finally(() => { polling = false; });
 }
 
+$("node-close").addEventListener("click", () => { selectedNode = null; $("node-panel").hidden = true; poll(); });
 $("halt").addEventListener("click", () => command("halt", {}));
 $("resume").addEventListener("click", () => command("resume", {}));
 $("token").value = sessionStorage.getItem("warden-token") || "";

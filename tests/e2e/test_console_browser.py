@@ -58,6 +58,9 @@ def test_issue15_console_shows_a_crash_and_halts_with_a_reason(tmp_path: Path) -
                                "the crash shows in the strategy's row")
             assert int(crashed[2]) >= 1 and "injected" in crashed[5].lower(), crashed
             assert int(crashed[3]) > int(first[3]), "a restarted strategy has a new generation"
+            browser.eval(f"document.querySelector('#tree tr[data-node=\"{node}\"]').cells[0].click()")
+            details = wait_for(lambda: text(browser, "#node-details"), 10, "the node's drill-down panel")
+            assert f'"id": "{node}"' in details and '"details"' in details and "InjectedCrash" in details
 
             browser.eval("document.getElementById('halt').click()")
             assert wait_for(lambda: "reason is required" in text(browser, "#result"), 10, "no-reason refusal")

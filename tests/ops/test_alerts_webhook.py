@@ -3,53 +3,14 @@ SAFETY_ABORT, unprotected positions and drift; retries with backoff off the logg
 and never blocks it. Against a real HTTP receiver on 127.0.0.1."""
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from chaos.harness import wait_for
 from runtime.alerts import WebhookAlerter
 from runtime.config import AlertsConfig, ConfigError, parse_config
+from runtime.preflight import preflight
 from runtime.logging import log_event
-
-
-class Receiver:
-    """Records every POSTed JSON body; answers `fail_first` requests with 500; may be held."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.bodies: list[dict] = []
-        self.attempts = 0
-        self.fail_first = fail_first
-        self.release = threading.Event()
-        self.release.set()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.release.wait(30)
-                receiver.attempts += 1
-                if receiver.attempts <= receiver.fail_first:
-                    self.send_response(500)
-                else:
-                    receiver.bodies.append(json.loads(body))
-                    self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+from tests.webhook_receiver import Receiver
 
 
 @pytest.fixture
@@ -132,13 +93,12 @@ def test_issue15_a_hung_webhook_never_blocks_the_logging_thread(receiver):
     assert len(names) <= 11, "at most the one already in flight besides the ten queued"
 
 
-def test_issue15_alerts_config_names_an_env_var_that_must_hold_a_url():
+def test_issue15_alerts_config_names_an_env_var_holding_the_url():
     config = parse_config('[alerts]\nwebhook_url_env = "WARDEN_WEBHOOK"\n[feeds]\nsymbols = ["BTCUSDT"]\n', "t.toml", 0)
     assert config.alerts == AlertsConfig("WARDEN_WEBHOOK")
-    assert WebhookAlerter.from_config(AlertsConfig(), "n") is None
     with pytest.raises(ConfigError, match="WARDEN_WEBHOOK is not set"):
-        WebhookAlerter.from_config(config.alerts, "n", environ={})
+        preflight(config, environ={})
     with pytest.raises(ConfigError, match="http"):
-        WebhookAlerter.from_config(config.alerts, "n", environ={"WARDEN_WEBHOOK": "ftp://x"})
-    alerter = WebhookAlerter.from_config(config.alerts, "n", environ={"WARDEN_WEBHOOK": "http://127.0.0.1:9/h"})
-    assert alerter is not None and alerter.url == "http://127.0.0.1:9/h"
+        preflight(config, environ={"WARDEN_WEBHOOK": "ftp://x"})
+    checked = preflight(config, environ={"WARDEN_WEBHOOK": "http://127.0.0.1:9/h"})
+    assert checked.secret("alerts.webhook_url_env") == "http://127.0.0.1:9/h"

@@ -115,3 +115,12 @@ def test_issue15_status_piped_into_head_has_no_broken_pipe_traceback(server, sta
                             timeout=60)
     assert result.stdout.startswith("warden node-a")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+def test_issue15_status_node_drills_down_into_one_node(server, status, capsys):
+    find(status["tree"], "strategy:s1")["details"] = {"position": "bought", "timers": ["sell"]}
+    assert main(["status", "--node", "s1", "--url", server.url]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert "id: strategy:s1" in out and "details:" in out and '  timers: ["sell"]' in out
+    assert main(["status", "--node", "nope", "--url", server.url]) == EXIT_DEGRADED
+    assert "no node 'nope'" in capsys.readouterr().err
