@@ -185,9 +185,11 @@ def store_garbage(result: Result) -> None:
         client.rpush(f"{ns}:price:{{BTCUSDT}}", "garbage")
         client.hset(f"{ns}:journal:{{orders}}:open", "g9:e1", "1-1")
         t1 = time.monotonic()
-        c.start_daemon()
-        wait_for(lambda: c.gate_open(), 30, "the daemon started over the garbage")
+        c.start_daemon()  # returns once position-manager's cold start is done and it runs
         result.recover_ms = ms_since(t1)
+        # g4's position is real but its record is unreadable: the runtime under-counts BTCUSDT, so
+        # entries there stay closed (reconcile drift) until an operator repairs the record.
+        result.notes["gate_after_restart"] = c.status()["gate"]["reasons"]
         wait_for(lambda: c.open_stops() == ["g4:p1"], 15, "g5's stop taken back; g4's kept (its record is corrupt)")
         for key in (f"{ns}:queue:{{orders}}", f"{ns}:symbol:{{BTCUSDT}}:strategies", f"{ns}:price:{{BTCUSDT}}"):
             result.check(bool(client.keys(f"{key}:quarantine:*")), f"{key} quarantined at start, not deleted")
