@@ -235,15 +235,19 @@ class StreamServer:
         else:
             raise StreamNameError(f"unknown path {url.path!r}; use [/public|/market|/private]/stream?streams=a/b "
                                   "or [/public|/market|/private]/ws/<stream>")
-        if route == PRIVATE:
+        if route == PRIVATE:  # /private/ws/<key>, /private/ws?listenKey=<key>, or none yet (SUBSCRIBE it later)
             names += query.get("listenKey", [])
-            if not names:
-                raise StreamNameError("/private needs a listenKey: /private/ws/<listenKey>")
             for name in names:
                 if not self.listen_key_valid(name):
                     raise StreamNameError(f"listenKey {name[:8]}... does not exist or has expired; "
                                           "POST /fapi/v1/listenKey for a new one")
         return route, combined, names
+
+    def _private_key(self, listen_key: str) -> str:
+        """A listenKey SUBSCRIBEd on /private: its events' key, or ``StreamNameError`` if not valid."""
+        if not self.listen_key_valid(listen_key):
+            raise StreamNameError(f"listenKey {listen_key[:8]}... does not exist or has expired")
+        return USER_KEY
 
     def _key_or_withheld(self, name: str) -> str:
         """A handshake stream name's key; a name not served gets a key nothing is published under.
@@ -328,8 +332,6 @@ class StreamServer:
             return
         method, params, req_id = request.get("method"), request.get("params", []), request.get("id")
         try:
-            if sub.route == PRIVATE:
-                raise StreamNameError("a /private socket carries its listenKey's events only")
             if method == "LIST_SUBSCRIPTIONS":
                 self._reply(sub, {"result": sub.names(), "id": req_id})
                 return
@@ -337,7 +339,7 @@ class StreamServer:
                 raise StreamNameError(f"unknown method {method!r}; use SUBSCRIBE, UNSUBSCRIBE or LIST_SUBSCRIPTIONS")
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 raise StreamNameError("'params' must be a list of stream names")
-            keys = [self.canonical(p) for p in params]
+            keys = [self._private_key(p) if sub.route == PRIVATE else self.canonical(p) for p in params]
         except StreamNameError as exc:
             self._reply(sub, {"error": {"code": 2, "msg": f"Invalid request: {exc}"}, "id": req_id})
             return

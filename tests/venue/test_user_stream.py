@@ -192,3 +192,27 @@ def test_parse_user_frame_names_what_is_wrong(frame: str, fragment: str) -> None
 def stream_key(exchange: SimExchange) -> str:
     """The active listenKey (ws_corrupt's ``stream`` filter matches the key as the stream name)."""
     return exchange.listen_keys.create()["listenKey"]
+
+
+def test_private_route_takes_the_key_in_the_query_or_by_subscribe(exchange: SimExchange,
+                                                                  connector: BinanceFuturesConnector) -> None:
+    """ccxt connects to /private/ws?listenKey=<key>; Binance's SDK opens /private/stream and SUBSCRIBEs the key."""
+    import json
+
+    import websocket
+
+    key = exchange.listen_keys.create()["listenKey"]
+    by_query = websocket.create_connection(f"{exchange.ws_url}/private/ws?listenKey={key}", timeout=5)
+    by_subscribe = websocket.create_connection(f"{exchange.ws_url}/private/stream", timeout=5)
+    try:
+        by_subscribe.send(json.dumps({"method": "SUBSCRIBE", "params": ["not-a-key"], "id": 1}))
+        assert "does not exist" in json.loads(by_subscribe.recv())["error"]["msg"]
+        by_subscribe.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 2}))
+        assert json.loads(by_subscribe.recv()) == {"result": None, "id": 2}
+        connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "uds-q")
+        assert json.loads(by_query.recv())["e"] == "ORDER_TRADE_UPDATE"
+        frame = json.loads(by_subscribe.recv())
+        assert frame["stream"] == key and frame["data"]["e"] == "ORDER_TRADE_UPDATE"
+    finally:
+        by_query.close()
+        by_subscribe.close()
