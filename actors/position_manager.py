@@ -21,8 +21,9 @@ from actors.node_ids import DEGRADATION, POSITION_MANAGER
 from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered, StrategyDisabled
 from actors.pipeline import OrderResult, Verdict
 from actors.recovery import (RecoveryReport, cold_start, correct_excess, load_and_arm, reconcile_open_orders,
-                             reconcile_positions)
+                             reconcile_positions, take_back_protective_stops)
 from actors.services import ENGINE, Services
+from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
 NODE = POSITION_MANAGER
@@ -31,14 +32,16 @@ log = logger.bind(component=NODE)
 
 
 class PositionManager(SupervisedActor):
-    def __init__(self, services: Services, reconcile_every_s: float = 30.0) -> None:
+    def __init__(self, services: Services, reconcile_every_s: float | None = None) -> None:
         super().__init__()
         self.services = services
-        self.reconcile_every_s = reconcile_every_s
+        self.reconcile_every_s = services.config.venue.reconcile_every_s if reconcile_every_s is None \
+            else reconcile_every_s
         self.report = RecoveryReport()
         self.drift: dict[str, dict[str, float]] = {}
         self.orphaned: dict[str, str] = {}
         self.last_reconcile_at: float | None = None
+        self.skipped = 0  # reconcile rounds skipped because the store was down
         self._timer: int | None = None
 
     def on_start(self) -> None:
@@ -63,7 +66,7 @@ class PositionManager(SupervisedActor):
             if message.reason == PERIODIC:
                 self._schedule_reconcile()
             if message.request_id:
-                detail = "venue unreachable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
+                detail = "not reconciled: store or venue unavailable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
                 self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
         elif isinstance(message, CorrectExcess):
             fixed = correct_excess(self.services, message.symbol, message.quantity,
@@ -84,8 +87,22 @@ class PositionManager(SupervisedActor):
         return None
 
     def reconcile(self, reason: str) -> dict[str, dict[str, float]] | None:
-        self.services.runtime_cache.invalidate()
-        expected = load_and_arm(self.services, RecoveryReport())
+        """Take back venue-side protective stops, refresh the runtime cache, compare with the venue.
+
+        None when it could not run: the store is down (F28: skip the round and say so, never
+        crash, never drop the cache) or the disk buffer is not replayed yet (the journal and
+        runtimes in Redis are older than the cache), or the venue did not answer."""
+        store = self.services.store
+        try:
+            if store.buffer_pending():
+                raise StoreUnavailable("reconcile", "disk buffer not replayed into Redis yet")
+            take_back_protective_stops(self.services, RecoveryReport())
+            expected = load_and_arm(self.services, RecoveryReport())
+        except StoreUnavailable as exc:
+            self.skipped += 1
+            log.bind(event="reconcile_skipped", details={"reason": reason, "error": str(exc), "skipped": self.skipped},
+                     action_taken="round skipped; runtime cache kept; exits run from it").warning("reconcile_skipped")
+            return None
         drift = reconcile_positions(self.services, expected)
         if drift is not None and not reconcile_open_orders(self.services, drift):
             drift = None
@@ -103,6 +120,8 @@ class PositionManager(SupervisedActor):
             "orphaned": dict(self.orphaned),
             "armed_stops": self.services.stops.count(),
             "last_reconcile_at": self.last_reconcile_at,
+            "reconcile_skipped": self.skipped,
+            "protective_stops": self.services.protective.held(),
             "cold_start": self.report.as_dict(),
         }
 

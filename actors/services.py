@@ -23,6 +23,7 @@ from actors.messages import CancelStrategy, DirectIntent, RateLimited, Wake
 from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline, RuntimeCache
 from actors.ports import OrderStore, Venue
+from actors.protection import ProtectiveStops
 from actors.stop_book import StopBook
 from actors.ticks import TickSubscriptions
 from actors.timers import TimerWheel
@@ -52,6 +53,7 @@ class Services:
     gate: GateBoard = field(default_factory=GateBoard)
     ticks: TickSubscriptions = field(default_factory=TickSubscriptions)
     runtime_cache: RuntimeCache = field(default_factory=RuntimeCache)
+    protective: ProtectiveStops = field(default_factory=ProtectiveStops)  # positions held by a venue-side stop
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Metrics | None = None
     retry: RetryConfig = field(default_factory=RetryConfig)
