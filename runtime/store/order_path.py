@@ -32,11 +32,27 @@ from runtime.store.runtime_state import Runtime, parse_runtime
 # KEYS[1] lock, KEYS[2] runtime. ARGV[1] token, ARGV[2] ttl ms, ARGV[3] generation ('0': plain NX).
 _LOCK_AND_LOAD = """
 local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
-local held = redis.call('GET', KEYS[1])
-if held then
-  if ARGV[3] == '0' then return {0} end
-  local owner = string.match(held, '^(%d+):')
-  if not owner or not gt(ARGV[3], owner) then return {0} end
+local lock_kind = redis.call('TYPE', KEYS[1])['ok']
+if lock_kind ~= 'none' then
+  local why = 'a ' .. lock_kind .. ', not an owner token'
+  local owner = false
+  if lock_kind == 'string' then
+    local held = redis.call('GET', KEYS[1])
+    owner = string.match(held, '^(%d+):%x+$')
+    local plain = string.len(held) == 32 and string.match(held, '^%x+$') ~= nil
+    if ARGV[3] ~= '0' and owner and gt(ARGV[3], owner) then owner = 'older' end
+    if owner ~= 'older' then
+      local pttl = redis.call('PTTL', KEYS[1])
+      if (owner or plain) and pttl >= 0 then return {0, ''} end
+      why = (owner or plain) and 'no expiry' or 'not an owner token'
+    end
+  end
+  if owner ~= 'older' then
+    -- F31: not a lock an owner wrote: give it an expiry of at most the ttl, so it frees itself.
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl < 0 or pttl > tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+    return {0, why}
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local kind = redis.call('TYPE', KEYS[2])['ok']
@@ -81,15 +97,17 @@ class OrderPath:
         self._journal_and_pending = client.register_script(_JOURNAL_AND_MARK_PENDING)
 
     def lock_and_load(self, strategy_id: str, ttl_ms: int, generation: int = 0
-                      ) -> tuple[Lock | None, Runtime | CorruptState | None]:
-        """(the lock or None if held, the runtime / None / CorruptState). One round trip."""
+                      ) -> tuple[Lock | None, Runtime | CorruptState | str | None]:
+        """(the lock, the runtime / None / CorruptState) or, not taken, (None, why the holder is no
+        owner (F31: it was given an expiry) or None). One round trip."""
         lock_key, runtime_key = self._keys.lock_state(strategy_id), self._keys.runtime(strategy_id)
         token = lock_token(generation)
         with translated("lock_and_load", lock_key):
             reply = self._lock_and_load(keys=[lock_key, runtime_key], args=[token, ttl_ms, str(generation)])
         status = int(reply[0])
         if status == 0:
-            return None, None
+            why = text(reply[1], lock_key, "why") if len(reply) > 1 else ""
+            return None, (f"stale lock ({why}): expires within {ttl_ms} ms, then replaced" if why else None)
         lock = Lock(lock_key, token, ttl_ms)
         if status == 1:
             return lock, None

@@ -214,7 +214,13 @@ class Store:
         """The order path's first round trip: the lock (None if held) and the runtime (or the
         CorruptState it failed with) in one script."""
         self._up("lock_and_load")
-        return self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
+        lock, loaded = self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
+        key = self.keys.lock_state(strategy_id)
+        if lock is None and isinstance(loaded, str):
+            self.locks.stale[key] = loaded
+            return None, None
+        self.locks.stale.pop(key, None)
+        return lock, loaded
 
     def journal_and_mark_pending(self, client_order_id: str, fields: Mapping[str, Any], strategy_id: str,
                                  runtime: Runtime) -> str:
