@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from chaos.harness import NAMESPACE, Cluster, StrategySpec, wait_for
+from chaos.harness import NAMESPACE, Cluster, StrategySpec, Timeout, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 
 RECV_WINDOW_S = 5.0  # the daemon's default recv_window_ms: a late request cannot land after it
@@ -135,12 +135,20 @@ def store_garbage(result: Result) -> None:
         _corrupt(c, f"{ns}:runtime:{{g1}}")
         client.delete(f"{ns}:runtime:{{g2}}")
         client.set(f"{ns}:lock_state:{{g3}}", "garbage")  # no expiry, not an owner token
+        # The journal so far is kept aside (as a quarantine would), so "no executed order without a
+        # journaled intent" can still be checked across the bad write.
+        client.rename(f"{ns}:journal:{{orders}}", f"{ns}:journal:{{orders}}:quarantine:0")
         for key in (f"{ns}:journal:{{orders}}", f"{ns}:price:{{BTCUSDT}}", f"{ns}:queue:{{orders}}"):
             client.delete(key)
             client.set(key, "garbage")
         _corrupt(c, f"{ns}:runtime:{{g4}}")
         c.exchange.set_price("BTCUSDT", 98_000.0)  # crosses g1..g3
-        wait_for(lambda: all(c.exits(f"g{i}") for i in (1, 2, 3)), 25, "g1..g3 stops exited despite the garbage")
+        try:
+            wait_for(lambda: all(c.exits(f"g{i}") for i in (1, 2, 3)), 25, "g1..g3 stops exited despite the garbage")
+        except Timeout:
+            seen = [(e["event"], e.get("details")) for e in c.log_lines() if e.get("level") in ("ERROR", "CRITICAL")]
+            raise Timeout(f"g1..g3 stops exited despite the garbage: exits "
+                          f"{[len(c.exits(f'g{i}')) for i in (1, 2, 3)]}; errors {seen[-8:]}") from None
         result.detect_ms = ms_since(t0)
         try:
             c.command("strategy-disable", id="g4")
@@ -150,7 +158,8 @@ def store_garbage(result: Result) -> None:
                          f"operator command refused whole with the reason ({refused})")
         result.check(c.tree_state("strategy:g4") == "running", "g4 not half-disabled")
         for key in (f"{ns}:journal:{{orders}}", f"{ns}:price:{{BTCUSDT}}"):
-            result.check(bool(client.keys(f"{key}:quarantine:*")), f"{key} quarantined, not deleted")
+            result.check(any(client.get(k) == b"garbage" for k in client.keys(f"{key}:quarantine:*")
+                             if client.type(k) == b"string"), f"{key}'s bad value quarantined, not deleted")
         result.check(bool(client.keys(f"{ns}:runtime:{{g1}}:quarantine:*")), "g1's corrupt record kept aside")
         result.check(c.daemon.poll() is None and c.status()["mode"] != "HARD_SHUTDOWN", "nothing escalated")
         time.sleep(SETTLE_S)
