@@ -25,7 +25,9 @@ def summary(recording: Recording, result: CheckResult) -> dict[str, Any]:
         "orders": {"requests": sum(1 for e in recording.ledger if e.get("action") == "place"),
                    "executions": len(executed),
                    "entries": sum(1 for f in executed if f.letter == "e"),
-                   "exits": sum(1 for f in executed if f.letter in "xp")},
+                   "exits": sum(1 for f in executed if f.letter in "xp"),
+                   "rejected_by_reason": dict(Counter(str(e.get("message") or e.get("code")) for e in recording.ledger
+                                                      if e.get("outcome") == "REJECTED").most_common(5))},
         "daemon_runs": [run.__dict__ for run in recording.daemon_runs],
         **result.to_json(),
     }

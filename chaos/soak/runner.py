@@ -42,7 +42,7 @@ from runtime.store.errors import CorruptState, StoreUnavailable
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 ACCOUNTS = ("alpha", "beta")
 START_PRICE = 100_000.0
-QUANTITY = 0.002  # 200 USDT a position: above any MIN_NOTIONAL after a dip
+QUANTITY = 0.004  # 400 USDT a position: half of it (REDUCED mode) stays above MIN_NOTIONAL (100) after a dip
 VOLATILITY = 0.0002  # per market tick (50 ms): stops 0.2-0.6 % under the market are crossed often
 TRADER = "chaos.soak.strategies:Trader"
 SETTLE_S = 60.0  # bound on waiting for the engine to settle at the end
