@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 CHAOS_STAMP := $(VENV)/.installed-chaos
 
-.PHONY: run test bench chaos install clean
+.PHONY: run test bench chaos soak install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ chaos: $(CHAOS_STAMP)
 
 chaos-%: $(CHAOS_STAMP)
 	$(BIN)/python -m chaos --only $* $(ARGS)
+
+# `make soak` (random seed, 10 min, 50 strategies); `make soak SEEDS=regress`; `make soak ARGS="--seed 7 --minutes 5"`.
+soak: $(STAMP)
+	$(BIN)/python -m chaos.soak $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache

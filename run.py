@@ -27,6 +27,8 @@ from pathlib import Path
 
 SUBCOMMANDS = {"status", "history", "halt", "resume", "breaker", "strategy", "check-config"}
 EXIT_BAD_CONFIG = 2
+EXIT_SECOND_CTRL_C = 130
+SAME_PRESS_S = 0.2  # SIGINTs closer than this are one key press (e.g. `timeout -s INT` signals pid and group)
 
 
 def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
@@ -47,15 +49,21 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
 
     node = Node(config, checked)
 
+    first_sigint: list[float] = []  # when the first Ctrl-C arrived
+
     def on_signal(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
-        if signum == signal.SIGINT and node.stopping.is_set():
-            # Second Ctrl-C: leave now, like kill -9 (F19): no exchange-side protective stops are
-            # placed; positions, journal and stops are in Redis and the next start reconciles them.
-            print("\nwarden: second Ctrl-C: exiting now without finishing the graceful stop "
-                  "(the next start reconciles with the venue)", file=sys.stderr, flush=True)
-            os._exit(130)
         if signum == signal.SIGINT:
+            now = time.monotonic()
+            if first_sigint and now - first_sigint[0] < SAME_PRESS_S:
+                return  # one key press delivered twice (to the process and to its group)
+            if first_sigint:
+                # Second Ctrl-C: leave now, like kill -9 (F19): no exchange-side protective stops are
+                # placed; positions, journal and stops are in Redis and the next start reconciles them.
+                print("\nwarden: second Ctrl-C: exiting now without finishing the graceful stop "
+                      "(the next start reconciles with the venue)", file=sys.stderr, flush=True)
+                os._exit(EXIT_SECOND_CTRL_C)
+            first_sigint.append(now)  # before printing: a signal may interrupt the print
             print("\nwarden: stopping gracefully: strategies first (orders in flight finish), then protective "
                   "stops at the venue for open positions, then the store; Ctrl-C again to exit at once",
                   file=sys.stderr, flush=True)

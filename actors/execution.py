@@ -304,6 +304,8 @@ class ExecutionEngine(SupervisedActor):
             self.services.directory.tell("degradation", signals.rate_limited(False, "no rate limiting for a minute"))
 
     def _rearm_if_still_open(self, intent: OrderIntent) -> None:
+        if self.services.protective.holds(intent.strategy_id):
+            return  # a venue-side protective stop holds the position: one crossing, one exit
         runtime = self.services.runtime_cache.get(intent.strategy_id)
         if runtime is not None and runtime.position.value == "bought" and runtime.stop_loss:
             self.services.stops.arm(intent.symbol, intent.strategy_id, runtime.stop_loss, runtime.quantity)

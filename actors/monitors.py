@@ -8,8 +8,12 @@ mailbox at a time, so a busy actor (a long replay) is never flooded.
 
 - ``StoreMonitor`` (F18): a failed probe tells degradation ``signals.store(False)``
   at once (probe every 0.25 s, a killed server fails in well under 1 s).
-  When Redis answers again: replay the disk buffer in order, invalidate the
-  runtime cache, tell ``position-manager`` ``Reconcile(reason)``, and only then
+  While Redis is down every store call fails at once (``store.mark_down``: a
+  hung Redis costs no socket timeouts), and after ``protect_after_s`` with
+  positions open every one of them gets an exchange-side protective stop (F28).
+  When Redis answers again: replay the disk buffer in order, tell
+  ``position-manager`` ``Reconcile(reason)`` (it takes the protective stops back
+  and refreshes the runtime cache, which is never dropped), and only then
   tell degradation ``signals.store(True)``. With ``reconcile_timeout`` > 0 it also
   waits for ``Reconciled`` from position-manager (re-asking every timeout)
   before reopening. A step that fails (Redis flapped mid-replay, position-manager
@@ -47,6 +51,7 @@ from actors.circuit_breaker import ResourceObservation
 from actors.core import signals
 from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
+from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from runtime.logging import log_event
 from runtime.process_tree import ProcessTree
@@ -63,7 +68,7 @@ POSITION_MANAGER = "position-manager"
 class Reconcile:
     """To position-manager: reconcile positions and open orders with the venue now.
 
-    Sent by monitor:store after Redis came back (caches were invalidated). When
+    Sent by monitor:store after Redis came back (the disk buffer was replayed). When
     done, position-manager may answer ``Reconciled(request_id, ok)`` to ``reply_to``.
     """
 
@@ -209,6 +214,9 @@ class StoreMonitor(_MonitorActor):
         self.last_replay: dict[str, Any] | None = None
         self.waiting_for = ""  # the recovery step that has not succeeded yet
         self.buffer_pending = False  # as of the last sample (status reads stay plain attribute reads)
+        self.protect_after_s = services.config.store.protect_after_s
+        self.unprotected: dict[str, str] = {}  # strategy id -> why no venue-side stop holds it (outage only)
+        self._protect_tried_at: float | None = None
         self._told: bool | None = None  # the store state degradation last *received* (None: nothing yet)
         self._request_ids = itertools.count(1)
         self._awaiting: tuple[int, float] | None = None  # (request id, asked at)
@@ -219,12 +227,14 @@ class StoreMonitor(_MonitorActor):
     def status_details(self) -> dict[str, Any]:
         return {"state": self.state, "reason": self.reason, "waiting_for": self.waiting_for,
                 "outages": self.outages, "replays": self.replays, "buffer_pending": self.buffer_pending,
-                "last_replay": self.last_replay}
+                "last_replay": self.last_replay, "protective_stops": self.services.protective.held(),
+                "unprotected": dict(self.unprotected)}
 
     def on_sample(self, health: Any) -> None:
         self.buffer_pending = self._buffer_pending_quiet()
         if not health.up:
             self._down(health.error or "store unreachable")
+            self._protect()
         elif self.state in ("unknown", "down", "recovering"):
             self._recover()
         elif self._told is not True:
@@ -257,12 +267,46 @@ class StoreMonitor(_MonitorActor):
             if first:
                 self.down_since = self.clock()
                 self.outages += 1
+            self.services.store.mark_down(reason)
             log_event(STORE, "store_down", level="ERROR", details={"reason": reason},
-                      action_taken="entries closed; exits buffered to disk")
+                      action_taken="entries closed; exits buffered to disk; runtime cache kept")
         if self._told is not False:
             self._tell_degradation(False, reason)
 
+    def _protect(self) -> None:
+        """F28: Redis down longer than protect_after_s: every open position gets a venue-side stop.
+
+        Positions come from the runtime cache (the last known runtimes); a round that left some
+        unprotected (venue refused, no stop level) is tried again at most every protect_after_s."""
+        if self.down_since is None or self.clock() - self.down_since < self.protect_after_s:
+            return
+        if self._protect_tried_at is not None and self.clock() - self._protect_tried_at < self.protect_after_s:
+            return
+        self._protect_tried_at = self.clock()
+        positions = open_positions(self.services.config.strategies, self.services.runtime_cache.get)
+        why = f"store down for more than {self.protect_after_s:g}s: venue-side protective stop"
+        try:
+            done = place_protective_stops(self.services, positions, why, component=STORE)
+        except Exception as exc:  # noqa: BLE001 - the monitor must outlive a venue bug; say it, retry later
+            log_event(STORE, "protective_stops_failed", level="ERROR", details={"error": repr(exc)},
+                      action_taken=f"retried in {self.protect_after_s:g}s; local stops stay armed")
+            return
+        self._set_unprotected(done.unprotected)
+
+    def _set_unprotected(self, unprotected: dict[str, str]) -> None:
+        """Degradation hears of every position left unprotected (REDUCED) and of each that no longer is."""
+        for strategy_id in set(self.unprotected) | set(unprotected):
+            if strategy_id in unprotected:
+                self.services.directory.tell(DEGRADATION, signals.position_unprotected(
+                    strategy_id, True, f"store down, no venue-side stop: {unprotected[strategy_id]}"))
+            else:
+                self.services.directory.tell(DEGRADATION, signals.position_unprotected(strategy_id, False))
+        self.unprotected = dict(unprotected)
+
     def _recover(self) -> None:
+        self.services.store.mark_up()
+        self._protect_tried_at = None
+        self._set_unprotected({})  # the local stop book protects them again
         if self.state == "unknown" and not self._needs_recovery():
             self.state, self.reason = "up", ""
             self._tell_degradation(True, "store up")
@@ -289,9 +333,8 @@ class StoreMonitor(_MonitorActor):
                             "refused": report.refused, "corrupt": [str(c) for c in report.corrupt]}
         log_event(STORE, "buffer_replayed", details=self.last_replay, action_taken="disk buffer drained in order",
                   level="WARNING" if report.refused or report.corrupt else "INFO")
-        # 2. caches may hold what was true before the outage
-        self.services.runtime_cache.invalidate()
-        # 3. positions reconciled with the venue before new entries
+        # 2. positions reconciled with the venue (protective stops taken back, runtime cache refreshed)
+        #    before new entries
         request_id = next(self._request_ids)
         reason = "store back after outage" + (f" ({self.reason})" if self.reason else "")
         if not self.services.directory.tell(POSITION_MANAGER, Reconcile(reason, STORE, request_id)):
@@ -300,14 +343,14 @@ class StoreMonitor(_MonitorActor):
                       action_taken="gate stays closed; retried at the next probe")
             return
         log_event(STORE, "reconcile_requested", details={"request_id": request_id},
-                  action_taken="caches invalidated; waiting for reconciliation" if self.reconcile_timeout > 0
-                  else "caches invalidated; reconcile requested")
+                  action_taken="buffer replayed; waiting for reconciliation" if self.reconcile_timeout > 0
+                  else "buffer replayed; reconcile requested")
         if self.reconcile_timeout > 0:
             self._awaiting = (request_id, self.clock())
             self.waiting_for = f"Reconciled({request_id}) from {POSITION_MANAGER}"
             return
-        # 4. only now may entries reopen
-        self._reopen("replayed, caches invalidated, reconcile requested")
+        # 3. only now may entries reopen
+        self._reopen("replayed, reconcile requested")
 
     def _reopen(self, how: str) -> None:
         outage = None if self.down_since is None else round(self.clock() - self.down_since, 3)

@@ -40,7 +40,7 @@ from actors.orders import OrderIntent, Purpose
 from actors.pipeline import OrderPipeline
 from actors.position_manager import PositionManager, StrategyDisabled
 from actors.positions import account_rows, marks_from_tree, position_rows
-from actors.recovery import PROTECTIVE_STOP, protective_stop_id
+from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from actors.state_builder import StateBuilder
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
@@ -53,8 +53,8 @@ from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
 from runtime.status_server import CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
-from runtime.store.errors import StoreUnavailable
-from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.store.runtime_state import Runtime, Status
 from runtime.store.store import Store
 from runtime.venue import BinanceFuturesConnector
 from supervision import injection
@@ -351,41 +351,25 @@ class Node:
         return self.exit_code
 
     def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
-        found = []
-        for strategy in self.config.strategies:
+        """Open positions from the store; the last known runtime where the store is down or the
+        record is missing or malformed (F31: a bad record never costs a protective stop)."""
+        def runtime_of(strategy_id: str) -> Runtime | None:
             try:
-                runtime = self.store.load_runtime(strategy.id)
-            except StoreUnavailable:
-                runtime = self.services.runtime_cache.get(strategy.id)
-            except Exception:  # noqa: BLE001 - a corrupt record: nothing safe to do automatically
-                continue
-            if runtime is not None and runtime.position is Position.BOUGHT and runtime.quantity > 0:
-                found.append((strategy, runtime))
-        return found
+                runtime = self.store.load_runtime(strategy_id)
+            except (StoreUnavailable, CorruptState):
+                return self.services.runtime_cache.get(strategy_id)
+            return runtime if runtime is not None else self.services.runtime_cache.get(strategy_id)
+
+        return open_positions(self.config.strategies, runtime_of)
 
     def _place_protective_stops(self) -> None:
         """F26: positions outlive the process; their stop-losses must too (venue-side)."""
-        for strategy, runtime in self._open_positions():
-            if not runtime.stop_loss:
-                continue
-            client_id = protective_stop_id(strategy.id, runtime.entry_seq)
-            fields = {"strategy_id": strategy.id, "account": strategy.account, "symbol": strategy.symbol,
-                      "side": "SELL", "quantity": repr(runtime.quantity), "purpose": PROTECTIVE_STOP,
-                      "stop_loss": repr(runtime.stop_loss), "reason": "graceful stop: venue-side protective stop"}
-            try:
-                self.store.journal_intent_or_buffer(client_id, fields)
-            except StoreUnavailable:
-                log_event("node", "protective_stop_not_placed", level="ERROR",
-                          details={"strategy": strategy.id, "reason": "cannot journal the intent"})
-                continue
-            outcome = self.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity, client_id)
-            # Live at the venue: stays unsettled in the journal until the next cold start takes it back.
-            self.store.journal_outcome_or_buffer(client_id, "ACCEPTED" if outcome.ok else outcome.kind.value,
-                                                 {"strategy_id": strategy.id, "detail": outcome.describe()},
-                                                 final=not outcome.ok and not outcome.needs_lookup)
-            log_event("node", "protective_stop_placed", details={"strategy": strategy.id, "client_order_id": client_id,
-                                                               "stop": runtime.stop_loss,
-                                                               "outcome": outcome.describe()})
+        try:
+            place_protective_stops(self.services, self._open_positions(),
+                                   "graceful stop: venue-side protective stop", component="node")
+        except Exception as exc:  # noqa: BLE001 - stopping continues whatever happens; say it loudly
+            log_event("node", "protective_stops_failed", level="CRITICAL", details={"error": repr(exc)},
+                      action_taken="exit continues; positions may be unprotected at the venue")
 
     def _emergency_flatten(self) -> None:
         pipeline = OrderPipeline(self.store, self.venue, self.services.gate, self.services.fence,
@@ -544,6 +528,8 @@ class Node:
             more = f" and {len(known) - MAX_NAMES_SHOWN} more" if len(known) > MAX_NAMES_SHOWN else ""
             raise CommandError(f"no strategy {strategy_id!r} on this node; known strategies: "
                                f"{', '.join(known[:MAX_NAMES_SHOWN]) or 'none'}{more}", status=404)
+        if action in ("disable", "enable"):
+            self._check_record(strategy_id, action)  # refused before anything is stopped or written
         strategies = self._strategies_supervisor()
         child_id = f"strategy:{strategy_id}"
         if action in ("stop", "disable"):
@@ -557,6 +543,7 @@ class Node:
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
                 self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
+                self.services.directory.tell("degradation", signals.strategy_failed(strategy_id, False, reason))
                 # F3: enabling a strategy of a paused account is the operator's word that it was re-authed;
                 # its other strategies stay paused (runtime status) until each is enabled.
                 account = self.config.strategy(strategy_id).account
@@ -595,6 +582,17 @@ class Node:
             if child["id"] == "strategies" and child["ref"] is not None:
                 return child["ref"].proxy()
         raise CommandError("the strategies supervisor is not running", status=503)
+
+    def _check_record(self, strategy_id: str, action: str) -> None:
+        """An operator command that writes the runtime applies fully or not at all (F31): a record
+        it cannot read, or a store it cannot reach, refuses it with the reason, nothing changed."""
+        try:
+            self.store.load_runtime(strategy_id)
+        except CorruptState as exc:
+            raise CommandError(f"strategy {action} {strategy_id} refused, nothing changed: {exc}; repair or remove "
+                               f"the record first (its stop stays armed from the last known runtime)", status=409) from None
+        except StoreUnavailable as exc:
+            raise CommandError(f"strategy {action} {strategy_id} refused, nothing changed: {exc}", status=503) from None
 
     def _write_status(self, strategy_id: str, status: Status, reason: str) -> None:
         runtime = self.store.load_runtime(strategy_id) or Runtime()

@@ -65,7 +65,9 @@ class OrderResult:
 
 
 class RuntimeCache:
-    """Last runtime written per strategy: what exits use while Redis is down (F18)."""
+    """Last known runtime per strategy: what exits use while Redis is down (F18, F28) or while
+    its record is missing or corrupt (F31). Never dropped: reconciliation refreshes it entry by
+    entry from the store once the store answers."""
 
     def __init__(self) -> None:
         self._runtimes: dict[str, Runtime] = {}
@@ -78,10 +80,6 @@ class RuntimeCache:
     def get(self, strategy_id: str) -> Runtime | None:
         with self._lock:
             return self._runtimes.get(strategy_id)
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._runtimes.clear()
 
 
 class StrategyLocks:
@@ -146,6 +144,9 @@ class OrderPipeline:
             lock = None  # F18: exits still run, recorded in the disk buffer
         else:
             if lock is None:
+                stale = self.store.lock_problem(intent.strategy_id)
+                if stale:  # F31: nobody holds it; it frees itself within lock_ttl and the stop is re-armed
+                    return self._refuse(intent, f"lock_state:{intent.strategy_id}: {stale}", level="ERROR")
                 return self._refuse(intent, f"lock_state:{intent.strategy_id} is held by another owner")
         try:
             runtime = self._load(intent)
@@ -184,13 +185,52 @@ class OrderPipeline:
         try:
             runtime = self.store.load_runtime(intent.strategy_id)
         except CorruptState as exc:
+            if intent.purpose.reduces_risk:
+                # F31: a bad record never costs a stop. Exit from the last known runtime; the
+                # strategy is still failed (F14); the bad record is set aside and the last known
+                # runtime (marked failed) written in its place, so the exit is recorded.
+                runtime = self._last_known(intent, f"runtime record corrupt ({exc})", failed=f"SAFETY_ABORT: {exc}")
+                if isinstance(runtime, Runtime):
+                    try:
+                        self.store.replace_corrupt_runtime(intent.strategy_id, runtime, str(exc))
+                    except StoreUnavailable:
+                        pass  # the exit's own writes go to the disk buffer
+                return runtime
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
         except StoreUnavailable:
-            runtime = self.cache.get(intent.strategy_id)
-            if runtime is None:
-                return self._refuse(intent, "store unavailable and no cached runtime")
+            return self._last_known(intent, "store unavailable")
+        if runtime is None and intent.purpose.reduces_risk:
+            cached = self.cache.get(intent.strategy_id)
+            if cached is not None and cached.position is Position.BOUGHT:
+                return self._last_known(intent, "runtime record missing")
         return runtime or Runtime()
+
+    def _last_known(self, intent: OrderIntent, why: str, failed: str = "") -> Runtime | OrderResult:
+        """A risk-reducing order whose runtime cannot be read: the last known runtime, checked
+        against the venue's position (F18, F28, F31). Reduce-only, so the venue never lets it
+        open risk; refused when the venue says there is nothing to reduce."""
+        runtime = self.cache.get(intent.strategy_id)
+        if runtime is None:
+            return self._refuse(intent, f"{why} and no last known runtime", level="ERROR")
+        if runtime.position is Position.BOUGHT and intent.purpose.reduces_risk:
+            venue = self.venue.positions(intent.symbol, priority=intent.purpose.priority)
+            if venue.kind is OutcomeKind.ACCEPTED:
+                long_qty = sum(float(p.amount) for p in venue.data or [] if p.symbol == intent.symbol)
+                if long_qty <= 0:
+                    # The venue is the source of truth: the position is gone (a venue-side stop, an
+                    # operator). The cache follows it, so the stop is not re-armed to ask again per tick.
+                    self.cache.put(intent.strategy_id, replace(runtime, position=Position.NONE, quantity=0.0))
+                    return self._refuse(intent, f"{why}; the last known runtime says bought but the venue shows "
+                                                f"no long position on {intent.symbol}: nothing to exit", level="ERROR")
+        if failed:
+            runtime = replace(runtime, status=Status.FAILED, reason=failed[:900])
+        log.bind(event="exit_from_last_known_runtime",
+                 details={"strategy": intent.strategy_id, "purpose": intent.purpose.value, "why": why,
+                          "position": runtime.position.value, "quantity": runtime.quantity},
+                 action_taken="risk-reducing order runs from the last known runtime, reduce-only").error(
+            "exit_from_last_known_runtime")
+        return runtime
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event) -> OrderResult:
         if cancel.is_set():
@@ -395,9 +435,10 @@ class OrderPipeline:
                  action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged").error("safety_abort")
         return OrderResult(intent, verdict, reason, client_id, runtime=updated, attempts=attempts)
 
-    def _refuse(self, intent: OrderIntent, reason: str, runtime: Runtime | None = None) -> OrderResult:
+    def _refuse(self, intent: OrderIntent, reason: str, runtime: Runtime | None = None, *,
+                level: str = "INFO") -> OrderResult:
         log.bind(event="order_refused", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
-                                                 "reason": reason}, action_taken="not sent").info("order_refused")
+                                                 "reason": reason}, action_taken="not sent").log(level, "order_refused")
         return OrderResult(intent, Verdict.REFUSED, reason, runtime=runtime)
 
     # --- persistence --------------------------------------------------------------------

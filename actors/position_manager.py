@@ -20,8 +20,10 @@ from actors.core.signals import Effect, Scope, Signal
 from actors.execution import StopsTriggered
 from actors.monitors import Reconcile, Reconciled
 from actors.pipeline import OrderResult, Verdict
-from actors.recovery import RecoveryReport, cold_start, load_and_arm, reconcile_positions
+from actors.recovery import (RecoveryReport, cold_start, load_and_arm, reconcile_positions,
+                             take_back_protective_stops)
 from actors.services import ENGINE, Services
+from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
 NODE = "position-manager"
@@ -36,24 +38,44 @@ class StrategyDisabled:
 
 
 class PositionManager(SupervisedActor):
-    def __init__(self, services: Services, reconcile_every_s: float = 30.0) -> None:
+    def __init__(self, services: Services, reconcile_every_s: float | None = None) -> None:
         super().__init__()
         self.services = services
-        self.reconcile_every_s = reconcile_every_s
+        self.reconcile_every_s = services.config.venue.reconcile_every_s if reconcile_every_s is None \
+            else reconcile_every_s
         self.report = RecoveryReport()
         self.drift: dict[str, dict[str, float]] = {}
         self.orphaned: dict[str, str] = {}
         self.last_reconcile_at: float | None = None
+        self.skipped = 0  # reconcile rounds skipped because the store was down
+        self.cold_start_pending = ""  # why the cold start has not run yet (Redis down at start)
         self._timer: int | None = None
 
     def on_start(self) -> None:
         self.services.directory.register(NODE, self.generation, self.actor_ref)
-        self.report = cold_start(self.services)
+        self._cold_start()
+        self._schedule_reconcile()
+
+    def _cold_start(self) -> bool:
+        """F19 cold start; with Redis down it is deferred, never a failed start (F28): the store's
+        outage keeps entries closed, and the next reconcile (periodic, or monitor:store's once the
+        store is back) runs it before the gate reopens."""
+        try:
+            self.report = cold_start(self.services)
+        except StoreUnavailable as exc:
+            first = not self.cold_start_pending
+            self.cold_start_pending = str(exc)
+            if first:
+                log.bind(event="cold_start_deferred", details={"error": str(exc)},
+                         action_taken="entries stay closed; cold start runs once the store answers").error(
+                    "cold_start_deferred")
+            return False
+        self.cold_start_pending = ""
         self._publish_drift(self.report.drift)
         self.last_reconcile_at = time.time()
         for symbol, hits in self.report.triggered.items():
             self.services.directory.tell(ENGINE, StopsTriggered(symbol, tuple(hits), time.perf_counter()))
-        self._schedule_reconcile()
+        return True
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -66,7 +88,7 @@ class PositionManager(SupervisedActor):
             if message.reason == PERIODIC:
                 self._schedule_reconcile()
             if message.request_id:
-                detail = "venue unreachable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
+                detail = "not reconciled: store or venue unavailable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
                 self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
         elif isinstance(message, OrderResult):
             if message.verdict is Verdict.FILLED and message.intent.strategy_id in self.orphaned \
@@ -83,8 +105,24 @@ class PositionManager(SupervisedActor):
         return None
 
     def reconcile(self, reason: str) -> dict[str, dict[str, float]] | None:
-        self.services.runtime_cache.invalidate()
-        expected = load_and_arm(self.services, RecoveryReport())
+        """Take back venue-side protective stops, refresh the runtime cache, compare with the venue.
+
+        None when it could not run: the store is down (F28: skip the round and say so, never
+        crash, never drop the cache) or the disk buffer is not replayed yet (the journal and
+        runtimes in Redis are older than the cache), or the venue did not answer."""
+        if self.cold_start_pending:
+            return self.report.drift if self._cold_start() else None
+        store = self.services.store
+        try:
+            if store.buffer_pending():
+                raise StoreUnavailable("reconcile", "disk buffer not replayed into Redis yet")
+            take_back_protective_stops(self.services, RecoveryReport())
+            expected = load_and_arm(self.services, RecoveryReport())
+        except StoreUnavailable as exc:
+            self.skipped += 1
+            log.bind(event="reconcile_skipped", details={"reason": reason, "error": str(exc), "skipped": self.skipped},
+                     action_taken="round skipped; runtime cache kept; exits run from it").warning("reconcile_skipped")
+            return None
         drift = reconcile_positions(self.services, expected)
         if drift is not None:
             self._publish_drift(drift)
@@ -98,7 +136,10 @@ class PositionManager(SupervisedActor):
             "orphaned": dict(self.orphaned),
             "armed_stops": self.services.stops.count(),
             "last_reconcile_at": self.last_reconcile_at,
+            "reconcile_skipped": self.skipped,
+            "protective_stops": self.services.protective.held(),
             "cold_start": self.report.as_dict(),
+            "cold_start_pending": self.cold_start_pending,
         }
 
     def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:

@@ -19,6 +19,7 @@ from actors.core.retry import RetryPolicy
 from actors.core.stop_index import StopHit
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline
+from actors.protection import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position
@@ -67,25 +68,21 @@ def settle_journal(services: Services, pipeline: OrderPipeline, report: Recovery
         report.settled[entry.client_order_id] = result.verdict.value
 
 
-PROTECTIVE_STOP = "protective_stop"
-
-
-def protective_stop_id(strategy_id: str, entry_seq: int) -> str:
-    """The venue-side stop placed for position n at a graceful stop (F26)."""
-    return f"{strategy_id}:p{entry_seq}"
-
-
 def take_back_protective_stops(services: Services, report: RecoveryReport) -> None:
-    """Venue-side stops left by the last graceful stop (journaled, unsettled, before they were
-    sent): triggered → the position exited by stop-loss while we were down; still live →
+    """Venue-side stops left by the last graceful stop or a store outage (journaled, unsettled,
+    before they were sent): triggered → the position exited by stop-loss meanwhile; still live →
     cancel it, the local stop book takes over. Only journaled ones can exist, so only they
-    are asked about: one venue call per stop left, not one per strategy."""
+    are asked about: one venue call per stop left, not one per strategy.
+
+    A stop that could not be settled (the venue did not answer, the cancel failed) stays in
+    `services.protective`: its local stop stays disarmed, or one crossing could exit twice."""
     for entry in services.store.unsettled():
         if entry.fields.get("purpose") != PROTECTIVE_STOP:
             continue
         client_id, strategy_id = entry.client_order_id, str(entry.fields.get("strategy_id", ""))
         symbol = str(entry.fields.get("symbol", ""))
         looked = services.venue.query_stop(client_id)
+        settled = True
         if looked.kind is OutcomeKind.FILLED:
             try:
                 runtime = services.store.load_runtime(strategy_id)
@@ -99,19 +96,56 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
             report.settled[client_id] = "FILLED (protective stop triggered while the node was down)"
+        elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW" \
+                and not _local_stop_can_take_over(services, strategy_id, client_id):
+            settled = False  # F31: no readable runtime to arm locally: the venue stop stays its stop
+            report.settled[client_id] = "kept at the venue: the runtime cannot be read to re-arm the stop locally"
         elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
             cancelled = services.venue.cancel_stop(symbol, client_id)
             services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy_id,
                                                                    "reason": "local stop book took over"},
                                            final=cancelled.ok)
             report.settled[client_id] = f"CANCELED ({cancelled.kind.value})"
+            settled = cancelled.ok
         elif looked.kind is OutcomeKind.NOT_FOUND:
             services.store.journal_outcome(client_id, "NOT_FOUND", {"strategy_id": strategy_id}, final=True)
             report.settled[client_id] = "NOT_FOUND (never reached the venue)"
+        elif looked.kind is OutcomeKind.ACCEPTED:
+            services.store.journal_outcome(client_id, str(looked.order_status or "CANCELED"),
+                                           {"strategy_id": strategy_id, "detail": looked.describe()}, final=True)
+            report.settled[client_id] = f"{looked.order_status} (no longer live at the venue)"
+        else:
+            settled = False
+        if settled:
+            services.protective.release(strategy_id)
+        else:
+            services.protective.hold(strategy_id, client_id)
+
+
+def _local_stop_can_take_over(services: Services, strategy_id: str, client_id: str) -> bool:
+    """May the venue-side stop `client_id` be cancelled: is there a runtime (stored, or last
+    known) that will re-arm the local stop for that position?"""
+    try:
+        runtime = services.store.load_runtime(strategy_id)
+    except CorruptState as exc:
+        runtime, problem = services.runtime_cache.get(strategy_id), str(exc)
+    else:
+        runtime, problem = runtime or services.runtime_cache.get(strategy_id), "runtime record missing"
+    if runtime is not None:
+        return True
+    log.bind(event="protective_stop_kept", details={"strategy": strategy_id, "client_order_id": client_id,
+                                                    "problem": problem},
+             action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
+                          "the record").error("protective_stop_kept")
+    return False
 
 
 def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]:
-    """Load every runtime into the cache and re-arm stops. Returns expected qty per symbol."""
+    """Refresh the runtime cache from the store and re-arm stops. Returns expected qty per symbol.
+
+    A runtime that is missing or malformed keeps its last known value in the cache (F31):
+    exits made from it are checked against the venue. A position a venue-side protective
+    stop still holds is not re-armed locally (one crossing, one exit)."""
     expected: dict[str, float] = {s: 0.0 for s in services.config.feeds.symbols}
     for strategy in services.config.strategies:
         try:
@@ -124,7 +158,7 @@ def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]
         services.runtime_cache.put(strategy.id, runtime)
         if runtime.position is Position.BOUGHT or runtime.pending_order:
             expected[strategy.symbol] = expected.get(strategy.symbol, 0.0) + runtime.quantity
-        if runtime.position is Position.BOUGHT and runtime.stop_loss:
+        if runtime.position is Position.BOUGHT and runtime.stop_loss and not services.protective.holds(strategy.id):
             services.stops.arm(strategy.symbol, strategy.id, runtime.stop_loss, runtime.quantity)
             report.armed.append(strategy.id)
     return expected

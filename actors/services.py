@@ -18,6 +18,7 @@ from actors.gate_board import GateBoard
 from actors.messages import CancelStrategy, DirectIntent, Wake
 from actors.orders import OrderIntent
 from actors.pipeline import RuntimeCache
+from actors.protection import ProtectiveStops
 from actors.stop_book import StopBook
 from actors.ticks import TickSubscriptions
 from actors.timers import TimerWheel
@@ -47,6 +48,7 @@ class Services:
     gate: GateBoard = field(default_factory=GateBoard)
     ticks: TickSubscriptions = field(default_factory=TickSubscriptions)
     runtime_cache: RuntimeCache = field(default_factory=RuntimeCache)
+    protective: ProtectiveStops = field(default_factory=ProtectiveStops)  # positions held by a venue-side stop
     cold_writes: threading.Event = field(default_factory=_allowed)  # cleared by the disk monitor at 95 %
     metrics: Any = None  # runtime.metrics.Metrics
 

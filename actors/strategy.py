@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from loguru import logger
 
+from actors.core import signals
 from actors.orders import OrderIntent, Purpose
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -167,6 +168,8 @@ class StrategyActor(SupervisedActor):
             cached = self.services.runtime_cache.get(self.config.id)
             self.runtime = cached or Runtime()
         if self.runtime.status in (Status.FAILED, Status.DISABLED, Status.PAUSED):
+            if self.runtime.status is Status.FAILED:
+                self._tell_failed(self.runtime.reason)
             return  # an operator must act; its stop (if any) stays armed in the stop book
         # User code never runs inside on_start: its __init__/on_start run in the first message, so an
         # exception there is a crash (restart with backoff, F15) and a block is a hang (fenced, F16) of
@@ -200,6 +203,8 @@ class StrategyActor(SupervisedActor):
                 self.strategy.on_timer(self.ctx, message.name)
         elif isinstance(message, OrderUpdate):
             if message.runtime is not None:
+                if message.runtime.status is Status.FAILED and self.runtime.status is not Status.FAILED:
+                    self._tell_failed(message.runtime.reason)
                 self.runtime = message.runtime
             elif message.verdict == "SAFETY_ABORT":
                 # F14: the engine could not load the record, so it could not mark it failed: this
@@ -223,8 +228,16 @@ class StrategyActor(SupervisedActor):
             details["reason"] = self._aborted or self.runtime.reason
         return details
 
+    def _tell_failed(self, reason: str) -> None:
+        """Visibility (F31): a failed strategy keeps the node at least REDUCED, logged at ERROR."""
+        self.services.directory.tell("degradation", signals.strategy_failed(self.config.id, True, reason))
+        self._log.bind(event="strategy_failed", details={"reason": reason},
+                       action_taken="node at least REDUCED until an operator repairs and enables it").error(
+            "strategy_failed")
+
     def _abort(self, reason: str) -> None:
         self._aborted = reason
+        self._tell_failed(reason)
         self.cancel_timers()
         self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
         self._log.bind(event="safety_abort", details={"reason": reason},

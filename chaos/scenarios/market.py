@@ -336,7 +336,7 @@ def corrupt_frames(result: Result) -> None:
         before = feed(c)["counters"]
         t0, start_ms = time.monotonic(), wall_ms()
         c.exchange.set_fault("ws_corrupt", duration_s=4.0, mode="json", stream="markPrice")
-        time.sleep(4.0)
+        wait_for(lambda: "ws_corrupt" not in c.exchange.faults.snapshot(), 8, "the invalid-JSON burst is over")
         c.exchange.set_fault("ws_corrupt", duration_s=4.0, mode="schema", stream="markPrice")
         wait_for(lambda: (c.status_or_none() or {}).get("mode") == "REDUCED", 6, "mode REDUCED")
         reduced = first_logged(c, "transition", start_ms,
@@ -354,7 +354,7 @@ def corrupt_frames(result: Result) -> None:
         result.check(abs(qty - 0.005) < 1e-9, f"REDUCED trades at half size (0.01 asked, {qty} sent)")
         wait_for(lambda: position(c, "cf1") == "bought", 10, "cf1 bought")
 
-        time.sleep(max(0.0, 8.5 - (time.monotonic() - t0)))  # both bursts over
+        wait_for(lambda: "ws_corrupt" not in c.exchange.faults.snapshot(), 10, "both bursts over")
         burst = feed(c)
         dropped = burst["counters"]["corrupt"] - before["corrupt"]
         result.notes["dropped"] = dropped

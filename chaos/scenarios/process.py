@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import requests
 
-from chaos.harness import Cluster, StrategySpec, wait_for
+from chaos.harness import Cluster, StrategySpec, quiet_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 from runtime.store.errors import StoreUnavailable
 
@@ -344,7 +344,8 @@ def rapid_loss(result: Result) -> None:
         result.check(bool(c.executed("r1:x1")), "r1's stop-loss executed")
         result.check(bool(c.executed("r2:x1")), "r2 (no stop) was flattened at market")
 
-        time.sleep(3.0)  # the breaker must hold by itself: only an operator reopens
+        quiet_for(3.0, lambda: (tripped(c, "rapid_loss"), (c.status_or_none() or {}).get("mode")),
+                  "the breaker holds by itself (only an operator reopens)")
         status = c.status()
         result.check(tripped(c, "rapid_loss") and status["mode"] == "EMERGENCY" and not status["gate"]["open"],
                      f"still tripped, EMERGENCY and halted 3 s later (mode {status['mode']})")
@@ -421,7 +422,7 @@ def strategy_malfunction(result: Result) -> None:
         trades = len(executed_ids(c, "m1", "x"))
         result.notes["m1_round_trips"] = trades
         result.check(trades >= 20, f"judged on a full window of 20 trades ({trades})")
-        time.sleep(1.0)
+        quiet_for(1.0, lambda: executed_after(c, "m1", t_trip + 0.5), "m1 sent nothing once disabled")
         late = executed_after(c, "m1", t_trip + 0.5)
         result.check(not late, f"m1 sent no entry after it was disabled ({late})")
         wait_for(lambda: executed_after(c, "o1", t_trip), 15, "o1 kept trading")

@@ -67,7 +67,10 @@ function command(name, body) {
     .then((r) => r.json().then((answer) => [r.status, answer]))
     .then(([status, answer]) => {
       const ok = status === 200;
-      result.textContent = ok ? `${name}: accepted` : `${name}: refused (HTTP ${status}): ${answer.error || ""}`;
+      const said = Object.entries(answer.result || {}).filter(([, v]) => v === null || typeof v !== "object")
+        .map(([k, v]) => `${k}=${v}`);  // what happened in short; the page shows the rest
+      result.textContent = ok ? `${name}: accepted` + (said.length ? ` (${said.join(", ")})` : "")
+                              : `${name}: refused (HTTP ${status}): ${answer.error || ""}`;
       result.className = ok ? "ok" : "bad";
       poll();
       return ok;

@@ -9,6 +9,7 @@ credentials) into a message built here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -96,7 +97,29 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 # Replies that mean "this server cannot take writes now", not "your request is wrong":
 # MISCONF = it cannot persist (AOF/RDB write failed, e.g. its disk is full, F20).
-_UNAVAILABLE_REPLIES = ("MISCONF", "MASTERDOWN", "LOADING", "TRYAGAIN", "CLUSTERDOWN")
+_UNAVAILABLE_REPLIES = ("MISCONF", "MASTERDOWN", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "OOM", "READONLY",
+                        # redis-py reloads a script on NOSCRIPT once; one that still escapes means the
+                        # script cache was flushed again under us (a restart, SCRIPT FLUSH): try later.
+                        "NOSCRIPT")
+# Redis < 7 wraps an error raised by redis.call() inside a script, e.g.
+#   "Error running script (call to f_<sha>): @user_script:1: WRONGTYPE Operation against a key ..."
+#   "Error running script (call to f_<sha>): @user_script:1: @user_script: 1: -OOM command not allowed ..."
+# so the error code sits behind a prefix and one or more script locations.
+_SCRIPT_PREFIX = re.compile(r"^(?:ERR )?Error running script \(call to [^)]*\):\s*")
+_SCRIPT_LOCATION = re.compile(r"^(?:@[\w]+:\s*\d+:\s*)+-?")
+
+
+def reply_code(exc: rex.ResponseError) -> str:
+    """The error reply as Redis's own command would have said it: a script's wrapping removed.
+
+    So a WRONGTYPE, OOM, READONLY or LOADING met inside a Lua script is classified like
+    the same error from a plain command (F31), whatever the Redis version.
+    """
+    message = str(exc)
+    prefix = _SCRIPT_PREFIX.match(message)
+    if prefix is None:
+        return message
+    return _SCRIPT_LOCATION.sub("", message[prefix.end():], count=1)
 
 
 @contextmanager
@@ -111,7 +134,7 @@ def translated(operation: str, key: str | None = None) -> Iterator[None]:
     except UNAVAILABLE_ERRORS as exc:
         raise StoreUnavailable(operation, exc) from exc
     except rex.ResponseError as exc:
-        message = str(exc)
+        message = reply_code(exc)
         if message.startswith(_UNAVAILABLE_REPLIES):
             raise StoreUnavailable(operation, exc) from exc
         if key is not None and message.startswith("WRONGTYPE"):

@@ -32,6 +32,7 @@ import redis
 from runtime.store._codec import decode_mapping, dump_json, json_object, nonnegative_float, show, text
 from runtime.store.errors import CorruptState, translated
 from runtime.store.keys import Keys
+from runtime.store.quarantine import quarantine_field
 from runtime.store.runtime_state import CLIENT_ORDER_ID
 
 SETTLING_OUTCOMES = frozenset({
@@ -126,11 +127,19 @@ class Journal:
             replies = pipe.execute()
         found = []
         for (client_order_id, entry_id), reply in zip(pointers, replies):
+            # A bad index entry is set aside (F31): one dangling pointer never blocks a cold start.
             if not reply:
-                raise CorruptState(open_key, client_order_id, f"points at journal entry {entry_id}, which does not exist")
-            entry = self._parse(reply[0][0], reply[0][1])
+                quarantine_field(self._client, open_key, client_order_id,
+                                 f"points at journal entry {entry_id}, which does not exist")
+                continue
+            try:
+                entry = self._parse(reply[0][0], reply[0][1])
+            except CorruptState as exc:
+                quarantine_field(self._client, open_key, client_order_id, f"points at a malformed entry: {exc}")
+                continue
             if entry.kind != "intent" or entry.client_order_id != client_order_id:
-                raise CorruptState(open_key, client_order_id, f"points at {entry_id}, which is not its intent")
+                quarantine_field(self._client, open_key, client_order_id, f"points at {entry_id}, which is not its intent")
+                continue
             found.append(entry)
         return sorted(found, key=lambda e: _entry_key(e.entry_id))
 

@@ -9,6 +9,16 @@ documents, health probe, disk buffer) behind flat methods, with two promises:
 - A value loaded from Redis is schema-checked: malformed data raises
   `CorruptState(key, field, problem)`.
 
+Two more promises for F27/F31:
+
+- Once monitor:store has seen Redis fail (`mark_down`), every facade call
+  raises `StoreUnavailable` at once, without touching the network, until the
+  probe finds it up again (`mark_up`): a hung Redis (SIGSTOP, a blackholed
+  host) costs each caller nothing instead of a socket timeout per call.
+- A key of the wrong Redis type, or a cache entry that fails its check, is
+  quarantined (renamed aside, see quarantine.py) and the call is made once more
+  on a fresh key: one bad value degrades one key, never the component.
+
 The `*_or_buffer` methods are for records that must survive a Redis outage
 (F18: risk-reducing exits still run). They write to Redis, or, when Redis is
 down, to the fsynced local disk buffer; while the buffer holds anything they
@@ -22,12 +32,13 @@ the disk buffer; a Store may be shared by actors.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import redis
 from loguru import logger
@@ -36,13 +47,14 @@ from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_
 from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
 from runtime.store.embedded import Endpoint
-from runtime.store.errors import LockBusy, StoreUnavailable
+from runtime.store.errors import CorruptState, LockBusy, StoreUnavailable, reply_code, translated
 from runtime.store.fencing import RuntimeRecords
 from runtime.store.health import DEFAULT_PROBE_TIMEOUT_S, Health, HealthProbe
 from runtime.store.journal import Journal, JournalEntry, new_record_id
 from runtime.store.keys import Keys
 from runtime.store.locks import Lock, Locks
 from runtime.store.prices import Price, Prices
+from runtime.store.quarantine import quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
@@ -52,6 +64,8 @@ log = logger.bind(component="store")
 BUFFER_JOURNAL_INTENT = "journal_intent"
 BUFFER_JOURNAL_OUTCOME = "journal_outcome"
 BUFFER_RUNTIME = "runtime"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,8 @@ class Store:
         self.documents = Documents(self.client, self.keys, clock)
         self.probe = HealthProbe(self.client, probe_timeout_s, clock)
         self.buffer = DiskBuffer(buffer_path, clock) if buffer_path is not None else None
+        self._down_reason: str | None = None  # set by monitor:store while Redis is known down
+        self._down_lock = threading.Lock()
 
     # -- health ---------------------------------------------------------------
     def health(self) -> Health:
@@ -106,6 +122,49 @@ class Store:
 
     def available(self) -> bool:
         return self.health().up
+
+    def mark_down(self, reason: str) -> None:
+        """Redis is known down or hung: fail every call at once until `mark_up` (F27)."""
+        with self._down_lock:
+            self._down_reason = reason
+
+    def mark_up(self) -> None:
+        with self._down_lock:
+            self._down_reason = None
+
+    @property
+    def marked_down(self) -> str | None:
+        return self._down_reason
+
+    def _up(self, operation: str) -> None:
+        reason = self._down_reason
+        if reason is not None:
+            raise StoreUnavailable(operation, f"Redis marked down by the health probe ({reason})")
+
+    def _repairing(self, expected: Mapping[str, tuple[str, ...]], call: Callable[[], T]) -> T:
+        """`call()`; when it meets a key of the wrong Redis type among `expected` (key -> allowed
+        types), quarantine that key and call once more on a fresh one (F31)."""
+        try:
+            return call()
+        except (CorruptState, redis.ResponseError) as exc:
+            if isinstance(exc, CorruptState) and exc.field != "type":
+                raise
+            if isinstance(exc, redis.ResponseError) and not reply_code(exc).startswith("WRONGTYPE"):
+                raise
+            if not self._quarantine_wrong_types(expected, str(exc)):
+                raise
+        return call()
+
+    def _quarantine_wrong_types(self, expected: Mapping[str, tuple[str, ...]], problem: str) -> bool:
+        moved = False
+        for key, allowed in expected.items():
+            with translated("type_check", key):
+                kind = self.client.type(key)
+            kind_text = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind_text not in (*allowed, "none"):
+                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}, found {kind_text}: {problem}")
+                moved = True
+        return moved
 
     def close(self) -> None:
         self.probe.close()
@@ -118,11 +177,21 @@ class Store:
 
     def load_runtime(self, strategy_id: str) -> Runtime | None:
         """Raises CorruptState when `runtime:{id}` is malformed (F14: abort that strategy)."""
+        self._up("load_runtime")
         return self.runtime.load(strategy_id)
 
     def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
         """Raises StaleGeneration when a newer generation has written (§1 Fencing)."""
+        self._up("write_runtime")
         self.runtime.write(strategy_id, runtime)
+
+    def replace_corrupt_runtime(self, strategy_id: str, runtime: Runtime, problem: str) -> str | None:
+        """Quarantine a malformed `runtime:{id}` and write `runtime` in its place (F31: an exit made
+        from the last known runtime must be recorded). Returns where the bad record went."""
+        self._up("replace_corrupt_runtime")
+        aside = quarantine_key(self.client, self.keys.runtime(strategy_id), problem)
+        self.runtime.write(strategy_id, runtime)
+        return aside
 
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation so older incarnations' writes are refused."""
@@ -130,6 +199,7 @@ class Store:
 
     # -- locks ------------------------------------------------------------------
     def acquire_lock(self, strategy_id: str, ttl_ms: int) -> Lock | None:
+        self._up("acquire_lock")
         return self.locks.acquire(self.keys.lock_state(strategy_id), ttl_ms)
 
     def release_lock(self, lock: Lock) -> bool:
@@ -137,6 +207,10 @@ class Store:
 
     def extend_lock(self, lock: Lock, ttl_ms: int | None = None) -> bool:
         return self.locks.extend(lock, ttl_ms)
+
+    def lock_problem(self, strategy_id: str) -> str | None:
+        """Why the last failed acquire of this strategy's lock met no real owner (F31), if it did."""
+        return self.locks.stale.get(self.keys.lock_state(strategy_id))
 
     def lock_holder(self, strategy_id: str) -> str | None:
         return self.locks.holder(self.keys.lock_state(strategy_id))
@@ -161,35 +235,54 @@ class Store:
                     "Redis down at lock release")
 
     # -- order queue ------------------------------------------------------------
+    def _queue_types(self) -> dict[str, tuple[str, ...]]:
+        return {self.keys.queue_stop: ("stream",), self.keys.queue_orders: ("stream",)}
+
     def enqueue(self, intent: Mapping[str, Any], priority: Priority = Priority.NORMAL) -> str:
-        return self.queue.enqueue(intent, priority)
+        self._up("enqueue")
+        return self._repairing(self._queue_types(), lambda: self.queue.enqueue(intent, priority))
 
     def read(self, consumer: str, count: int = 10, block_ms: int | None = None) -> list[QueuedOrder]:
-        return self.queue.read(consumer, count, block_ms)
+        self._up("queue_read")
+        return self._repairing(self._queue_types(), lambda: self.queue.read(consumer, count, block_ms))
 
     def ack(self, order: QueuedOrder) -> bool:
+        self._up("queue_ack")
         return self.queue.ack(order)
 
     def reclaim(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[QueuedOrder]:
-        return self.queue.reclaim(consumer, min_idle_ms, count)
+        self._up("queue_reclaim")
+        return self._repairing(self._queue_types(), lambda: self.queue.reclaim(consumer, min_idle_ms, count))
 
     # -- journal ----------------------------------------------------------------
+    def _journal_types(self) -> dict[str, tuple[str, ...]]:
+        k = self.keys
+        return {k.journal_orders: ("stream",), k.journal_open: ("hash",), k.journal_records: ("hash",)}
+
     def journal_intent(self, client_order_id: str, fields: Mapping[str, Any], *, record_id: str | None = None) -> str:
         """Journal an order intent before it is sent; returns the entry id."""
-        return self.journal.intent(client_order_id, fields, record_id=record_id).entry_id
+        self._up("journal_intent")
+        record_id = record_id or new_record_id()  # one id for both tries: the write stays idempotent
+        return self._repairing(self._journal_types(),
+                               lambda: self.journal.intent(client_order_id, fields, record_id=record_id)).entry_id
 
     def journal_outcome(
         self, client_order_id: str, outcome: str, fields: Mapping[str, Any] | None = None, *,
         final: bool | None = None, record_id: str | None = None,
     ) -> str:
-        return self.journal.outcome(client_order_id, outcome, fields, final=final, record_id=record_id).entry_id
+        self._up("journal_outcome")
+        record_id = record_id or new_record_id()
+        return self._repairing(self._journal_types(), lambda: self.journal.outcome(
+            client_order_id, outcome, fields, final=final, record_id=record_id)).entry_id
 
     def unsettled(self) -> list[JournalEntry]:
         """Intents without a settling outcome, oldest first (F19 cold start)."""
-        return self.journal.unsettled()
+        self._up("journal_unsettled")
+        return self._repairing(self._journal_types(), self.journal.unsettled)
 
     def entries(self) -> list[JournalEntry]:
         """The whole journal, oldest first."""
+        self._up("journal_entries")
         return self.journal.entries()
 
     # -- must-not-lose writes: Redis, or the disk buffer ------------------------
@@ -197,7 +290,7 @@ class Store:
         record_id = new_record_id()
         return self._redis_or_buffer(
             BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id,
-            lambda: self.journal.intent(client_order_id, fields, record_id=record_id).entry_id,
+            lambda: self.journal_intent(client_order_id, fields, record_id=record_id),
         )
 
     def journal_outcome_or_buffer(
@@ -209,7 +302,7 @@ class Store:
         data = {"client_order_id": client_order_id, "outcome": outcome, "fields": dict(fields or {}), "final": final}
         return self._redis_or_buffer(
             BUFFER_JOURNAL_OUTCOME, data, record_id,
-            lambda: self.journal.outcome(client_order_id, outcome, fields, final=final, record_id=record_id).entry_id,
+            lambda: self.journal_outcome(client_order_id, outcome, fields, final=final, record_id=record_id),
         )
 
     def write_runtime_or_buffer(self, strategy_id: str, runtime: Runtime) -> Recorded:
@@ -218,7 +311,7 @@ class Store:
         data = {"strategy_id": strategy_id, "runtime": runtime.to_redis()}
 
         def write() -> None:
-            self.runtime.write(strategy_id, runtime)
+            self.write_runtime(strategy_id, runtime)
 
         return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
 
@@ -269,19 +362,33 @@ class Store:
 
     # -- prices, strategies, snapshots --------------------------------------------
     def set_price(self, symbol: str, price: float, ts: float | None = None) -> None:
-        self.prices.set(symbol, price, ts)
+        self._up("set_price")
+        self._repairing({self.keys.price(symbol): ("hash",)}, lambda: self.prices.set(symbol, price, ts))
 
     def last_price(self, symbol: str) -> Price | None:
-        return self.prices.get(symbol)
+        """The last price seen; None when there is none, or when it was malformed (then quarantined:
+        a cache is never worth a failed start, F31)."""
+        self._up("last_price")
+        try:
+            return self.prices.get(symbol)
+        except CorruptState as exc:
+            quarantine_key(self.client, exc.key, str(exc))
+            return None
 
     def put_strategy(self, strategy_id: str, definition: Mapping[str, Any]) -> None:
-        self.documents.put_strategy(strategy_id, definition)
+        self._up("put_strategy")
+        symbol = definition.get("symbol")
+        expected = {self.keys.strategy(strategy_id): ("hash",)}
+        if isinstance(symbol, str):
+            expected[self.keys.symbol_strategies(symbol)] = ("set",)
+        self._repairing(expected, lambda: self.documents.put_strategy(strategy_id, definition))
 
     def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
         return self.documents.load_strategy(strategy_id)
 
     def strategies_for_symbol(self, symbol: str) -> frozenset[str]:
-        return self.documents.strategies_for_symbol(symbol)
+        return self._repairing({self.keys.symbol_strategies(symbol): ("set",)},
+                               lambda: self.documents.strategies_for_symbol(symbol))
 
     def put_snapshot(self, symbol: str, data: Mapping[str, Any], ts: float | None = None) -> None:
         self.documents.put_snapshot(symbol, data, ts)

@@ -58,9 +58,18 @@ def test_issue15_console_shows_a_crash_and_halts_with_a_reason(tmp_path: Path) -
                                "the crash shows in the strategy's row")
             assert int(crashed[2]) >= 1 and "injected" in crashed[5].lower(), crashed
             assert int(crashed[3]) > int(first[3]), "a restarted strategy has a new generation"
+            for crashes in (2, 3, 4):  # the 4th crash in the period disables it (F15): a state that stays
+                wait_for(lambda: (c := row_cells(browser, node)) and c[1] == "running", 30, "restarted")
+                cluster.inject(STRATEGY, "crash")
+                wait_for(lambda n=crashes: (c := row_cells(browser, node)) and (c[1] == "disabled" or int(c[2]) >= n),
+                         30, f"crash {crashes} on the page")
+            disabled = wait_for(lambda: (c := row_cells(browser, node)) and c[1] == "disabled" and c, 30,
+                                "the page shows the strategy disabled")
+            assert "injected" in disabled[5].lower()
+            wait_for(lambda: "TRIPPED" in text(browser, "#breakers"), 15, "the escalation breaker tripped on the page")
             browser.eval(f"document.querySelector('#tree tr[data-node=\"{node}\"]').cells[0].click()")
             details = wait_for(lambda: text(browser, "#node-details"), 10, "the node's drill-down panel")
-            assert f'"id": "{node}"' in details and '"details"' in details and "InjectedCrash" in details
+            assert f'"id": "{node}"' in details and '"state": "disabled"' in details and "InjectedCrash" in details
 
             browser.eval("document.getElementById('halt').click()")
             assert wait_for(lambda: "reason is required" in text(browser, "#result"), 10, "no-reason refusal")
@@ -68,7 +77,7 @@ def test_issue15_console_shows_a_crash_and_halts_with_a_reason(tmp_path: Path) -
 
             browser.eval("document.getElementById('reason').value = 'console test: halt from the page'")
             browser.eval("document.getElementById('halt').click()")
-            wait_for(lambda: text(browser, "#result") == "halt: accepted", 15, "the halt is accepted")
+            wait_for(lambda: text(browser, "#result").startswith("halt: accepted"), 15, "the halt is accepted")
             wait_for(lambda: text(browser, "#gate") == "CLOSED", 15, "the page shows the gate closed")
             assert cluster.status()["gate"]["open"] is False, "the halt from the page closed the daemon's gate"
             closed = text(browser, "#gates")

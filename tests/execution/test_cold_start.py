@@ -54,3 +54,14 @@ def test_f19_buffered_intent_is_replayed_before_the_journal_is_settled(make_trad
     assert report.settled.get("s1:e1") is not None, "the buffered intent reached the journal and was settled"
     assert not t.store.buffer_pending()
     assert t.store.unsettled() == []
+
+
+def test_f31_protective_stop_kept_when_the_runtime_cannot_be_read(make_trading):
+    t = make_trading(start=False)
+    client_id = hold_position_with_protective_stop(t, stop=95_000.0)
+    t.store.client.hset(t.store.keys.runtime("s1"), "position", "sideways")
+    report = cold_start(t.services)
+    assert "kept at the venue" in report.settled[client_id], "no runtime to re-arm locally: the venue stop stays"
+    assert t.services.venue.query_stop(client_id).order_status == "NEW"
+    assert t.services.stops.armed("BTCUSDT", "s1") is None and t.services.protective.holds("s1")
+    assert client_id in {e.client_order_id for e in t.store.unsettled()}, "taken back once the record is repaired"

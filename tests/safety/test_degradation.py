@@ -337,3 +337,11 @@ def test_gate_invariants_hold_for_any_signal_sequence(steps, flush):
 def _open_and_reasons(gate: dict) -> dict:
     """The node-wide part of the status gate (per-symbol gates are tests/safety/test_symbol_gates.py's)."""
     return {"open": gate["open"], "reasons": gate["reasons"]}
+
+
+def test_f31_failed_strategy_and_unprotected_position_are_node_wide_reduced_signals():
+    from actors.core import signals as sig
+    for signal in (sig.strategy_failed("s1", True, "SAFETY_ABORT: corrupt"), sig.position_unprotected("s1", True)):
+        assert signal.effect is sig.Effect.REDUCED and signal.scope is sig.Scope.NODE
+    assert sig.position_unprotected("s1", True).identity != sig.position_unprotected("s2", True).identity
+    assert sig.strategy_failed("s1", True).identity != sig.strategy_failed("s2", True).identity

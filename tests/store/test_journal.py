@@ -69,13 +69,6 @@ def test_corrupt_journal_entry_is_named_by_key_and_field(store, redis_client):
     assert entry_id in caught.value.field and "missing" in caught.value.problem
 
 
-def test_unsettled_index_pointing_nowhere_is_named(store, redis_client):
-    redis_client.hset("test:journal:{orders}:open", "o9", "1-1")
-    with pytest.raises(CorruptState) as caught:
-        store.unsettled()
-    assert (caught.value.key, caught.value.field) == ("test:journal:{orders}:open", "o9")
-
-
 @pytest.mark.parametrize("bad", ["", "has space", "x" * 37, "é"])
 def test_client_order_ids_must_be_venue_valid(store, bad):
     with pytest.raises(ValueError, match="client order id"):
