@@ -725,12 +725,17 @@ class OrderPipeline:
             except StoreUnavailable:
                 if not intent.purpose.reduces_risk:
                     raise
+            except CorruptState:
+                pass  # F31: a journal of the wrong type: the two-call path below repairs it (or says why)
             else:
                 self.cache.put(intent.strategy_id, stamped)
                 return
-        if not intent.purpose.reduces_risk:
+        if not intent.purpose.reduces_risk and self.store.buffer_pending():
             raise StoreUnavailable("journal_and_mark_pending", RuntimeError("disk buffer not yet replayed"))
-        self.store.journal_intent_or_buffer(client_id, fields)
+        if intent.purpose.reduces_risk:
+            self.store.journal_intent_or_buffer(client_id, fields)
+        else:
+            self.store.journal_intent(client_id, fields)
         self._write(intent, pending)
 
     def _stamped(self, runtime: Runtime) -> Runtime:

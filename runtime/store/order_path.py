@@ -131,7 +131,7 @@ class OrderPath:
         for name, value in runtime.to_redis().items():
             args += [name, value]
         keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records, runtime_key]
-        with translated("journal_and_mark_pending", runtime_key):
+        with translated("journal_and_mark_pending", self._keys.journal_orders):  # a WRONGTYPE here is the journal's
             verdict, detail = self._journal_and_pending(keys=keys, args=args)
         verdict = text(verdict, runtime_key, "verdict")
         if verdict == "stale":
