@@ -12,6 +12,7 @@ from runtime.store.runtime_state import (
     FIELDS,
     FLOAT_FIELDS,
     MAX_LAST_ORDERS,
+    OPTIONAL_FIELDS,
     PURPOSES,
     Position,
     Runtime,
@@ -112,6 +113,8 @@ def test_f14_random_hashes_never_pass_silently(runtime, overrides, dropped):
         assert exc.key == KEY and exc.field and exc.problem
         return
     stored = {(k if isinstance(k, str) else k.decode()): v.decode() for k, v in raw.items()}
+    for name, default in OPTIONAL_FIELDS.items():  # older records lack these: read as their default
+        stored.setdefault(name, default)
     assert set(stored) == set(FIELDS)
     canonical = parsed.to_redis()
     for name in FIELDS:
