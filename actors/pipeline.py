@@ -82,7 +82,6 @@ class RuntimeCache:
             return self._runtimes.get(strategy_id)
 
 
-
 class StrategyLocks:
     """In-process mutual exclusion per strategy, in front of the Redis lock."""
 

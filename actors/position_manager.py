@@ -48,16 +48,34 @@ class PositionManager(SupervisedActor):
         self.orphaned: dict[str, str] = {}
         self.last_reconcile_at: float | None = None
         self.skipped = 0  # reconcile rounds skipped because the store was down
+        self.cold_start_pending = ""  # why the cold start has not run yet (Redis down at start)
         self._timer: int | None = None
 
     def on_start(self) -> None:
         self.services.directory.register(NODE, self.generation, self.actor_ref)
-        self.report = cold_start(self.services)
+        self._cold_start()
+        self._schedule_reconcile()
+
+    def _cold_start(self) -> bool:
+        """F19 cold start; with Redis down it is deferred, never a failed start (F28): the store's
+        outage keeps entries closed, and the next reconcile (periodic, or monitor:store's once the
+        store is back) runs it before the gate reopens."""
+        try:
+            self.report = cold_start(self.services)
+        except StoreUnavailable as exc:
+            first = not self.cold_start_pending
+            self.cold_start_pending = str(exc)
+            if first:
+                log.bind(event="cold_start_deferred", details={"error": str(exc)},
+                         action_taken="entries stay closed; cold start runs once the store answers").error(
+                    "cold_start_deferred")
+            return False
+        self.cold_start_pending = ""
         self._publish_drift(self.report.drift)
         self.last_reconcile_at = time.time()
         for symbol, hits in self.report.triggered.items():
             self.services.directory.tell(ENGINE, StopsTriggered(symbol, tuple(hits), time.perf_counter()))
-        self._schedule_reconcile()
+        return True
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -92,6 +110,8 @@ class PositionManager(SupervisedActor):
         None when it could not run: the store is down (F28: skip the round and say so, never
         crash, never drop the cache) or the disk buffer is not replayed yet (the journal and
         runtimes in Redis are older than the cache), or the venue did not answer."""
+        if self.cold_start_pending:
+            return self.report.drift if self._cold_start() else None
         store = self.services.store
         try:
             if store.buffer_pending():
@@ -119,6 +139,7 @@ class PositionManager(SupervisedActor):
             "reconcile_skipped": self.skipped,
             "protective_stops": self.services.protective.held(),
             "cold_start": self.report.as_dict(),
+            "cold_start_pending": self.cold_start_pending,
         }
 
     def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:

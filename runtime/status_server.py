@@ -151,6 +151,8 @@ def _harm_reasons(node: Mapping[str, Any]) -> list[str]:
     node_id = str(node.get("id", ""))
     if node_id.startswith("strategy:") and details.get("status") == "failed":
         out.append(f"{node_id} failed: {details.get('reason', '')}")
+    if details.get("cold_start_pending"):
+        out.append(f"{node_id}: cold start pending, no local stop armed yet ({details['cold_start_pending']})")
     unprotected = details.get("unprotected")
     if isinstance(unprotected, Mapping):
         out.extend(f"position of strategy:{sid} unprotected: {why}" for sid, why in unprotected.items())

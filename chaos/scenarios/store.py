@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import time
 
-import requests
-
-from chaos.harness import NAMESPACE, Cluster, StrategySpec, wait_for
+from chaos.harness import NAMESPACE, Cluster, StrategySpec, Timeout, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 
 RECV_WINDOW_S = 5.0  # the daemon's default recv_window_ms: a late request cannot land after it
 SETTLE_S = RECV_WINDOW_S + 1.0
 PROTECT_AFTER_S = 10.0  # the default [store] protect_after_s
-
-
-def bought(c: Cluster, *ids: str) -> bool:
-    return all((r := c.runtime(i)) is not None and r.position.value == "bought" for i in ids)
 
 
 def running_unrestarted(c: Cluster, *node_ids: str) -> list[str]:
@@ -33,11 +27,6 @@ def running_unrestarted(c: Cluster, *node_ids: str) -> list[str]:
     return bad
 
 
-def health(c: Cluster) -> tuple[int, str]:
-    reply = requests.get(f"http://127.0.0.1:{c.status_port}/health", timeout=2)
-    return reply.status_code, reply.text
-
-
 CORE = ("execution-engine", "position-manager", "monitor:store", "state-builder", "degradation")
 
 
@@ -46,10 +35,7 @@ def redis_hang(result: Result) -> None:
     """SIGSTOP redis-server for 20 s (it accepts connections, never answers); a stop crosses at 5 s."""
     with Cluster("redis-hang", [StrategySpec("h1", buy_at="+2s", sell_at="+900s", stop_loss=99_000.0),
                                 StrategySpec("h2", buy_at="+2s", sell_at="+900s", stop_loss=97_000.0)]) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "h1", "h2"), 30, "h1 and h2 bought")
-        wait_for(lambda: c.gate_open(), 15, "gate open before the hang")
+        c.start_with_positions("h1", "h2")
         t0 = time.monotonic()
         c.hang_redis()
         wait_for(lambda: c.gate_open() is False, 5, "gate closed after Redis hung")
@@ -88,10 +74,7 @@ def redis_long_outage(result: Result) -> None:
     outage_s = 90.0
     with Cluster("redis-long-outage", [StrategySpec("o1", buy_at="+2s", sell_at="+900s", stop_loss=99_000.0),
                                        StrategySpec("o2", buy_at="+2s", sell_at="+900s", stop_loss=97_000.0)]) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "o1", "o2"), 30, "o1 and o2 bought")
-        wait_for(lambda: c.gate_open(), 15, "gate open before the outage")
+        c.start_with_positions("o1", "o2")
         t0 = time.monotonic()
         c.redis.kill()
         wait_for(lambda: c.open_stops() == ["o1:p1", "o2:p1"], PROTECT_AFTER_S + 10,
@@ -123,7 +106,7 @@ def redis_long_outage(result: Result) -> None:
         result.check(wanted <= journal, f"journal complete after replay (missing {sorted(wanted - journal)})")
         result.check(c.store.unsettled() == [], "every protective stop settled in the journal")
         result.check(c.runtime("o1").position.value == "exited_by_sl", "o1 exited_by_sl")
-        result.check(bought(c, "o2"), "o2 still bought, its local stop armed again")
+        result.check(c.bought("o2"), "o2 still bought, its local stop armed again")
         finish(result, c)
 
 
@@ -146,20 +129,26 @@ def store_garbage(result: Result) -> None:
         [StrategySpec("g4", buy_at="+2s", sell_at="+900s", stop_loss=96_000.0),
          StrategySpec("g5", buy_at="+2s", sell_at="+900s", stop_loss=97_000.0)]
     with Cluster("store-garbage", specs) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "g1", "g2", "g3", "g4", "g5"), 30, "g1..g5 bought")
+        c.start_with_positions("g1", "g2", "g3", "g4", "g5")
         t0 = time.monotonic()
         client = c.store.client
         _corrupt(c, f"{ns}:runtime:{{g1}}")
         client.delete(f"{ns}:runtime:{{g2}}")
         client.set(f"{ns}:lock_state:{{g3}}", "garbage")  # no expiry, not an owner token
+        # The journal so far is kept aside (as a quarantine would), so "no executed order without a
+        # journaled intent" can still be checked across the bad write.
+        client.rename(f"{ns}:journal:{{orders}}", f"{ns}:journal:{{orders}}:quarantine:0")
         for key in (f"{ns}:journal:{{orders}}", f"{ns}:price:{{BTCUSDT}}", f"{ns}:queue:{{orders}}"):
             client.delete(key)
             client.set(key, "garbage")
         _corrupt(c, f"{ns}:runtime:{{g4}}")
         c.exchange.set_price("BTCUSDT", 98_000.0)  # crosses g1..g3
-        wait_for(lambda: all(c.exits(f"g{i}") for i in (1, 2, 3)), 25, "g1..g3 stops exited despite the garbage")
+        try:
+            wait_for(lambda: all(c.exits(f"g{i}") for i in (1, 2, 3)), 25, "g1..g3 stops exited despite the garbage")
+        except Timeout:
+            seen = [(e["event"], e.get("details")) for e in c.log_lines() if e.get("level") in ("ERROR", "CRITICAL")]
+            raise Timeout(f"g1..g3 stops exited despite the garbage: exits "
+                          f"{[len(c.exits(f'g{i}')) for i in (1, 2, 3)]}; errors {seen[-8:]}") from None
         result.detect_ms = ms_since(t0)
         try:
             c.command("strategy-disable", id="g4")
@@ -169,7 +158,8 @@ def store_garbage(result: Result) -> None:
                          f"operator command refused whole with the reason ({refused})")
         result.check(c.tree_state("strategy:g4") == "running", "g4 not half-disabled")
         for key in (f"{ns}:journal:{{orders}}", f"{ns}:price:{{BTCUSDT}}"):
-            result.check(bool(client.keys(f"{key}:quarantine:*")), f"{key} quarantined, not deleted")
+            result.check(any(client.get(k) == b"garbage" for k in client.keys(f"{key}:quarantine:*")
+                             if client.type(k) == b"string"), f"{key}'s bad value quarantined, not deleted")
         result.check(bool(client.keys(f"{ns}:runtime:{{g1}}:quarantine:*")), "g1's corrupt record kept aside")
         result.check(c.daemon.poll() is None and c.status()["mode"] != "HARD_SHUTDOWN", "nothing escalated")
         time.sleep(SETTLE_S)
@@ -195,7 +185,7 @@ def store_garbage(result: Result) -> None:
             result.check(bool(client.keys(f"{key}:quarantine:*")), f"{key} quarantined at start, not deleted")
         result.check(client.hget(f"{ns}:journal:{{orders}}:open:quarantine", "g9:e1") == b"1-1",
                      "the dangling journal index entry set aside")
-        code_health, text = health(c)
+        code_health, text = c.health()
         result.check(code_health == 503 and "strategy:g4 failed" in text, f"/health names g4 failed ({text})")
         result.check(c.status()["mode"] == "REDUCED", f"mode at least REDUCED ({c.status()['mode']})")
         c.exchange.set_price("BTCUSDT", 95_000.0)  # crosses g5 (local) and g4 (venue-side)

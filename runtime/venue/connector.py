@@ -241,15 +241,15 @@ class BinanceFuturesConnector:
 
     def account(self, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
         """GET /fapi/v3/account; ``data`` is the venue's account object (totals, assets, positions)."""
-        return self._read("/fapi/v3/account", {}, _object_reply("account"), priority)
+        return self._read("/fapi/v3/account", {}, _reply_of(dict, "account"), priority)
 
     def balances(self, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
         """GET /fapi/v3/balance; ``data`` is the list of asset balances."""
-        return self._read("/fapi/v3/balance", {}, _list_reply("balance"), priority)
+        return self._read("/fapi/v3/balance", {}, _reply_of(list, "balance"), priority)
 
     def leverage_brackets(self, symbol: str, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
         """GET /fapi/v1/leverageBracket for one symbol; ``data`` is its bracket object."""
-        return self._read("/fapi/v1/leverageBracket", {"symbol": _symbol(symbol)}, _object_reply("leverageBracket"),
+        return self._read("/fapi/v1/leverageBracket", {"symbol": _symbol(symbol)}, _reply_of(dict, "leverageBracket"),
                           priority)
 
     def depth(self, symbol: str, limit: int = 1000, *, priority: Priority = Priority.BACKGROUND) -> VenueOutcome:
@@ -431,18 +431,12 @@ def _local_reject(client_order_id: str, reason: str) -> VenueOutcome:
                         client_order_id=client_order_id, sent=False)
 
 
-def _object_reply(what: str) -> Callable[[Any], dict]:
-    def parse(payload: Any) -> dict:
-        if not isinstance(payload, dict):
-            raise MalformedReply(f"{what} reply: expected an object, got {type(payload).__name__}")
-        return payload
-    return parse
-
-
-def _list_reply(what: str) -> Callable[[Any], list]:
-    def parse(payload: Any) -> list:
-        if not isinstance(payload, list):
-            raise MalformedReply(f"{what} reply: expected a list, got {type(payload).__name__}")
+def _reply_of(kind: type, what: str) -> Callable[[Any], Any]:
+    """A parser that only checks the reply is a ``kind`` (dict or list) and hands it on."""
+    def parse(payload: Any) -> Any:
+        if not isinstance(payload, kind):
+            raise MalformedReply(f"{what} reply: expected {'an object' if kind is dict else 'a list'}, "
+                                 f"got {type(payload).__name__}")
         return payload
     return parse
 

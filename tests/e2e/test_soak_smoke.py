@@ -48,9 +48,6 @@ REDIS_SEED = 5  # Redis killed at +7.4 s for 15 s; the daemon SIGKILLed at +12.1
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 11: a daemon started while Redis is down exits 1 (position-manager StoreUnavailable in on_start), "
-    "and a Redis outage across a reconcile escalates to HARD_SHUTDOWN (exit 3): I5 (and positions unprotected)"))
 def test_soak_smoke_redis_outage_across_a_daemon_restart(tmp_path: Path) -> None:
     settings = Settings(REDIS_SEED, minutes=0.5, strategies=6, out=tmp_path, kinds=("redis_kill", "daemon_kill"))
     _, result = soak(settings)

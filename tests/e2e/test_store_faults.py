@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from chaos.harness import Cluster, StrategySpec, wait_for
 from chaos.scenario import Result, finish
@@ -19,17 +18,8 @@ LATE_REQUESTS_S = 2.5  # recv_window_ms = 1000 below, plus a settle window
 FAST = {"store": "protect_after_s = 2.0", "venue": "reconcile_every_s = 1.0\nrecv_window_ms = 1000"}
 
 
-def bought(c: Cluster, *ids: str) -> bool:
-    return all((r := c.runtime(i)) is not None and r.position.value == "bought" for i in ids)
-
-
 def restarts(c: Cluster, *node_ids: str) -> dict[str, tuple[str | None, int]]:
     return {n: (c.tree_state(n), int((c.node(n) or {}).get("restarts", -1))) for n in node_ids}
-
-
-def health(c: Cluster) -> tuple[int, str]:
-    reply = requests.get(f"http://127.0.0.1:{c.status_port}/health", timeout=2)
-    return reply.status_code, reply.text
 
 
 def assert_finished_clean(c: Cluster) -> None:
@@ -45,15 +35,12 @@ def test_issue11_case1_f28_long_outage_protects_positions_and_exits_once() -> No
                   StrategySpec("L2", buy_at="+2s", stop_loss=97_000.0),
                   StrategySpec("L3", buy_at="+2s")]  # no stop-loss level: nothing to place at the venue
     with Cluster("f28-e2e", strategies, settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "L1", "L2", "L3"), 30, "L1, L2 and L3 bought")
-        wait_for(lambda: c.gate_open(), 15, "gate open before the outage")
+        c.start_with_positions("L1", "L2", "L3")
         c.redis.kill()
         wait_for(lambda: c.open_stops() == ["L1:p1", "L2:p1"], 15,
                  "every open position with a stop level protected at the venue after protect_after_s")
-        wait_for(lambda: "position of strategy:L3 unprotected" in health(c)[1], 10, "/health names L3 unprotected")
-        assert health(c)[0] == 503 and c.status()["mode"] == "REDUCED", "unprotected: not healthy, at least REDUCED"
+        wait_for(lambda: "position of strategy:L3 unprotected" in c.health()[1], 10, "/health names L3 unprotected")
+        assert c.health()[0] == 503 and c.status()["mode"] == "REDUCED", "unprotected: not healthy, at least REDUCED"
         assert any(e["level"] == "ERROR" and e["details"].get("strategy") == "L3"
                    for e in c.events("position_unprotected")), "said at ERROR"
         wait_for(lambda: len(c.events("reconcile_skipped")) >= 3, 20, "reconcile skipped rounds, and said so")
@@ -72,9 +59,9 @@ def test_issue11_case1_f28_long_outage_protects_positions_and_exits_once() -> No
         c.redis.restart()
         wait_for(lambda: c.gate_open(), 30, "gate reopened after replay and reconcile")
         wait_for(lambda: c.open_stops() == [], 15, "protective stops taken back after recovery")
-        wait_for(lambda: health(c)[0] == 200, 10, "healthy again once the local stop book protects")
+        wait_for(lambda: c.health()[0] == 200, 10, "healthy again once the local stop book protects")
         wait_for(lambda: c.runtime("L1").position.value == "exited_by_sl", 10, "L1 exited_by_sl in the store")
-        assert bought(c, "L2")
+        assert c.bought("L2")
         journal = {(e.kind, e.client_order_id) for e in c.store.entries()}
         assert {("intent", "L1:p1"), ("intent", "L2:p1"), ("outcome", "L1:p1"), ("outcome", "L2:p1")} <= journal, \
             "the protective stops, journaled to the disk buffer, are in the journal after replay"
@@ -93,10 +80,7 @@ def test_issue11_case1_f28_long_outage_protects_positions_and_exits_once() -> No
 def test_issue11_f27_hung_redis_closes_gate_fast_and_the_stop_still_exits_once() -> None:
     with Cluster("f27-e2e", [StrategySpec("H1", buy_at="+2s", stop_loss=99_000.0),
                              StrategySpec("H2", buy_at="+2s", stop_loss=97_000.0)], settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "H1", "H2"), 30, "H1 and H2 bought")
-        wait_for(lambda: c.gate_open(), 15, "gate open before the hang")
+        c.start_with_positions("H1", "H2")
         t0 = time.monotonic()
         c.hang_redis()
         wait_for(lambda: c.gate_open() is False, 5, "gate closed after Redis hung")
@@ -140,9 +124,7 @@ BAD_VALUES = {"case2_corrupt_runtime": _corrupt_runtime, "case3_deleted_runtime"
 def test_issue11_bad_value_for_a_strategy_in_position_still_gets_its_stop(case: str) -> None:
     with Cluster(f"{case[:5]}-e2e", [StrategySpec("G1", buy_at="+2s", stop_loss=99_000.0),
                                      StrategySpec("G2", buy_at="+2s", stop_loss=97_000.0)], settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "G1", "G2"), 30, "G1 and G2 bought")
+        c.start_with_positions("G1", "G2")
         BAD_VALUES[case](c, "G1")
         c.exchange.set_price("BTCUSDT", 98_000.0)  # crosses G1's stop only
         wait_for(lambda: c.exits("G1"), 25, f"{case}: G1's stop still exits")
@@ -156,11 +138,11 @@ def test_issue11_bad_value_for_a_strategy_in_position_still_gets_its_stop(case: 
             assert len(aside) == 1 and c.store.client.hget(aside[0], "position") == b"sideways", \
                 "the corrupt record is kept aside, never deleted"
             assert c.runtime("G1").status.value == "failed" and "SAFETY_ABORT" in c.runtime("G1").reason
-            wait_for(lambda: "strategy:G1 failed" in health(c)[1], 10, "/health names G1 failed")
-            assert health(c)[0] == 503 and c.status()["mode"] == "REDUCED", "failed: not healthy, at least REDUCED"
+            wait_for(lambda: "strategy:G1 failed" in c.health()[1], 10, "/health names G1 failed")
+            assert c.health()[0] == 503 and c.status()["mode"] == "REDUCED", "failed: not healthy, at least REDUCED"
             g1 = (c.node("strategy:G1") or {}).get("details") or {}
             assert g1.get("status") == "failed" and "corrupt state" in g1.get("reason", ""), g1
-        assert bought(c, "G2")
+        assert c.bought("G2")
         c.exchange.set_price("BTCUSDT", 96_000.0)
         wait_for(lambda: c.exits("G2"), 10, "the other strategy's stop works as before")
         time.sleep(LATE_REQUESTS_S)
@@ -174,9 +156,7 @@ def test_issue11_case5_journal_of_the_wrong_type_costs_no_stop_and_no_protective
     strategies = [StrategySpec(f"J{i}", buy_at="+2s", stop_loss=99_000.0) for i in (1, 2, 3)] + \
         [StrategySpec("J4", buy_at="+2s", stop_loss=97_000.0)]
     with Cluster("case5-e2e", strategies, settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "J1", "J2", "J3", "J4"), 30, "J1..J4 bought")
+        c.start_with_positions("J1", "J2", "J3", "J4")
         c.store.client.delete("chaos:journal:{orders}")
         c.store.client.set("chaos:journal:{orders}", "garbage")
         c.exchange.set_price("BTCUSDT", 98_000.0)
@@ -195,9 +175,7 @@ def test_issue11_case5_journal_of_the_wrong_type_costs_no_stop_and_no_protective
 @pytest.mark.timeout(180)
 def test_issue11_case6_bad_cache_index_queue_or_journal_entry_never_blocks_a_start() -> None:
     with Cluster("case6-e2e", [StrategySpec("K1", buy_at="+2s", stop_loss=99_000.0)], settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "K1"), 30, "K1 bought")
+        c.start_with_positions("K1")
         c.kill_daemon()
         # (a "nan" price a fresh tick overwrites before anyone reads it is no harm: tests/store covers it)
         bad = {"chaos:price:{BTCUSDT}": lambda k: c.store.client.rpush(k, "garbage"),
@@ -224,9 +202,7 @@ def test_issue11_case6_bad_cache_index_queue_or_journal_entry_never_blocks_a_sta
 @pytest.mark.timeout(180)
 def test_issue11_case7_operator_command_on_a_corrupt_record_is_refused_whole() -> None:
     with Cluster("case7-e2e", [StrategySpec("O1", buy_at="+2s", stop_loss=99_000.0)], settings=FAST) as c:
-        c.start_sampling()
-        c.start_daemon()
-        wait_for(lambda: bought(c, "O1"), 30, "O1 bought")
+        c.start_with_positions("O1")
         c.store.client.hset("chaos:runtime:{O1}", "position", "sideways")
         for command in ("strategy-disable", "strategy-enable"):
             with pytest.raises(AssertionError, match="HTTP 409.*corrupt state.*position") as refused:
