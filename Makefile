@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # What each target installs: `run` only the runtime; `test` adds the test tools (dev);
-# `chaos` adds matplotlib for its timelines. One stamp per set, so `make run` stays small.
+# `chaos` adds matplotlib for its timelines (the soak smoke in `make test` draws one too). One stamp per set, so `make run` stays small.
 RUN_STAMP := $(VENV)/.installed-run
 CHAOS_STAMP := $(VENV)/.installed-chaos
 
@@ -19,8 +19,8 @@ $(RUN_STAMP): $(BIN)/python setup.cfg pyproject.toml
 	touch $(RUN_STAMP)
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP) $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,chaos]'
+	touch $(STAMP) $(RUN_STAMP) $(CHAOS_STAMP)
 
 $(CHAOS_STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[chaos]'
