@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from loguru import logger
+from runtime.logging import log_event
 
 WINDOWS = ("after_journal", "after_reply", "after_write")
 _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
@@ -24,7 +24,6 @@ _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
 def reached(name: str, client_order_id: str) -> None:
     if name != _WINDOW:
         return
-    logger.bind(component="execution-engine", event="crash_window",
-                details={"window": name, "client_order_id": client_order_id},
-                action_taken="thread frozen until the test kills the process").critical("crash_window")
+    log_event("execution-engine", "crash_window", details={"window": name, "client_order_id": client_order_id},
+              action_taken="thread frozen until the test kills the process", level="CRITICAL")
     threading.Event().wait()

@@ -25,8 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from loguru import logger
-
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors import node_ids
@@ -102,7 +100,6 @@ class Node:
         self._started = False  # every configured strategy started: only then is the root `running`
         self._stopped = False
         self._root_escalated = False
-        self.log = logger.bind(component="node")
 
     # --- start --------------------------------------------------------------------------
 
@@ -341,7 +338,7 @@ class Node:
             try:
                 self.root.proxy().terminate_child("strategies").get(timeout=60)
             except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
-                self.log.bind(event="stop_strategies_failed", details={"error": repr(exc)}).error("stop failed")
+                log_event("node", "stop_strategies_failed", details={"error": repr(exc)}, level="ERROR")
             self.root.stop(block=True, timeout=120)
         if self.services is not None:
             if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:

@@ -13,20 +13,17 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from loguru import logger
-
 from actors.core.stop_index import StopHit
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.protection import PROTECTIVE_STOP, protective_stop_id
 from actors.services import Services
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position, Runtime
 from runtime.venue.budget import Priority
 from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
-
-log = logger.bind(component="position-manager")
 
 
 @dataclass
@@ -110,8 +107,9 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             try:
                 services.pipeline.update_runtime(strategy_id, exited)
             except (CorruptState, RuntimeBusy) as exc:
-                log.bind(event="take_back_incomplete", details={"strategy": strategy_id, "error": str(exc)},
-                         action_taken="runtime left; reconciliation shows the drift").error("take_back_incomplete")
+                log_event("position-manager", "take_back_incomplete",
+                          details={"strategy": strategy_id, "error": str(exc)},
+                          action_taken="runtime left; reconciliation shows the drift", level="ERROR")
             services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy_id,
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
@@ -153,10 +151,11 @@ def _local_stop_can_take_over(services: Services, strategy_id: str, client_id: s
         runtime, problem = runtime or services.runtime_cache.get(strategy_id), "runtime record missing"
     if runtime is not None:
         return True
-    log.bind(event="protective_stop_kept", details={"strategy": strategy_id, "client_order_id": client_id,
-                                                    "problem": problem},
-             action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
-                          "the record").error("protective_stop_kept")
+    log_event("position-manager", "protective_stop_kept",
+              details={"strategy": strategy_id, "client_order_id": client_id,
+                       "problem": problem},
+              action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
+                           "the record", level="ERROR")
     return False
 
 
@@ -188,7 +187,8 @@ def reconcile_positions(services: Services, expected: dict[str, float]) -> dict[
     """Compare expected long quantity per symbol with the venue. None when the venue can't say."""
     outcome = services.venue.positions()
     if outcome.kind is not OutcomeKind.ACCEPTED:
-        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        log_event("position-manager", "reconcile_unavailable", details={"outcome": outcome.describe()},
+                  level="WARNING")
         return None
     venue = {p.symbol: float(p.amount) for p in outcome.data or []}
     drift: dict[str, dict[str, float]] = {}
@@ -204,7 +204,8 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
     drift on their symbol (entries closed there until explained). False when the venue can't say."""
     outcome = services.venue.open_orders()
     if not outcome.ok:
-        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        log_event("position-manager", "reconcile_unavailable", details={"outcome": outcome.describe()},
+                  level="WARNING")
         return False
     strategies = {s.id for s in services.config.strategies}
     for order in outcome.data or []:
@@ -218,8 +219,8 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
         symbol = str(order.get("symbol", ""))
         entry = drift.setdefault(symbol, {"expected": 0.0, "venue": 0.0})
         entry["unexplained_open_orders"] = entry.get("unexplained_open_orders", 0.0) + 1.0
-        log.bind(event="reconcile_open_order", details={"symbol": symbol, "client_order_id": client_id}).error(
-            "reconcile_open_order")
+        log_event("position-manager", "reconcile_open_order",
+                  details={"symbol": symbol, "client_order_id": client_id}, level="ERROR")
     return True
 
 
@@ -243,9 +244,10 @@ def correct_excess(services: Services, symbol: str, quantity: float, cause: str)
     placed = services.venue.place_order(symbol, "SELL", "MARKET", excess, client_id, reduce_only=True,
                                         priority=Priority.STOP)
     services.store.journal_outcome_or_buffer(client_id, placed.kind.value, {"detail": placed.describe()}, final=True)
-    log.bind(event="excess_corrected", details={"symbol": symbol, "excess": excess, "expected": expected,
-                                                "venue": held, "cause": cause, "outcome": placed.describe()},
-             action_taken="reduce-only SELL of the excess; reconciled again").critical("excess_corrected")
+    log_event("position-manager", "excess_corrected",
+              details={"symbol": symbol, "excess": excess, "expected": expected,
+                       "venue": held, "cause": cause, "outcome": placed.describe()},
+              action_taken="reduce-only SELL of the excess; reconciled again", level="CRITICAL")
     return client_id
 
 
@@ -272,6 +274,6 @@ def cold_start(services: Services) -> RecoveryReport:
     expected = load_and_arm(services, report)
     report.drift = reconcile_positions(services, expected) or {}
     recheck_stops(services, report)
-    log.bind(event="cold_start", details=report.as_dict(), action_taken="stops re-armed; journal settled").info(
-        "cold_start")
+    log_event("position-manager", "cold_start", details=report.as_dict(),
+              action_taken="stops re-armed; journal settled")
     return report

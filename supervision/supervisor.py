@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import pykka
-from loguru import logger
 
+from runtime.logging import log_event
 from supervision import core
 from supervision.actor import SupervisedActor, actor_of
 from supervision.core import ChildState, Now, RetryDue
@@ -128,7 +128,7 @@ class Supervisor(SupervisedActor):
         self._watchdog: HangWatchdog | None = None
         self._timers: set[threading.Timer] = set()
         self._escalation: str | None = None
-        self._log = logger.bind(component=f"supervisor:{self._name}")
+        self._component = f"supervisor:{self._name}"
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
@@ -297,8 +297,8 @@ class Supervisor(SupervisedActor):
         elif isinstance(command, core.Schedule):
             self._schedule(command)
         elif isinstance(command, core.Log):
-            self._log.bind(event=command.event, details=command.details, action_taken=command.action).log(
-                command.level, command.event)
+            log_event(self._component, command.event, details=command.details, action_taken=command.action,
+                      level=command.level)
         elif isinstance(command, core.NotifyDisabled):
             if self._on_child_disabled is not None:
                 self._call_user("on_child_disabled", self._on_child_disabled, command.child_id, command.reason)
@@ -404,8 +404,7 @@ class Supervisor(SupervisedActor):
         try:
             callback(*args)
         except BaseException as exc:  # noqa: BLE001
-            self._log.opt(exception=exc).bind(event="callback_failed", details={"callback": name}).error(
-                "callback_failed")
+            log_event(self._component, "callback_failed", details={"callback": name}, level="ERROR", exc=exc)
 
     def _revoke(self, incarnation: Incarnation) -> None:
         if self._fence is not None:
@@ -479,9 +478,8 @@ class Supervisor(SupervisedActor):
                 node["details"] = actor.status_details()
             except BaseException as exc:  # noqa: BLE001 - user code: logged, never fatal to the status read
                 node["details"] = {"error": f"{type(exc).__name__}: {exc}"}
-                self._log.opt(exception=exc).bind(event="callback_failed",
-                                                  details={"callback": "status_details", "child": node["id"]}).error(
-                    "callback_failed")
+                log_event(self._component, "callback_failed",
+                          details={"callback": "status_details", "child": node["id"]}, level="ERROR", exc=exc)
         return node
 
 

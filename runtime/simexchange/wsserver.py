@@ -38,14 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from loguru import logger
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from runtime.logging import log_event
 from runtime.simexchange.faults import FaultBoard
 
-log = logger.bind(component="simexchange")
 
 STREAM_SUFFIXES = {
     "depth": "depth", "depth@100ms": "depth", "depth@250ms": "depth", "depth@500ms": "depth",
@@ -157,8 +156,8 @@ class StreamServer:
         future = asyncio.run_coroutine_threadsafe(self._close(), loop)
         try:
             future.result(timeout_s)
-        except Exception:  # best effort: the loop is stopped below regardless
-            log.warning("simexchange WebSocket server did not close cleanly")
+        except Exception as exc:  # best effort: the loop is stopped below regardless
+            log_event("simexchange", "ws_close_unclean", details={"error": repr(exc)}, level="WARNING")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout_s)
 
@@ -171,8 +170,8 @@ class StreamServer:
                 await asyncio.sleep(interval())
                 try:
                     action()
-                except Exception:
-                    log.exception(f"simexchange periodic task {name} failed")
+                except Exception as exc:
+                    log_event("simexchange", "periodic_task_failed", details={"task": name}, level="ERROR", exc=exc)
 
         def schedule() -> None:
             self._tasks.append(self.loop.create_task(tick(), name=name))  # type: ignore[union-attr]
@@ -373,7 +372,8 @@ class StreamServer:
         try:
             sub.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            log.warning("simexchange: slow WebSocket consumer disconnected")
+            log_event("simexchange", "slow_consumer_disconnected", details={"route": sub.route, "streams": len(sub.streams)},
+                      action_taken="socket closed 1008", level="WARNING")
             self._subs.discard(sub)
             asyncio.get_running_loop().create_task(sub.ws.close(1008, "slow consumer"))
 

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import redis
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_responses
 from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
@@ -59,7 +59,6 @@ from runtime.store.quarantine import quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
-log = logger.bind(component="store")
 
 # Kinds of disk-buffer records, and what replay does with each.
 BUFFER_JOURNAL_INTENT = "journal_intent"
@@ -253,13 +252,11 @@ class Store:
         finally:
             try:
                 if not self.release_lock(lock):
-                    log.bind(event="lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
-                             action_taken="none; the lock had expired or changed hands").warning(
-                        "lock expired before release")
+                    log_event("store", "lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
+                              action_taken="none; the lock had expired or changed hands", level="WARNING")
             except StoreUnavailable:
-                log.bind(event="lock_release_failed", details={"key": lock.key},
-                         action_taken=f"lock expires by itself within {lock.ttl_ms} ms").warning(
-                    "Redis down at lock release")
+                log_event("store", "lock_release_failed", details={"key": lock.key},
+                          action_taken=f"lock expires by itself within {lock.ttl_ms} ms", level="WARNING")
 
     # -- order queue ------------------------------------------------------------
     def _queue_types(self) -> dict[str, tuple[str, ...]]:
@@ -385,9 +382,8 @@ class Store:
             if self.buffer is None:
                 raise
             self.buffer.append(kind, data, record_id)
-            log.bind(event="store_write_buffered", details={"kind": kind, "record_id": record_id,
-                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
-                "Redis down: record buffered to disk")
+            log_event("store", "store_write_buffered", details={"kind": kind, "record_id": record_id, "cause": str(exc)},
+                      action_taken=f"appended to {self.buffer.path}", level="WARNING")
             return Recorded("buffer", record_id)
         return Recorded("redis", record_id, result if isinstance(result, str) else None)
 

@@ -40,8 +40,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import websocket
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.venue.connector import BinanceFuturesConnector
 from runtime.venue.user_events import (
     AccountUpdate,
@@ -52,7 +52,6 @@ from runtime.venue.user_events import (
 )
 from runtime.venue.ws import MalformedMessage, user_stream_url
 
-log = logger.bind(component="user_stream")
 
 DEFAULT_KEEPALIVE_S = 30 * 60.0
 DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -164,8 +163,7 @@ class UserDataStream:
             self._ws = ws
             self._stats["connected"] = True
             self._stats["connects"] += 1
-        log.info("user-data stream connected", event="user_stream_connected",
-                 details={"connects": self._stats["connects"]})
+        log_event("user_stream", "user_stream_connected", details={"connects": self._stats["connects"]})
         try:
             self._call(self._on_reconnect)
             self._read(ws)
@@ -210,13 +208,13 @@ class UserDataStream:
             with self._lock:
                 self._stats["malformed"] += 1
                 self._stats["last_malformed"] = str(exc)
-            log.warning("user-data frame dropped", event="user_stream_malformed", details={"reason": str(exc)},
-                        action_taken="dropped and counted")
+            log_event("user_stream", "user_stream_malformed", details={"reason": str(exc)},
+                      action_taken="dropped and counted", level="WARNING")
             return None
         if isinstance(event, ListenKeyExpired):
             self._bump("listen_key_expired")
-            log.warning("listenKey expired", event="user_stream_listen_key_expired",
-                        action_taken="reconnecting with a new listenKey")
+            log_event("user_stream", "user_stream_listen_key_expired",
+                      action_taken="reconnecting with a new listenKey", level="WARNING")
             return "expired"
         if event is not None:
             self._bump("events")
@@ -233,14 +231,14 @@ class UserDataStream:
             return
         try:
             callback(*args)
-        except Exception:  # a callback bug must not end the stream
+        except Exception as exc:  # a callback bug must not end the stream
             self._bump("callback_errors")
-            log.exception("user-data callback failed", event="user_stream_callback_error")
+            log_event("user_stream", "user_stream_callback_error", level="ERROR", exc=exc)
 
     def _close_listen_key(self) -> None:
         outcome = self.connector.close_listen_key()
         if not outcome.ok:
-            log.debug("listenKey not closed", event="user_stream_close", details={"outcome": outcome.describe()})
+            log_event("user_stream", "user_stream_close", details={"outcome": outcome.describe()}, level="DEBUG")
 
     def _bump(self, name: str) -> None:
         with self._lock:
@@ -249,5 +247,5 @@ class UserDataStream:
     def _note_error(self, what: str) -> None:
         with self._lock:
             self._stats["last_error"] = what
-        log.warning("user-data stream interrupted", event="user_stream_interrupted", details={"what": what},
-                    action_taken="reconnecting with backoff")
+        log_event("user_stream", "user_stream_interrupted", details={"what": what},
+                  action_taken="reconnecting with backoff", level="WARNING")
