@@ -448,7 +448,7 @@ class Node:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
         if self.store is None:  # still starting
             return []
-        return self.store.journal.entries(start=f"{int(since * 1000)}-0" if since else "-")
+        return self.store.journal.since(since)
 
     def _runtime_reader(self) -> Callable[[str], Runtime | None]:
         """Runtimes for one status document: the engine's cache, else the strategy actor's copy,
