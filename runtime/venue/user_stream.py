@@ -14,8 +14,11 @@ Interface (for the execution engine, which wires it; DESIGN §4, F29, F30)::
     stream.stats()      # {"connected", "connects", "frames", "malformed", "last_malformed", ...}
 
 The thread: creates the listenKey through the connector (POST /fapi/v1/listenKey),
-connects, calls ``on_reconnect()``, then delivers each event to its callback in
-the order the venue sent them. It PUTs the key every ``keepalive_s`` (Binance:
+connects, checks the key with a PUT (a socket on a key the venue no longer knows is
+accepted and stays silent forever: Binance sends ``listenKeyExpired`` only for a key
+that expires while connected, so -1125 here is the only sign; it is alerted and the
+stream starts over with a new key), calls ``on_reconnect()``, then delivers each event
+to its callback in the order the venue sent them. It PUTs the key every ``keepalive_s`` (Binance:
 a key lives 60 minutes after the last POST/PUT). On ``listenKeyExpired``, a
 failed keepalive (-1125), a close or any socket error it drops the socket and
 starts over with a NEW key after a backoff (``backoff_s``, growing, with jitter,
@@ -55,7 +58,8 @@ from runtime.venue.ws import MalformedMessage, user_stream_url
 
 DEFAULT_KEEPALIVE_S = 30 * 60.0
 DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-RECV_POLL_S = 0.2  # how often the thread looks at stop / keepalive while the socket is quiet
+RECV_POLL_S = 0.2
+LISTEN_KEY_UNKNOWN = -1125  # "This listenKey does not exist."  # how often the thread looks at stop / keepalive while the socket is quiet
 
 
 class UserDataStream:
@@ -99,7 +103,8 @@ class UserDataStream:
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {"connected": False, "connects": 0, "frames": 0, "events": 0,
                                        "malformed": 0, "last_malformed": None, "callback_errors": 0,
-                                       "keepalives": 0, "listen_key_expired": 0, "last_error": None}
+                                       "keepalives": 0, "listen_key_expired": 0, "listen_key_invalid": 0,
+                                       "last_error": None}
 
     # -- caller side ---------------------------------------------------------------------
 
@@ -159,6 +164,9 @@ class UserDataStream:
             self._note_error(f"connect failed: {type(exc).__name__}: {exc}")
             return
         ws.settimeout(RECV_POLL_S)
+        if not self._key_alive():
+            ws.close(timeout=0.5)
+            return
         with self._lock:
             self._ws = ws
             self._stats["connected"] = True
@@ -175,6 +183,20 @@ class UserDataStream:
                 ws.close(timeout=0.5)
             except Exception:  # noqa: BLE001 - the socket may already be gone
                 pass
+
+    def _key_alive(self) -> bool:
+        """PUT the key just connected with; False (alerted or noted) when the venue does not know it."""
+        kept = self.connector.keepalive_listen_key()
+        self._bump("keepalives")
+        if kept.ok:
+            return True
+        if kept.code == LISTEN_KEY_UNKNOWN:
+            self._bump("listen_key_invalid")
+            log_event("user_stream", "alert_listen_key_invalid", details={"outcome": kept.describe()},
+                      action_taken="socket dropped; a new listenKey and a new connection", level="ERROR")
+        else:
+            self._note_error(f"listenKey check failed: {kept.describe()}")
+        return False
 
     def _read(self, ws: websocket.WebSocket) -> None:
         next_keepalive = self._clock() + self.keepalive_s
