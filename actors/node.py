@@ -129,12 +129,13 @@ class Node:
         if webhook:
             register_secret(webhook)  # webhook URLs often embed a token
             self.alerter = WebhookAlerter(webhook, self.config.node.name).start()
+        self.venue = self._connect_venue()
+        self._load_symbol_filters()
         data_dir = Path(self.config.node.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
         self.store = Store(self.endpoint, self.config.node.namespace, buffer_path=data_dir / "buffer" / "orders.jsonl")
         self._check_stop()
-        self.venue = self._connect_venue()
         if self.exchange is not None:
             self._forget_previous_run()
         self.generations = self._generations()
@@ -212,6 +213,24 @@ class Node:
         self.ws_url = ws_url
         return BinanceFuturesConnector(rest_url, key, secret, recv_window_ms=venue.recv_window_ms,
                                        timeout_s=venue.order_timeout_s)
+
+    def _load_symbol_filters(self) -> None:
+        """exchangeInfo before anything trades: the first order then pays no extra round trip, and
+        a symbol the venue does not trade is a ConfigError naming `feeds.symbols` (exit 2) before
+        Redis or the tree start. A venue that cannot answer now does not stop the start: the gate
+        stays closed until it reconciles, and the connector loads the filters at its first order."""
+        assert self.venue is not None
+        loaded = self.venue.load_exchange_info()
+        if not loaded.ok:
+            log_event("node", "exchange_info_unavailable", level="WARNING", details={"outcome": loaded.describe()},
+                      action_taken="symbol filters loaded before the first order instead")
+            return
+        unknown = [s for s in self.config.feeds.symbols if self.venue.symbol_filters(s) is None]
+        if unknown:
+            raise ConfigError([ConfigProblem(
+                "feeds.symbols", self.config.line_of("feeds.symbols"),
+                f"{', '.join(unknown)}: not a TRADING symbol at {self.venue.rest_url} (its exchangeInfo lists "
+                f"{len(loaded.data)} symbols)")], self.config.source)
 
     def _forget_previous_run(self) -> None:
         """An in-process simulated exchange starts empty, so state from a previous run could

@@ -136,8 +136,9 @@ class BinanceFuturesConnector:
                priority: Priority) -> tuple[Decimal | None, Decimal | None] | VenueOutcome:
         """Round to the symbol's filters and check them; a local REJECTED_PERMANENT if the venue would refuse.
 
-        exchangeInfo is loaded on first use; if it cannot be loaded the order goes out as given
-        (the venue still checks) and the next order tries again.
+        The node loads exchangeInfo at start; if the venue could not answer then, it is loaded here
+        at the first order, and if that fails too the order goes out as given (the venue still
+        checks) and the next order tries again.
         """
         if self._filters is None and not self.load_exchange_info(priority=priority).ok:
             log_event("venue", "filters_unavailable", details={"client_order_id": client_order_id}, level="WARNING")
