@@ -15,10 +15,11 @@ from collections.abc import Callable
 import pytest
 import websocket
 
+from actors.core.order_book import DepthEvent
+from actors.feed_frames import AggTrade, ForceOrder, FrameDecoder, MarkPriceUpdate
 from runtime.simexchange import SimExchange
 from runtime.venue import BinanceFuturesConnector
-from runtime.venue.ws import AggTrade, DepthUpdate, ForceOrder, MarkPriceUpdate, combined_stream_url, market_streams, routed_stream_urls, \
-    parse_event, parse_stream_message
+from runtime.venue.ws import combined_stream_url, market_streams, routed_stream_urls
 from tests.venue.depth_client import DepthFollower, LocalBook, exchange_book
 
 
@@ -77,7 +78,7 @@ def test_f9_sequence_gap_is_detected_and_the_book_rebuilt_from_a_snapshot(moving
     converge(moving, follower)
 
 
-@pytest.mark.parametrize("mode,fragment", [("json", "frame is not JSON"), ("schema", "missing field 'pu'")])
+@pytest.mark.parametrize("mode,fragment", [("json", "not JSON"), ("schema", "missing required field `pu`")])
 def test_f12_corrupt_frames_are_named_and_the_book_still_converges(moving: SimExchange, follower: DepthFollower,
                                                                    mode: str, fragment: str) -> None:
     assert follower.run_until(applied_at_least(5), timeout_s=5.0)
@@ -158,7 +159,8 @@ def test_mark_price_agg_trade_and_force_order_streams(exchange: SimExchange,
                                                       connector: BinanceFuturesConnector) -> None:
     urls = routed_stream_urls(exchange.ws_url, market_streams("BTCUSDT"))
     assert set(urls) == {"/public", "/market"}
-    sockets = [websocket.create_connection(url, timeout=0.1) for url in urls.values()]
+    sockets = [(websocket.create_connection(url, timeout=0.1), FrameDecoder("BTCUSDT", route.strip("/")))
+               for route, url in urls.items()]
     try:
         time.sleep(0.05)
         connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "trade-1")
@@ -166,22 +168,22 @@ def test_mark_price_agg_trade_and_force_order_streams(exchange: SimExchange,
         seen: dict[type, object] = {}
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and len(seen) < 4:
-            for ws in sockets:
+            for ws, decoder in sockets:
                 try:
-                    message = parse_stream_message(ws.recv())
+                    raw = ws.recv()
                 except websocket.WebSocketTimeoutException:
                     continue
-                event = parse_event(message.data)
-                assert message.stream in market_streams("BTCUSDT")
+                assert json.loads(raw)["stream"] in market_streams("BTCUSDT")
+                event = decoder.decode(raw)  # the feed's own decoder: raises CorruptFrame on a bad frame
                 seen[type(event)] = event
     finally:
-        for ws in sockets:
+        for ws, _ in sockets:
             ws.close()
-    assert set(seen) == {DepthUpdate, MarkPriceUpdate, AggTrade, ForceOrder}, seen.keys()
+    assert set(seen) == {DepthEvent, MarkPriceUpdate, AggTrade, ForceOrder}, seen.keys()
     mark = seen[MarkPriceUpdate]
-    assert mark.mark_price == exchange.price("BTCUSDT") and mark.next_funding_time > mark.event_time
-    assert seen[AggTrade].price == exchange.price("BTCUSDT")
-    assert seen[ForceOrder].side == "SELL" and str(seen[ForceOrder].quantity) == "0.500"
+    assert mark.mark_price == float(exchange.price("BTCUSDT")) and mark.event_time > 0
+    assert seen[AggTrade].price == float(exchange.price("BTCUSDT"))
+    assert seen[ForceOrder].order.side == "SELL" and seen[ForceOrder].order.quantity == 0.5
 
 
 def next_reply(ws: websocket.WebSocket, match: Callable[[dict], bool], timeout_s: float = 2.0) -> dict:
