@@ -56,6 +56,7 @@ RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
+NOTHING_TO_REDUCE_CODE = -2022  # "ReduceOnly Order is rejected": the venue holds nothing to reduce on that side
 INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
@@ -81,6 +82,7 @@ class OrderResult:
     runtime: Runtime | None = None
     attempts: int = 0
     sent_at: float | None = None  # perf_counter of the first send (tick-to-wire measurement)
+    reconcile: str = ""  # why the venue disagrees with the runtime: position-manager reconciles at once
 
 
 class RuntimeBusy(RuntimeError):
@@ -546,6 +548,8 @@ class OrderPipeline:
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
+            elif outcome.code == NOTHING_TO_REDUCE_CODE and intent.purpose.reduces_risk:
+                return self._nothing_to_reduce(intent, runtime, client_id, outcome, attempt)
             else:
                 return self._abort(intent, runtime, f"SAFETY_ABORT: {decision.reason}", client_id=client_id,
                                    attempts=attempt)
@@ -661,6 +665,28 @@ class OrderPipeline:
                  action_taken=f"position {updated.position.value} {updated.quantity:g}").info(event)
         reason = "filled" if state.status == "FILLED" else f"{state.status}: executedQty {qty:g}"
         return OrderResult(intent, verdict, reason, client_id, side, qty, price, updated, attempts, sent_at)
+
+    def _nothing_to_reduce(self, intent: OrderIntent, runtime: Runtime, client_id: str, outcome: VenueOutcome,
+                           attempts: int) -> OrderResult:
+        """-2022 on an exit: the venue holds nothing to reduce on that side (a protective stop, a
+        sibling strategy's exit or an operator closed it). Final, nothing executed, never sent
+        again (re-arming the stop would re-send it on every tick). The venue is the source of
+        truth: the runtime follows it, and position-manager reconciles the symbol and alerts."""
+        why = (f"venue refused the exit -2022 (nothing to reduce on {intent.symbol}): the position of "
+               f"{runtime.quantity:g} is gone at the venue")
+        cleared = replace(runtime, position=Position.NONE, quantity=0.0, pending_order="", pending_purpose="",
+                          pending_since=0.0, reason=why[:900])
+        self._write(intent, cleared)
+        self.stops.disarm(intent.symbol, intent.strategy_id)
+        self._journal_outcome(intent, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
+        self._note_not_executed(client_id)
+        log.bind(event="exit_nothing_to_reduce", details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                                                          "purpose": intent.purpose.value, "symbol": intent.symbol,
+                                                          "quantity": runtime.quantity, "outcome": outcome.describe()},
+                 action_taken="final, not sent again; runtime follows the venue; symbol reconciled").critical(
+            "exit_nothing_to_reduce")
+        return OrderResult(intent, Verdict.EXPIRED, why, client_id, "SELL", runtime=cleared, attempts=attempts,
+                           reconcile=f"exit {client_id} refused -2022")
 
     def _settle_journal_only(self, intent: OrderIntent, client_id: str) -> OrderResult:
         looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
