@@ -263,6 +263,7 @@ def cold_start(services: Services) -> RecoveryReport:
     report = RecoveryReport()
     pipeline = services.pipeline  # the live engine's serialization: never a second writer
     register_strategies(services)
+    services.claim_generation()
     if services.store.buffer_pending():
         # Records buffered while Redis was down (last run) belong in the journal before it is read.
         services.store.replay_buffer()
