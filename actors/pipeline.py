@@ -43,6 +43,7 @@ from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
+from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -160,6 +161,7 @@ class OrderPipeline:
         wall_clock: Callable[[], float] = time.time,
         on_rate_limited: Callable[[], None] = lambda: None,
         generation: int = 0,
+        protective: ProtectiveStops | None = None,
     ) -> None:
         self.store = store
         self.venue = venue
@@ -180,6 +182,7 @@ class OrderPipeline:
         # This process's writer generation (Redis-reserved, above every earlier process's): every
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
+        self.protective = protective  # positions a venue-side stop may hold: taken back before an exit
 
     # --- entry points ---------------------------------------------------------------
 
@@ -420,7 +423,38 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
+        if intent.purpose.reduces_risk:
+            taken = self._take_back_protective(intent, runtime)
+            if taken is not None:
+                return taken
         return self._place(intent, runtime, cancel, held)
+
+    def _take_back_protective(self, intent: OrderIntent, runtime: Runtime) -> OrderResult | None:
+        """Seeds 21/31: a venue-side protective stop may still hold this position (placed at a
+        graceful stop or in a store outage, not taken back yet). Before an exit of our own, its
+        state is learned and, while live, it is cancelled: one position, one exit. None: go on."""
+        client_id = self.protective.held().get(intent.strategy_id) if self.protective is not None else None
+        if not client_id:
+            return None
+        taken = take_back_stop(self.venue, intent.symbol, client_id)
+        ours = client_id == protective_stop_id(intent.strategy_id, runtime.entry_seq)  # this position's stop
+        log.bind(event="protective_stop_taken_back", details={"strategy": intent.strategy_id,
+                                                              "client_order_id": client_id, "fate": taken.fate.value,
+                                                              "detail": taken.detail},
+                 action_taken="checked before an exit of our own").warning("protective_stop_taken_back")
+        if taken.fate not in (StopFate.TRIGGERED, StopFate.GONE):
+            return self._refuse(intent, f"protective stop {client_id} may still be live at the venue "
+                                        f"({taken.detail}): no exit of our own", runtime, level="ERROR")
+        self._journal_outcome(intent, client_id, taken.status, {"detail": taken.detail[:900],
+                                                                "reason": "taken back before an exit"})
+        self.protective.release(intent.strategy_id)  # type: ignore[union-attr]
+        if taken.fate is StopFate.TRIGGERED and ours:
+            exited = replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0)
+            self._write(intent, exited)
+            self.stops.disarm(intent.symbol, intent.strategy_id)
+            return OrderResult(intent, Verdict.REFUSED, f"protective stop {client_id} already exited the position",
+                               client_id, runtime=exited)
+        return None
 
     def _place(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
                rounds: int = 1) -> OrderResult:

@@ -73,6 +73,7 @@ class Services:
             entry_bound_s=venue.entry_bound_s,
             on_rate_limited=lambda: self.directory.tell(ENGINE, RateLimited(time.time())),
             generation=self.generation,
+            protective=self.protective,
         )
 
     def claim_generation(self) -> None:
