@@ -50,7 +50,7 @@ from runtime.preflight import Preflight, preflight
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
-from runtime.status_server import CommandError, StatusServer
+from runtime.status_server import Coalesced, CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Runtime, Status
@@ -63,6 +63,7 @@ from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Run
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
 COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
 MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
+HEALTH_MAX_AGE_S = 0.5  # /health and /ready answer from a document at most this old
 START_BATCH = 100  # strategies queued to the strategies supervisor at once while starting
 
 
@@ -110,7 +111,8 @@ class Node:
         if self.status_server is None:
             server = StatusServer(self.status, self.command, self.metrics.registry, bind=self.config.status.bind,
                                   token=self.checked.secret("status.token_env"), on_scrape=self._refresh_metrics,
-                                  pages=console_pages(self._journal_since))
+                                  pages=console_pages(self._journal_since),
+                                  health_provider=Coalesced(lambda: self.status(positions=False), HEALTH_MAX_AGE_S))
             try:
                 self.status_server = server.bind()
             except OSError as exc:
@@ -260,7 +262,7 @@ class Node:
                 ChildSpec("monitor:resources", ResourceMonitor, args=(s,),
                           kwargs={"rotate_logs": rotate_now, "cold_writes_allowed": s.cold_writes}),
                 ChildSpec("monitor:clock", ClockMonitor, args=(s,)),
-                ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
+                ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, lambda: self.tree(details=False))),
             ]}),
             ChildSpec("market", Supervisor, kind="supervisor", kwargs={"children": [
                 *[ChildSpec(f"feed:{symbol}", FeedActor, args=(s, symbol), kwargs={"ws_url": self.ws_url}) for symbol in cfg.feeds.symbols],
@@ -388,13 +390,16 @@ class Node:
 
     def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
         """Open positions from the store; the last known runtime where the store is down or the
-        record is missing or malformed (F31: a bad record never costs a protective stop)."""
+        record is missing or malformed (F31: a bad record never costs a protective stop). One
+        pipelined read per 1,000 strategies."""
+        try:
+            stored = self.store.load_runtimes([s.id for s in self.config.strategies])
+        except StoreUnavailable:
+            stored = {}
+
         def runtime_of(strategy_id: str) -> Runtime | None:
-            try:
-                runtime = self.store.load_runtime(strategy_id)
-            except (StoreUnavailable, CorruptState):
-                return self.services.runtime_cache.get(strategy_id)
-            return runtime if runtime is not None else self.services.runtime_cache.get(strategy_id)
+            runtime = stored.get(strategy_id)
+            return runtime if isinstance(runtime, Runtime) else self.services.runtime_cache.get(strategy_id)
 
         return open_positions(self.config.strategies, runtime_of)
 
@@ -426,11 +431,14 @@ class Node:
 
     # --- status and commands ----------------------------------------------------------------
 
-    def tree(self) -> dict[str, Any]:
-        if self.root is None:
+    def tree(self, while_starting: bool = True, details: bool = True) -> dict[str, Any]:
+        """The status tree; `while_starting=False`: before every strategy has started, only the root
+        node saying `starting` (what /ready needs, without walking thousands of children);
+        `details=False`: without the nodes' details (what monitor:heartbeat reads)."""
+        if self.root is None or not (while_starting or self._started):
             return {"id": "root", "kind": "supervisor", "state": "starting", "restarts": 0, "last_error": None,
                     "last_exit_at": None, "generation": 0, "children": []}
-        tree = tree_status(self.root)
+        tree = tree_status(self.root, details)
         if not self._started and tree.get("state") == "running":
             tree["state"] = "starting"  # strategies are still being started: not healthy, not ready yet
         return tree
@@ -439,18 +447,21 @@ class Node:
         ref = self.services.directory.ref(node_id) if self.services is not None else None
         return actor_of(ref) if ref is not None else None
 
-    def status(self) -> dict[str, Any]:
+    def status(self, positions: bool = True) -> dict[str, Any]:
+        """The status document (DESIGN §7). `positions=False` is what /health and /ready need: no
+        positions or accounts (no per-strategy store read), and no walk of the tree while the
+        strategies are still starting (the answer then is `starting` anyway)."""
         degradation = self._find("degradation")
         breaker = self._find("circuit-breaker")
         down = "degradation is down" if self.root is not None else "starting"
         snap = degradation.snapshot() if degradation is not None else {
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": [down]}}
-        tree = self.tree()
+        tree = self.tree(while_starting=positions)
         session = breaker.session() if breaker is not None else {}
-        positions = position_rows(self.config.strategies, self._runtime_reader(), self.services.stops,
-                                  marks_from_tree(tree), session.get("realized_by_key") or {}) \
-            if self.services is not None else []
-        return {
+        rows = position_rows(self.config.strategies, self._runtime_reader(), self.services.stops,
+                             marks_from_tree(tree), session.get("realized_by_key") or {}) \
+            if self.services is not None and positions else []
+        document = {
             "node": self.config.node.name,
             "pid": os.getpid(),
             "started_at": self.started_at,
@@ -459,12 +470,15 @@ class Node:
             "trading": snap["trading"],
             "gate": snap["gate"],
             "breakers": breaker.statuses() if breaker is not None else [],
-            "positions": positions,
-            "accounts": account_rows(positions),
+            "positions": rows,
+            "accounts": account_rows(rows),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
             "venue": {"budget": self.venue.budget.snapshot() if self.venue is not None else None},
             "tree": tree,
         }
+        if not positions:
+            del document["positions"], document["accounts"]
+        return document
 
     def _journal_since(self, since: float | None) -> list[Any]:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
@@ -474,27 +488,32 @@ class Node:
 
     def _runtime_reader(self) -> Callable[[str], Runtime | None]:
         """Runtimes for one status document: the engine's cache, else the strategy actor's copy,
-        else the store, which is given up for the rest of the document after its first failure
-        (Redis down or hung must not make /status wait once per strategy)."""
-        store_failed = False
+        else the store: at the first miss, every runtime neither holds is read in one pipelined
+        round trip per 1,000 (not one per strategy: a /status during a 10,000-strategy start
+        stays cheap); a store failure gives the store up for the rest of the document."""
+        stored: dict[str, Runtime | None | CorruptState] | None = None
 
-        def runtime_of(strategy_id: str) -> Runtime | None:
-            nonlocal store_failed
+        def held(strategy_id: str) -> Runtime | None:
             cached = self.services.runtime_cache.get(strategy_id)
             if cached is not None:
                 return cached
             actor = self._find(f"strategy:{strategy_id}")
-            if actor is not None and isinstance(getattr(actor, "runtime", None), Runtime):
-                return actor.runtime
-            if store_failed:
-                return None
-            try:
-                return self.store.load_runtime(strategy_id)
-            except StoreUnavailable:
-                store_failed = True
-            except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record (F14)
-                pass
-            return None
+            runtime = getattr(actor, "runtime", None) if actor is not None else None
+            return runtime if isinstance(runtime, Runtime) else None
+
+        def runtime_of(strategy_id: str) -> Runtime | None:
+            nonlocal stored
+            runtime = held(strategy_id)
+            if runtime is not None:
+                return runtime
+            if stored is None:
+                missing = [s.id for s in self.config.strategies if held(s.id) is None]
+                try:
+                    stored = self.store.load_runtimes(missing)
+                except Exception:  # noqa: BLE001 - Redis down or hung: the document goes without them
+                    stored = {}
+            found = stored.get(strategy_id)
+            return found if isinstance(found, Runtime) else None  # F14: unreadable -> shown without
 
         return runtime_of
 

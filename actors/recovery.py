@@ -47,8 +47,7 @@ class RecoveryReport:
 
 
 def register_strategies(services: Services) -> None:
-    for strategy in services.config.strategies:
-        services.store.put_strategy(strategy.id, strategy.as_dict())
+    services.store.put_strategies({s.id: s.as_dict() for s in services.config.strategies})
 
 
 def fence_runtimes(services: Services, report: RecoveryReport) -> None:
@@ -57,11 +56,10 @@ def fence_runtimes(services: Services, report: RecoveryReport) -> None:
     refused by the store (StaleGeneration)."""
     if not services.generation:
         return
-    for strategy in services.config.strategies:
-        try:
-            services.store.fence(strategy.id, services.generation)
-        except CorruptState as exc:
-            report.corrupt[strategy.id] = str(exc)
+    fenced = services.store.fence_all([s.id for s in services.config.strategies], services.generation)
+    for strategy_id, outcome in fenced.items():
+        if isinstance(outcome, CorruptState):
+            report.corrupt[strategy_id] = str(outcome)
 
 
 def settle_journal(services: Services, pipeline: OrderPipeline, report: RecoveryReport) -> None:
@@ -153,11 +151,11 @@ def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]
     exits made from it are checked against the venue. A position a venue-side protective
     stop still holds is not re-armed locally (one crossing, one exit)."""
     expected: dict[str, float] = {s: 0.0 for s in services.config.feeds.symbols}
+    loaded = services.store.load_runtimes([s.id for s in services.config.strategies])
     for strategy in services.config.strategies:
-        try:
-            runtime = services.store.load_runtime(strategy.id)
-        except CorruptState as exc:
-            report.corrupt[strategy.id] = str(exc)
+        runtime = loaded[strategy.id]
+        if isinstance(runtime, CorruptState):
+            report.corrupt[strategy.id] = str(runtime)
             continue
         if runtime is None:
             continue

@@ -19,7 +19,7 @@ there is no float rounding in Lua at any size.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -97,6 +97,28 @@ class RuntimeRecords:
             return None
         return parse_runtime(raw, key)
 
+    def load_many(self, strategy_ids: Sequence[str], chunk: int = 1000) -> dict[str, Runtime | None | CorruptState]:
+        """`load` for many strategies in pipelined round trips (one per `chunk`), not one each:
+        each id maps to its record, None, or the CorruptState that `load` would raise for it."""
+        out: dict[str, Runtime | None | CorruptState] = {}
+        for first in range(0, len(strategy_ids), chunk):
+            ids = strategy_ids[first:first + chunk]
+            keys = [self._keys.runtime(i) for i in ids]
+            with translated("load_runtimes", None):
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                replies = pipe.execute(raise_on_error=False)
+            for strategy_id, key, raw in zip(ids, keys, replies):
+                try:
+                    if isinstance(raw, Exception):
+                        with translated("load_runtime", key):
+                            raise raw
+                    out[strategy_id] = parse_runtime(raw, key) if raw else None
+                except CorruptState as exc:
+                    out[strategy_id] = exc
+        return out
+
     def write(self, strategy_id: str, runtime: Runtime) -> None:
         """Replace the record; refused with StaleGeneration if a newer generation wrote."""
         key = self._keys.runtime(strategy_id)
@@ -106,6 +128,33 @@ class RuntimeRecords:
         with translated("write_runtime", key):
             verdict, stored = self._write(keys=[key], args=args)
         self._check(key, verdict, stored, runtime.generation)
+
+    def fence_many(self, strategy_ids: Sequence[str], generation: int, chunk: int = 1000
+                   ) -> dict[str, bool | CorruptState]:
+        """`fence` for many strategies in pipelined round trips: each id maps to whether its
+        generation was raised, or the CorruptState `fence` would raise for it."""
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            raise ValueError(f"generation must be an integer >= 0, got {generation!r}")
+        out: dict[str, bool | CorruptState] = {}
+        for first in range(0, len(strategy_ids), chunk):
+            ids = strategy_ids[first:first + chunk]
+            keys = [self._keys.runtime(i) for i in ids]
+            with translated("fence_runtimes", None):
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    self._fence(keys=[key], args=[str(generation)], client=pipe)
+                replies = pipe.execute(raise_on_error=False)
+            for strategy_id, key, reply in zip(ids, keys, replies):
+                try:
+                    if isinstance(reply, Exception):
+                        with translated("fence_runtime", key):
+                            raise reply
+                    verdict, stored = reply
+                    self._check(key, verdict, stored, generation)
+                    out[strategy_id] = text(verdict, key, "verdict") == "raised"
+                except CorruptState as exc:
+                    out[strategy_id] = exc
+        return out
 
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation to `generation`; True if it was raised.

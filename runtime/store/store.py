@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +185,11 @@ class Store:
         self._up("load_runtime")
         return self.runtime.load(strategy_id)
 
+    def load_runtimes(self, strategy_ids: Sequence[str]) -> dict[str, Runtime | None | CorruptState]:
+        """`load_runtime` for many, pipelined: each id maps to its record, None, or its CorruptState."""
+        self._up("load_runtimes")
+        return self.runtime.load_many(strategy_ids)
+
     def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
         """Raises StaleGeneration when a newer generation has written (§1 Fencing)."""
         self._up("write_runtime")
@@ -201,6 +206,10 @@ class Store:
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation so older incarnations' writes are refused."""
         return self.runtime.fence(strategy_id, generation)
+
+    def fence_all(self, strategy_ids: Sequence[str], generation: int) -> dict[str, bool | CorruptState]:
+        """`fence` for many, pipelined: each id maps to whether it was raised, or its CorruptState."""
+        return self.runtime.fence_many(strategy_ids, generation)
 
     # -- locks ------------------------------------------------------------------
     def acquire_lock(self, strategy_id: str, ttl_ms: int, *, generation: int = 0) -> Lock | None:
@@ -409,6 +418,19 @@ class Store:
         if isinstance(symbol, str):
             expected[self.keys.symbol_strategies(symbol)] = ("set",)
         self._repairing(expected, lambda: self.documents.put_strategy(strategy_id, definition))
+
+    def put_strategies(self, definitions: Mapping[str, Mapping[str, Any]], chunk: int = 1000) -> None:
+        """`put_strategy` for many: one round trip per `chunk` definitions; a chunk that meets a
+        key of the wrong type is put one by one, which quarantines and repairs that key (F31)."""
+        self._up("put_strategies")
+        items = list(definitions.items())
+        for first in range(0, len(items), chunk):
+            part = dict(items[first:first + chunk])
+            try:
+                self.documents.put_strategies(part)
+            except redis.ResponseError:
+                for strategy_id, definition in part.items():
+                    self.put_strategy(strategy_id, definition)
 
     def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
         return self.documents.load_strategy(strategy_id)
