@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 
@@ -27,6 +28,8 @@ from runtime.store._codec import show, text
 from runtime.store.errors import CorruptState, StaleGeneration, translated
 from runtime.store.keys import Keys
 from runtime.store.runtime_state import Runtime, parse_runtime
+
+T = TypeVar("T")
 
 # Shared Lua prelude: is stored generation `a` greater than `b`? Both canonical decimals.
 _GT = """
@@ -100,24 +103,8 @@ class RuntimeRecords:
     def load_many(self, strategy_ids: Sequence[str], chunk: int = 1000) -> dict[str, Runtime | None | CorruptState]:
         """`load` for many strategies in pipelined round trips (one per `chunk`), not one each:
         each id maps to its record, None, or the CorruptState that `load` would raise for it."""
-        out: dict[str, Runtime | None | CorruptState] = {}
-        for first in range(0, len(strategy_ids), chunk):
-            ids = strategy_ids[first:first + chunk]
-            keys = [self._keys.runtime(i) for i in ids]
-            with translated("load_runtimes", None):
-                pipe = self._client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.hgetall(key)
-                replies = pipe.execute(raise_on_error=False)
-            for strategy_id, key, raw in zip(ids, keys, replies):
-                try:
-                    if isinstance(raw, Exception):
-                        with translated("load_runtime", key):
-                            raise raw
-                    out[strategy_id] = parse_runtime(raw, key) if raw else None
-                except CorruptState as exc:
-                    out[strategy_id] = exc
-        return out
+        return self._pipelined("load_runtime", strategy_ids, chunk, lambda pipe, key: pipe.hgetall(key),
+                               lambda key, raw: parse_runtime(raw, key) if raw else None)
 
     def write(self, strategy_id: str, runtime: Runtime) -> None:
         """Replace the record; refused with StaleGeneration if a newer generation wrote."""
@@ -135,23 +122,36 @@ class RuntimeRecords:
         generation was raised, or the CorruptState `fence` would raise for it."""
         if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
             raise ValueError(f"generation must be an integer >= 0, got {generation!r}")
-        out: dict[str, bool | CorruptState] = {}
+
+        def settle(key: str, reply: Any) -> bool:
+            verdict, stored = reply
+            self._check(key, verdict, stored, generation)
+            return text(verdict, key, "verdict") == "raised"
+
+        return self._pipelined("fence_runtime", strategy_ids, chunk,
+                               lambda pipe, key: self._fence(keys=[key], args=[str(generation)], client=pipe), settle)
+
+    def _pipelined(self, operation: str, strategy_ids: Sequence[str], chunk: int,
+                   send: Callable[[Any, str], Any], settle: Callable[[str, Any], T]) -> dict[str, T | CorruptState]:
+        """One round trip per `chunk` ids: `send(pipe, key)` queues each runtime key's command and
+        `settle(key, reply)` makes its value. A Redis error or CorruptState of one key is that id's
+        CorruptState (what the single call raises for it), never the whole call's; a connection
+        failure is the whole call's StoreUnavailable."""
+        out: dict[str, T | CorruptState] = {}
         for first in range(0, len(strategy_ids), chunk):
             ids = strategy_ids[first:first + chunk]
             keys = [self._keys.runtime(i) for i in ids]
-            with translated("fence_runtimes", None):
+            with translated(operation, None):
                 pipe = self._client.pipeline(transaction=False)
                 for key in keys:
-                    self._fence(keys=[key], args=[str(generation)], client=pipe)
+                    send(pipe, key)
                 replies = pipe.execute(raise_on_error=False)
             for strategy_id, key, reply in zip(ids, keys, replies):
                 try:
                     if isinstance(reply, Exception):
-                        with translated("fence_runtime", key):
+                        with translated(operation, key):
                             raise reply
-                    verdict, stored = reply
-                    self._check(key, verdict, stored, generation)
-                    out[strategy_id] = text(verdict, key, "verdict") == "raised"
+                    out[strategy_id] = settle(key, reply)
                 except CorruptState as exc:
                     out[strategy_id] = exc
         return out
