@@ -5,8 +5,8 @@ freezes the thread that reaches that point of the order path, so a test can SIGK
 process exactly there and check the restart. Unset, `reached` is one string comparison.
 
 Windows, in order: `after_journal` (intent journaled, nothing sent), `after_reply` (the
-venue answered, the runtime not yet written), `after_write` (runtime and journal written,
-the queue entry not yet acknowledged). "After send, before reply" needs no hook: the
+venue answered, the runtime not yet written), `after_write` (the outcome written: runtime,
+journal outcome and the queue entry's ack in one round trip; the engine not yet told). "After send, before reply" needs no hook: the
 simulator holds the reply (`hold_reply`).
 """
 

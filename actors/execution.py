@@ -4,8 +4,11 @@ Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
 messages. Stops and exits have their own pool, so an entry stuck in a 1/2/4 s retry
 never delays a stop-loss. Queue entries are acknowledged only once their outcome is
-final: if this actor dies, a successor reclaims them and the pipeline, which derives
-the client order id from the runtime, settles rather than resends.
+final, by the pipeline's outcome write itself (one Redis round trip: runtime, journal
+outcome, ack), so a Redis blip can never leave an entry un-acked after its outcome was
+written; an intent refused with nothing written is acked here. If this actor dies, a
+successor reclaims the un-acked entries and the pipeline, which derives the client order
+id from the runtime, settles rather than resends (entries are single-use).
 
 The settle loop: a strategy whose order is in doubt (UNKNOWN) is looked up again on a
 backoff until it settles (`OrderPipeline.resettle`): a fill arms its stop and tells the
@@ -27,7 +30,6 @@ from typing import Any
 
 from loguru import logger
 
-from actors import crash_windows
 from actors.core import signals
 from actors.core.settle import FINAL_STATUSES, lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
@@ -100,6 +102,7 @@ class _Done:
     queued: QueuedOrder | None
     tick_perf: float | None
     dispatched: OrderIntent | None = None  # the intent as dispatched (None: a settle-loop step)
+    settle_acks: tuple[QueuedOrder, ...] = ()  # a settle-loop step: the entries handed to its outcome write
 
 
 class ExecutionEngine(SupervisedActor):
@@ -224,7 +227,7 @@ class ExecutionEngine(SupervisedActor):
 
         def work() -> None:
             try:
-                result = pipeline.execute(intent, cancel)
+                result = pipeline.execute(intent, cancel, queued)
             except Exception as exc:  # noqa: BLE001 - an order must always come back with a verdict
                 result = OrderResult(intent, Verdict.UNKNOWN, f"pipeline error: {type(exc).__name__}: {exc}")
                 log.bind(event="pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
@@ -273,15 +276,16 @@ class ExecutionEngine(SupervisedActor):
             # settles; an intent that was only blocked by it is dispatched again then.
             tracked = self._track(intent.strategy_id)
             if done.dispatched is None:
+                self._acked_by_settle(done)
                 return  # a settle-loop step that is still in doubt: nothing new to tell anyone
             if result.attempts == 0:
                 tracked.blocked.append((done.dispatched, done.queued))
-            elif done.queued is not None:
+            elif done.queued is not None and not result.acked:
                 tracked.acks.append(done.queued)
         else:
-            if done.queued is not None:
-                crash_windows.reached("after_write", result.client_order_id or "")
-                self._ack(done.queued)
+            if done.queued is not None and not result.acked:
+                self._ack(done.queued)  # no outcome was written (a refusal): the ack is all there is
+            self._acked_by_settle(done)
             if intent.strategy_id in self.unsettled and (result.runtime is None or not result.runtime.pending_order):
                 self._settled(intent.strategy_id)
         flight = self.in_flight.get(intent.strategy_id)
@@ -421,18 +425,19 @@ class ExecutionEngine(SupervisedActor):
             return
         tracked.scheduled = False
         strategy = self.services.config.strategy(strategy_id)
-        ref, pipeline = self.actor_ref, self.pipeline
+        ref, pipeline, acks = self.actor_ref, self.pipeline, tuple(tracked.acks)
 
         def work() -> None:
             try:
-                result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol)
+                result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol, acks)
             except Exception as exc:  # noqa: BLE001 - the loop goes on: still in doubt
                 log.bind(event="settle_error", details={"strategy": strategy_id, "error": repr(exc)},
                          action_taken="looked up again later").exception("settle_error")
                 result = OrderResult(OrderIntent(strategy_id, strategy.account, strategy.symbol, Purpose.EXIT),
                                      Verdict.UNKNOWN, f"settle error: {exc!r}")
             try:
-                ref.tell(_NothingPending(strategy_id) if result is None else _Done(result, None, None))
+                ref.tell(_NothingPending(strategy_id) if result is None
+                         else _Done(result, None, None, settle_acks=acks))
             except Exception:  # noqa: BLE001 - engine gone: its successor's cold start settles it
                 pass
 
@@ -449,6 +454,12 @@ class ExecutionEngine(SupervisedActor):
             self._ack(queued)
         for intent, queued in tracked.blocked:
             self._dispatch(intent, queued, None)
+
+    def _acked_by_settle(self, done: _Done) -> None:
+        """A settle-loop step whose outcome write acknowledged the entries waiting on it."""
+        tracked = self.unsettled.get(done.result.intent.strategy_id)
+        if done.result.acked and tracked is not None:
+            tracked.acks = [queued for queued in tracked.acks if queued not in done.settle_acks]
 
     def _ack(self, queued: QueuedOrder) -> None:
         try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -45,6 +45,7 @@ from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, ne
 from actors.ports import OrderStore, Venue
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
@@ -81,6 +82,7 @@ class OrderResult:
     runtime: Runtime | None = None
     attempts: int = 0
     sent_at: float | None = None  # perf_counter of the first send (tick-to-wire measurement)
+    acked: bool = False  # the queue entries handed in were acknowledged by the outcome write
 
 
 class RuntimeBusy(RuntimeError):
@@ -130,6 +132,14 @@ class _Held:
     loaded: Any = _UNLOADED
 
 
+@dataclass
+class _Acks:
+    """Queue entries waiting for their intent's outcome write, and whether it has happened."""
+
+    entries: tuple[QueuedOrder, ...]
+    written: bool = False
+
+
 _NOT_FOUND = object()  # _resolve: the venue provably never executed the send
 
 
@@ -175,22 +185,27 @@ class OrderPipeline:
         self.on_rate_limited = on_rate_limited  # called on a worker thread per 429/418
         self._doubts: dict[str, Doubt] = {}  # client id -> why it is in doubt (this process only)
         self._not_executed: dict[str, None] = {}  # client ids settled as never executed (latest last)
+        # Queue entries to acknowledge with the strategy's next outcome write (set and used under
+        # its serialization): an ack is part of the outcome write, never a round trip of its own.
+        self._acks: dict[str, _Acks] = {}
         # This process's writer generation (Redis-reserved, above every earlier process's): every
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
 
     # --- entry points ---------------------------------------------------------------
 
-    def execute(self, intent: OrderIntent, cancel: threading.Event) -> OrderResult:
+    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None) -> OrderResult:
+        """Run one intent. `ack`: the queue entry it came from, acknowledged in the outcome write
+        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller."""
         refusal = self._validate(intent)
         if refusal is not None:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk) as held:
-                runtime = self._load(intent, held)
-                if isinstance(runtime, OrderResult):
-                    return runtime
-                return self._run(intent, runtime, cancel, held)
+                with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
+                    runtime = self._load(intent, held)
+                    result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
+                return replace(result, acked=acked.written) if ack is not None else result
         except RuntimeBusy as busy:
             return self._refuse(intent, str(busy))
         except StoreUnavailable:
@@ -198,23 +213,26 @@ class OrderPipeline:
                 raise
             return self._refuse(intent, "store unavailable: entries are closed")
 
-    def resettle(self, strategy_id: str, account: str, symbol: str) -> OrderResult | None:
+    def resettle(self, strategy_id: str, account: str, symbol: str,
+                 acks: Sequence[QueuedOrder] = ()) -> OrderResult | None:
         """The settle loop's step: ask the venue about the strategy's pending order once.
 
         None when nothing is pending any more. FILLED / EXPIRED apply as usual (an exit's
         remainder is sent at once); a NOT_FOUND that is final (its recvWindow / settle
         window has passed) clears an entry, and sends an exit again under the same intent.
+        `acks`: the queue entries waiting on this settlement, acknowledged by its outcome write.
         """
         probe = OrderIntent(strategy_id, account, symbol, Purpose.EXIT, reason="settle loop")
         try:
             with self.serialized(strategy_id, risk_reducing=True) as held:
-                runtime = self._load(probe, held)
-                if isinstance(runtime, OrderResult):
-                    return runtime
-                if not runtime.pending_order:
-                    return None
-                intent = _as_purpose(probe, Purpose(runtime.pending_purpose))
-                return self._settle_pending(intent, runtime, threading.Event(), held)
+                with self._acking(strategy_id, acks) as acked:
+                    runtime = self._load(probe, held)
+                    if isinstance(runtime, OrderResult) or not runtime.pending_order:
+                        result = None if isinstance(runtime, Runtime) else runtime
+                    else:
+                        intent = _as_purpose(probe, Purpose(runtime.pending_purpose))
+                        result = self._settle_pending(intent, runtime, threading.Event(), held)
+                return replace(result, acked=acked.written) if result is not None and acks else result
         except RuntimeBusy:
             return OrderResult(probe, Verdict.UNKNOWN, "an order of this strategy is in progress; settle later")
 
@@ -243,7 +261,7 @@ class OrderPipeline:
                         return self._settle_journal_only(intent, client_id)
                     # Journaled, but the runtime never recorded it pending: the send, which always
                     # follows that write (to Redis or the replayed disk buffer), never happened.
-                    self._journal_outcome(intent, client_id, "NOT_SENT", {"reason": "crashed before the send"})
+                    self._record(intent, None, client_id, "NOT_SENT", {"reason": "crashed before the send"})
                     self._note_not_executed(client_id)
                     return OrderResult(intent, Verdict.REFUSED, f"{client_id} journaled, never sent", client_id,
                                        runtime=runtime)
@@ -300,6 +318,18 @@ class OrderPipeline:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
             local.release()
+
+    @contextmanager
+    def _acking(self, strategy_id: str, acks: Sequence[QueuedOrder]) -> Iterator[_Acks]:
+        """Hand `acks` to the strategy's next outcome write (under its serialization)."""
+        pending = _Acks(tuple(acks), written=not acks)
+        if acks:
+            self._acks[strategy_id] = pending
+        try:
+            yield pending
+        finally:
+            if acks:
+                self._acks.pop(strategy_id, None)
 
     def settled_not_executed(self, client_id: str) -> bool:
         """Was this order settled as never executed (NOT_FOUND, NOT_SENT, not resent)? A fill for
@@ -617,8 +647,7 @@ class OrderPipeline:
         if looked.kind is OutcomeKind.NOT_FOUND and self._venue_now_ms() >= final_at:
             self._doubts.pop(client_id, None)
             cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
-            self._write(intent, cleared)
-            self._journal_outcome(intent, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
+            self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
             self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
                 log.bind(event="exit_resent", details={"client_order_id": client_id},
@@ -650,8 +679,7 @@ class OrderPipeline:
                 position = Position.EXITED_BY_SL if intent.purpose is Purpose.STOP_LOSS else Position.SOLD
                 updated = replace(cleared, position=position, quantity=0.0)
                 self.stops.disarm(intent.symbol, intent.strategy_id)
-        self._write(intent, updated)
-        self._journal_outcome(intent, client_id, state.status, {"qty": repr(qty), "avg_price": repr(price),
+        self._record(intent, updated, client_id, state.status, {"qty": repr(qty), "avg_price": repr(price),
                                                                 "attempts": str(attempts)})
         verdict = Verdict.FILLED if qty > 0 else Verdict.EXPIRED
         event = "order_filled" if state.status == "FILLED" else "order_closed_partly"
@@ -666,7 +694,7 @@ class OrderPipeline:
         looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
         state = order_state(looked.order) if looked.ok else None
         if state is not None and state.final:
-            self._journal_outcome(intent, client_id, state.status, {"qty": repr(state.executed_qty),
+            self._record(intent, None, client_id, state.status, {"qty": repr(state.executed_qty),
                                                                     "reason": "settled after the runtime moved on"})
             return OrderResult(intent, Verdict.REFUSED, f"{client_id} {state.status}; runtime had moved on", client_id)
         return OrderResult(intent, Verdict.UNKNOWN, f"{client_id} in doubt: {looked.describe()}", client_id)
@@ -681,9 +709,8 @@ class OrderPipeline:
     def _not_sent(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int) -> OrderResult:
         """Not sent again (cancel, gate, fence, bound): every earlier send is proven not executed."""
         cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
-        self._write(intent, cleared)
         verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
-        self._journal_outcome(intent, client_id, verdict.value, {"reason": why[:900]})
+        self._record(intent, cleared, client_id, verdict.value, {"reason": why[:900]})
         self._note_not_executed(client_id)
         log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
                                                     "attempts": attempts, "reason": why},
@@ -697,9 +724,9 @@ class OrderPipeline:
             status = Status.PAUSED if verdict is Verdict.ACCOUNT_PAUSED else Status.FAILED
             updated = replace(runtime, status=status, reason=reason[:900], pending_order="", pending_purpose="",
                               pending_since=0.0)
-            self._write(intent, updated)
+        if updated is not None or client_id is not None:
+            self._record(intent, updated, client_id, verdict.value, {"reason": reason[:900]})
         if client_id is not None:
-            self._journal_outcome(intent, client_id, verdict.value, {"reason": reason[:900]})
             self._note_not_executed(client_id)
         log.bind(event="safety_abort", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
                                                 "client_order_id": client_id, "reason": reason},
@@ -751,7 +778,24 @@ class OrderPipeline:
                 "runtime_write_lost_risk")
             raise
 
-    def _journal_outcome(self, intent: OrderIntent, client_id: str, outcome: str, fields: dict[str, str]) -> None:
-        """Only final outcomes are journaled; UNKNOWN stays open in the journal until settled."""
-        self.store.journal_outcome_or_buffer(client_id, outcome, {"strategy_id": intent.strategy_id, **fields},
-                                             final=True)
+    def _record(self, intent: OrderIntent, runtime: Runtime | None, client_id: str | None, outcome: str,
+                fields: dict[str, str]) -> None:
+        """The outcome write, one round trip (or the disk buffer): the runtime (None: unchanged),
+        the final journal outcome of `client_id` (only final outcomes are journaled; UNKNOWN stays
+        open until settled) and the acks of the queue entries waiting for it (issue 10 case 6)."""
+        stamped = None if runtime is None else self._stamped(runtime)
+        if stamped is not None:
+            self.cache.put(intent.strategy_id, stamped)
+        pending = self._acks.get(intent.strategy_id)
+        acks = pending.entries if pending is not None and not pending.written else ()
+        try:
+            self.store.record_outcome_or_buffer(intent.strategy_id, stamped, client_id, outcome,
+                                                {"strategy_id": intent.strategy_id, **fields}, final=True, acks=acks)
+        except StoreUnavailable:
+            if stamped is not None:
+                log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
+                    "runtime_write_lost_risk")
+            raise
+        if pending is not None:
+            pending.written = True
+        crash_windows.reached("after_write", client_id or "")

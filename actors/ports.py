@@ -7,7 +7,7 @@ on each side visible in one place: a new call on the order path shows up in revi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -47,6 +47,9 @@ class OrderStore(Protocol):
                         final: bool | None = None, record_id: str | None = None) -> str: ...
     def journal_outcome_or_buffer(self, client_order_id: str, outcome: str,
                                   fields: Mapping[str, Any] | None = None, *, final: bool | None = None) -> Any: ...
+    def record_outcome_or_buffer(self, strategy_id: str, runtime: Runtime | None, client_order_id: str | None,
+                                 outcome: str, fields: Mapping[str, Any] | None = None, *,
+                                 final: bool | None = None, acks: Sequence[QueuedOrder] = ()) -> Any: ...
     def unsettled(self) -> list[JournalEntry]: ...
     def is_unsettled(self, client_order_id: str) -> bool: ...
     # outage handling, prices, definitions, snapshots

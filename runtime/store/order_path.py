@@ -10,14 +10,20 @@ round trips; here it is two:
   the open index updated) and write the pending runtime (fenced by generation) in one
   script, so "journaled" and "pending" can never be separated by a crash either.
 
-Both scripts touch keys of one strategy plus the journal; in a Redis Cluster they need
+After the venue has answered, `record_outcome` is the outcome write: the runtime (fenced),
+the journal outcome and the acknowledgement of the queue entries the intent came from, in
+one script. An entry whose outcome is written is never left un-acked by a Redis blip
+(issue 10 case 6); every key's type is checked before anything is written, so a key of the
+wrong type fails the whole write, never half of it.
+
+The scripts touch keys of one strategy plus the journal; in a Redis Cluster they need
 hash tags that put them in one slot (`Keys` already tags per strategy; the journal is one
 slot), so this module is for the single-Redis deployment DESIGN §3 describes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -89,12 +95,67 @@ return {'ok', id}
 """
 
 
+# KEYS[1] runtime, KEYS[2] journal, KEYS[3] open index, KEYS[4] records index, KEYS[5..] one queue stream per ack.
+# ARGV[1] n = runtime args (0: no runtime write), ARGV[2] m = journal append args (0: no outcome),
+# ARGV[3] consumer group, ARGV[4..3+n] writer generation then runtime field/values,
+# ARGV[4+n..3+n+m] record id, kind, client id, final, entry field/values; then one entry id per ack.
+_RECORD_OUTCOME = """
+local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= nil end
+local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+local function typed(key, want)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. kind .. ', expected a ' .. want)
+  end
+end
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
+if n > 0 then
+  local kind = redis.call('TYPE', KEYS[1])['ok']
+  if kind == 'hash' then
+    local stored = redis.call('HGET', KEYS[1], 'generation')
+    if not stored then return {'corrupt', false} end
+    if not canonical(stored) then return {'corrupt', stored} end
+    if gt(stored, ARGV[4]) then return {'stale', stored} end
+  elseif kind ~= 'none' then
+    return {'wrongtype', kind}
+  end
+end
+local bad = m > 0 and (typed(KEYS[2], 'stream') or typed(KEYS[3], 'hash') or typed(KEYS[4], 'hash'))
+if bad then return bad end
+for i = 5, #KEYS do
+  bad = typed(KEYS[i], 'stream')
+  if bad then return bad end
+end
+if n > 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5, 3 + n))
+end
+local id = ''
+if m > 0 then
+  local b = 3 + n
+  id = redis.call('HGET', KEYS[4], ARGV[b + 1])
+  if not id then
+    id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, b + 5, b + m))
+    redis.call('HSET', KEYS[4], ARGV[b + 1], id)
+    if ARGV[b + 4] == '1' then redis.call('HDEL', KEYS[3], ARGV[b + 3]) end
+  end
+end
+for i = 5, #KEYS do
+  local entry = ARGV[3 + n + m + i - 4]
+  redis.call('XACK', KEYS[i], ARGV[3], entry)
+  redis.call('XDEL', KEYS[i], entry)
+end
+return {'ok', id}
+"""
+
+
 class OrderPath:
     def __init__(self, client: redis.Redis, keys: Keys, journal: Journal) -> None:
         self._keys = keys
         self._journal = journal
         self._lock_and_load = client.register_script(_LOCK_AND_LOAD)
         self._journal_and_pending = client.register_script(_JOURNAL_AND_MARK_PENDING)
+        self._record_outcome = client.register_script(_RECORD_OUTCOME)
 
     def lock_and_load(self, strategy_id: str, ttl_ms: int, generation: int = 0
                       ) -> tuple[Lock | None, Runtime | CorruptState | str | None]:
@@ -133,14 +194,40 @@ class OrderPath:
         keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records, runtime_key]
         with translated("journal_and_mark_pending", self._keys.journal_orders):  # a WRONGTYPE here is the journal's
             verdict, detail = self._journal_and_pending(keys=keys, args=args)
-        verdict = text(verdict, runtime_key, "verdict")
-        if verdict == "stale":
-            raise StaleGeneration(runtime_key, runtime.generation, int(detail))
-        if verdict == "corrupt":
-            raise CorruptState(runtime_key, "generation", "missing" if detail is None else f"not canonical: {show(detail)}")
-        if verdict == "wrongtype":
-            raise CorruptState(runtime_key, "type", f"expected a hash, found a {text(detail, runtime_key, 'type')}")
+        _check(runtime_key, verdict, detail, runtime.generation)
         return text(detail, runtime_key, "entry id")
+
+    def record_outcome(self, strategy_id: str, runtime: Runtime | None, outcome: list[str] | None,
+                       acks: Sequence[tuple[str, str]], group: str) -> str:
+        """Write the runtime (fenced; None: leave it), append the outcome (`Journal.entry_args`;
+        None: none) and ack + delete the queue entries (stream, entry id), atomically. Returns the
+        journal entry id ('' without an outcome). Raises StaleGeneration / CorruptState (then
+        nothing was written), StoreUnavailable, or a WRONGTYPE ResponseError naming the key."""
+        runtime_key = self._keys.runtime(strategy_id)
+        runtime_args: list[Any] = []
+        if runtime is not None:
+            runtime_args.append(str(runtime.generation))
+            for name, value in runtime.to_redis().items():
+                runtime_args += [name, value]
+        outcome = outcome or []
+        keys = [runtime_key, self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records,
+                *(stream for stream, _ in acks)]
+        args = [len(runtime_args), len(outcome), group, *runtime_args, *outcome, *(entry for _, entry in acks)]
+        with translated("record_outcome", runtime_key):
+            verdict, detail = self._record_outcome(keys=keys, args=args)
+        _check(runtime_key, verdict, detail, runtime.generation if runtime is not None else 0)
+        return text(detail, runtime_key, "entry id")
+
+
+def _check(runtime_key: str, verdict: Any, detail: Any, generation: int) -> None:
+    """Raise what a refused fenced runtime write of a script said."""
+    verdict = text(verdict, runtime_key, "verdict")
+    if verdict == "stale":
+        raise StaleGeneration(runtime_key, generation, int(detail))
+    if verdict == "corrupt":
+        raise CorruptState(runtime_key, "generation", "missing" if detail is None else f"not canonical: {show(detail)}")
+    if verdict == "wrongtype":
+        raise CorruptState(runtime_key, "type", f"expected a hash, found a {text(detail, runtime_key, 'type')}")
 
 
 __all__ = ["OrderPath"]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +65,7 @@ log = logger.bind(component="store")
 BUFFER_JOURNAL_INTENT = "journal_intent"
 BUFFER_JOURNAL_OUTCOME = "journal_outcome"
 BUFFER_RUNTIME = "runtime"
+BUFFER_QUEUE_ACK = "queue_ack"
 
 T = TypeVar("T")
 
@@ -346,6 +347,54 @@ class Store:
 
         return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
 
+    def record_outcome_or_buffer(
+        self, strategy_id: str, runtime: Runtime | None, client_order_id: str | None, outcome: str,
+        fields: Mapping[str, Any] | None = None, *, final: bool | None = None, acks: Sequence[QueuedOrder] = (),
+    ) -> Recorded:
+        """The outcome write of an order, one round trip: the runtime (fenced; None leaves it), the
+        journal outcome (None: no client id, nothing to journal) and the ack of the queue entries
+        the intent came from (issue 10 case 6). With Redis down, all of it goes to the disk buffer
+        in that order (the acks replayed after the outcome), never part of it."""
+        record_id = new_record_id()
+        outcome = str(getattr(outcome, "value", outcome))
+        buffered: list[tuple[str, dict[str, Any], str]] = []
+        if runtime is not None:
+            self.keys.runtime(strategy_id)  # validate now, not at replay
+            buffered.append((BUFFER_RUNTIME, {"strategy_id": strategy_id, "runtime": runtime.to_redis()},
+                             new_record_id()))
+        entry = None
+        if client_order_id is not None:
+            entry = self.journal.outcome_args(client_order_id, outcome, fields, final=final, record_id=record_id)
+            buffered.append((BUFFER_JOURNAL_OUTCOME, {"client_order_id": client_order_id, "outcome": outcome,
+                                                      "fields": dict(fields or {}), "final": final}, record_id))
+        for queued in acks:
+            buffered.append((BUFFER_QUEUE_ACK, {"stream": queued.stream, "entry_id": queued.entry_id},
+                             new_record_id()))
+        pairs = [(queued.stream, queued.entry_id) for queued in acks]
+
+        def write() -> str:
+            self._up("record_outcome")
+            return self._repairing({**self._journal_types(), **self._queue_types()},
+                                   lambda: self.order_path.record_outcome(strategy_id, runtime, entry, pairs,
+                                                                          self.queue.group))
+
+        if self.buffer is not None and not self.buffer.is_empty():
+            for kind, data, rid in buffered:  # older records wait in the buffer: these go behind them
+                self.buffer.append(kind, data, rid)
+            return Recorded("buffer", record_id)
+        try:
+            entry_id = write()
+        except StoreUnavailable as exc:
+            if self.buffer is None:
+                raise
+            for kind, data, rid in buffered:
+                self.buffer.append(kind, data, rid)
+            log.bind(event="store_write_buffered", details={"kind": "outcome", "record_id": record_id,
+                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
+                "Redis down: record buffered to disk")
+            return Recorded("buffer", record_id)
+        return Recorded("redis", record_id, entry_id or None)
+
     def buffer_pending(self) -> bool:
         """True while the disk buffer holds records not yet replayed."""
         return self.buffer is not None and not self.buffer.is_empty()
@@ -366,6 +415,8 @@ class Store:
             appended = self.journal.outcome(
                 data["client_order_id"], data["outcome"], data["fields"], final=data["final"],
                 record_id=record.record_id, at=record.at, source="buffer")
+        elif record.kind == BUFFER_QUEUE_ACK:
+            return "applied" if self.queue.ack_entry(data["stream"], data["entry_id"]) else "duplicate"
         elif record.kind == BUFFER_RUNTIME:
             where = f"{self.buffer.path if self.buffer else 'buffer'}:{record.line}"
             self.runtime.write(data["strategy_id"], parse_runtime(data["runtime"], where))
