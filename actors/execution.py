@@ -128,6 +128,10 @@ class ExecutionEngine(SupervisedActor):
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
         self.user_stream = self._start_user_stream()
+        try:
+            s.store.load_order_scripts()
+        except StoreUnavailable:
+            pass  # loaded by the first order that needs them
         self._reclaim()
         self._drain()
 

@@ -57,6 +57,7 @@ RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
+PREPARED_SLACK_S = 0.1  # an order journaled with the lock is sent at least this long before its recorded deadline
 INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
@@ -122,14 +123,37 @@ class StrategyLocks:
 _UNLOADED = object()  # _Held.loaded: the runtime could not be read with the lock (store down)
 
 
+@dataclass(frozen=True)
+class _Order:
+    """One order made from a runtime: what is journaled, recorded pending and sent."""
+
+    client_id: str
+    side: str
+    quantity: float
+    fields: dict[str, str]
+    pending: Runtime  # stamped: exactly what is written
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An order made from the last known runtime before the lock was taken, so the lock, the load
+    and the journal intent go in one round trip (DESIGN §6) while the stored runtime is still it."""
+
+    expected: Runtime | None  # the record the store must still hold (None: none, never written)
+    base: Runtime  # what the order was made from (`expected`, or a fresh Runtime)
+    order: _Order
+
+
 @dataclass
 class _Held:
     """The Redis lock held for one serialized change (None: store down, exits only), and the
-    runtime read in the same round trip (a Runtime, None = no record, or its CorruptState)."""
+    runtime read in the same round trip (a Runtime, None = no record, or its CorruptState);
+    `journaled`: the order that round trip also journaled and recorded pending."""
 
     lock: Any
     extended_at: float
     loaded: Any = _UNLOADED
+    journaled: _Prepared | None = None
 
 
 @dataclass
@@ -201,7 +225,8 @@ class OrderPipeline:
         if refusal is not None:
             return refusal
         try:
-            with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk) as held:
+            with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
+                                 prepare=lambda: self._prepare(intent, cancel)) as held:
                 with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
                     runtime = self._load(intent, held)
                     result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
@@ -286,18 +311,22 @@ class OrderPipeline:
             return changed
 
     @contextmanager
-    def serialized(self, strategy_id: str, *, risk_reducing: bool) -> Iterator[_Held]:
+    def serialized(self, strategy_id: str, *, risk_reducing: bool,
+                   prepare: Callable[[], _Prepared | None] | None = None) -> Iterator[_Held]:
         """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
 
         A store outage lets only risk-reducing work through (F18), without the Redis lock.
+        `prepare`, called once the in-process lock is held: an order to journal in the same round
+        trip as the lock and the load, if the stored runtime is still the one it was made from.
         """
         local = self.local_locks.of(strategy_id)
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
         try:
             loaded: Any = _UNLOADED
+            journaled: _Prepared | None = None
             try:
-                lock, loaded = self._lock_and_load(strategy_id)
+                lock, loaded, journaled = self._lock_and_load(strategy_id, prepare)
             except StoreUnavailable:
                 if not risk_reducing:
                     raise
@@ -309,7 +338,7 @@ class OrderPipeline:
                         raise RuntimeBusy(f"lock_state:{strategy_id}: {stale}")
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic(), loaded)
+                yield _Held(lock, time.monotonic(), loaded, journaled)
             finally:
                 if lock is not None:
                     try:
@@ -344,26 +373,54 @@ class OrderPipeline:
     # --- steps ------------------------------------------------------------------------
 
     def _validate(self, intent: OrderIntent) -> OrderResult | None:
+        problem = self._problem(intent)
+        return None if problem is None else self._refuse(intent, problem)
+
+    def _problem(self, intent: OrderIntent) -> str | None:
+        """Why the intent may not go out now (fence, gate, entry bound), or None."""
         if intent.generation and not self.fence.is_current(f"strategy:{intent.strategy_id}", intent.generation):
-            return self._refuse(intent, f"stale generation {intent.generation}: that incarnation is fenced")
+            return f"stale generation {intent.generation}: that incarnation is fenced"
         if intent.purpose is Purpose.ENTRY:
             decision = self.gate().check(intent.strategy_id, intent.symbol, OrderKind.ENTRY, intent.account)
             if not decision.open:
-                return self._refuse(intent, "gate closed: " + "; ".join(decision.reasons))
+                return "gate closed: " + "; ".join(decision.reasons)
             if self.wall_clock() - intent.created_at > self.entry_bound_s:
-                return self._refuse(intent, f"entry not sent within {self.entry_bound_s:g}s of its intent: dropped")
+                return f"entry not sent within {self.entry_bound_s:g}s of its intent: dropped"
         elif self.gate().flushing:
-            return self._refuse(intent, "HARD_SHUTDOWN final flush: no more orders")
+            return "HARD_SHUTDOWN final flush: no more orders"
         return None
 
-    def _lock_and_load(self, strategy_id: str) -> tuple[Any, Any]:
-        """The lock and the runtime in one round trip (waiting up to lock_wait_s for the lock)."""
+    def _lock_and_load(self, strategy_id: str, prepare: Callable[[], _Prepared | None] | None
+                       ) -> tuple[Any, Any, _Prepared | None]:
+        """The lock and the runtime in one round trip (waiting up to lock_wait_s for the lock), and
+        the prepared order journaled and recorded pending in it when the runtime was as expected
+        (prepared again before every attempt: a wait for the lock may outlive the gate or fence)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            lock, loaded = self.store.lock_and_load(strategy_id, self.lock_ttl_ms, generation=self.generation)
+            prepared = prepare() if prepare is not None else None
+            if prepared is None:
+                lock, loaded = self.store.lock_and_load(strategy_id, self.lock_ttl_ms, generation=self.generation)
+                entry_id = None
+            else:
+                order = prepared.order
+                lock, loaded, entry_id = self.store.lock_load_and_journal(
+                    strategy_id, self.lock_ttl_ms, generation=self.generation, expected=prepared.expected,
+                    client_order_id=order.client_id, fields=order.fields, pending=order.pending)
             if lock is not None or time.monotonic() > deadline:
-                return lock, loaded
+                if prepared is not None and entry_id is not None:
+                    self.cache.put(strategy_id, prepared.order.pending)
+                    return lock, prepared.base, prepared
+                return lock, loaded, None
             time.sleep(0.005)
+
+    def _prepare(self, intent: OrderIntent, cancel: threading.Event) -> _Prepared | None:
+        """The order this intent will send if the stored runtime is still the last known one: only
+        when nothing could stop it between the lock and the send (no refusal, nothing pending)."""
+        expected = self.cache.get(intent.strategy_id)  # None: no record known (the store checks there is none)
+        base = expected or Runtime()
+        if base.pending_order or cancel.is_set() or self._problem(intent) or self._precondition(intent, base):
+            return None
+        return _Prepared(expected, base, self._order(intent, base))
 
     def _keep(self, held: _Held) -> None:
         """Extend the Redis lock while an order is in progress (F6/case 9): it never expires mid-order."""
@@ -432,6 +489,8 @@ class OrderPipeline:
         return runtime
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held) -> OrderResult:
+        if held.journaled is not None and runtime is held.journaled.base:
+            return self._place(intent, runtime, cancel, held)  # checked right before its one round trip
         if cancel.is_set():
             return self._refuse(intent, "cancelled by an operator stop (F25): not sent", runtime)
         refusal = self._validate(intent)  # again: waiting for the locks may have outlived the generation or gate
@@ -453,6 +512,40 @@ class OrderPipeline:
     def _place(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
                rounds: int = 1) -> OrderResult:
         """Journal the intent, record it pending, send it; exits loop over their remainders."""
+        prepared, held.journaled = held.journaled, None
+        if prepared is not None and runtime is prepared.base:
+            order = prepared.order  # journaled and recorded pending with the lock, in one round trip
+            pending = order.pending
+            if self._venue_now_ms() / 1000.0 + PREPARED_SLACK_S >= pending.pending_since:
+                # That round trip was slow: the recorded send deadline must still bound the signed timestamp.
+                pending = replace(pending, pending_since=self._send_deadline_s())
+                self._write(intent, pending)
+        else:
+            order = self._order(intent, runtime)
+            pending = order.pending
+            try:
+                self._journal_and_mark_pending(intent, order.client_id, order.fields, pending)
+            except StoreUnavailable:
+                return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
+        client_id = order.client_id
+        crash_windows.reached("after_journal", client_id)
+        result = self._send(intent, pending, client_id, order.side, order.quantity, cancel, held)
+        if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
+                and result.runtime is not None and result.runtime.position is Position.BOUGHT):
+            # F30: part (or none) of the exit executed; the rest goes again under the same intent.
+            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
+                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
+                                                           "left": result.runtime.quantity},
+                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
+                return replace(result, verdict=Verdict.REFUSED,
+                               reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
+            self._keep(held)
+            return self._place(intent, result.runtime, cancel, held, rounds + 1)
+        return result
+
+    def _order(self, intent: OrderIntent, runtime: Runtime) -> _Order:
+        """The order an intent makes from a runtime: client id (derived from the runtime, so every
+        retry and re-delivery reuses it), side, quantity, journal fields and the pending runtime."""
         if intent.purpose is Purpose.ENTRY:
             seq = runtime.entry_seq + 1
             client_id, side, quantity = entry_order_id(intent.strategy_id, seq), "BUY", intent.quantity
@@ -470,25 +563,7 @@ class OrderPipeline:
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
                           pending_since=self._send_deadline_s(),
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
-        pending = pending.with_order(client_id)
-        try:
-            self._journal_and_mark_pending(intent, client_id, fields, pending)
-        except StoreUnavailable:
-            return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
-        crash_windows.reached("after_journal", client_id)
-        result = self._send(intent, pending, client_id, side, quantity, cancel, held)
-        if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
-                and result.runtime is not None and result.runtime.position is Position.BOUGHT):
-            # F30: part (or none) of the exit executed; the rest goes again under the same intent.
-            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
-                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
-                                                           "left": result.runtime.quantity},
-                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
-                return replace(result, verdict=Verdict.REFUSED,
-                               reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
-            self._keep(held)
-            return self._place(intent, result.runtime, cancel, held, rounds + 1)
-        return result
+        return _Order(client_id, side, quantity, fields, self._stamped(pending.with_order(client_id)))
 
     def _precondition(self, intent: OrderIntent, runtime: Runtime) -> str | None:
         if runtime.status is not Status.ACTIVE and intent.purpose is Purpose.ENTRY:

@@ -212,10 +212,14 @@ class Store:
 
     def lock_and_load(self, strategy_id: str, ttl_ms: int, *, generation: int = 0
                       ) -> tuple[Lock | None, Runtime | CorruptState | None]:
-        """The order path's first round trip: the lock (None if held) and the runtime (or the
-        CorruptState it failed with) in one script."""
+        """The lock (None if held) and the runtime (or the CorruptState it failed with) in one script."""
         self._up("lock_and_load")
         lock, loaded = self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
+        return self._noted(strategy_id, lock, loaded)
+
+    def _noted(self, strategy_id: str, lock: Lock | None, loaded: Runtime | CorruptState | str | None
+               ) -> tuple[Lock | None, Runtime | CorruptState | None]:
+        """Remember why a lock could not be taken when its holder was no owner (F31)."""
         key = self.keys.lock_state(strategy_id)
         if lock is None and isinstance(loaded, str):
             self.locks.stale[key] = loaded
@@ -223,12 +227,34 @@ class Store:
         self.locks.stale.pop(key, None)
         return lock, loaded
 
+    def lock_load_and_journal(
+        self, strategy_id: str, ttl_ms: int, *, generation: int, expected: Runtime | None, client_order_id: str,
+        fields: Mapping[str, Any], pending: Runtime,
+    ) -> tuple[Lock | None, Runtime | CorruptState | None, str | None]:
+        """The order path in one round trip (DESIGN §6): `lock_and_load`, and, when the stored
+        runtime is still `expected` (None: still no record), the intent journaled and `pending` written by the same script
+        (the third value is then the journal entry id, else None). Never while the disk buffer
+        holds records (their order is kept there): then it is `lock_and_load` alone."""
+        if self.buffer_pending():
+            return (*self.lock_and_load(strategy_id, ttl_ms, generation=generation), None)
+        self._up("lock_and_load")
+        lock, loaded, entry_id = self.order_path.lock_load_and_journal(
+            strategy_id, ttl_ms, generation, expected, client_order_id, fields, pending)
+        return (*self._noted(strategy_id, lock, loaded), entry_id)
+
     def journal_and_mark_pending(self, client_order_id: str, fields: Mapping[str, Any], strategy_id: str,
                                  runtime: Runtime) -> str:
-        """The order path's second round trip: journal the intent and write the pending runtime
-        atomically. Never while the disk buffer holds records (order is kept there)."""
+        """The order path's second round trip, when the first could not journal: journal the intent
+        and write the pending runtime atomically. Never while the disk buffer holds records (order
+        is kept there)."""
         self._up("journal_and_mark_pending")
         return self.order_path.journal_and_mark_pending(client_order_id, fields, strategy_id, runtime)
+
+    def load_order_scripts(self) -> None:
+        """Load the order path's Lua scripts (the engine does at start; Redis forgets them on restart,
+        then the first call loads them again itself)."""
+        self._up("load_scripts")
+        self.order_path.load_scripts()
 
     def release_lock(self, lock: Lock) -> bool:
         return self.locks.release(lock)
