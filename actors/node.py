@@ -445,10 +445,22 @@ class Node:
             "breakers": breaker.statuses() if breaker is not None else [],
             "positions": positions,
             "accounts": account_rows(positions),
+            "symbol_positions": self._symbol_positions(),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
             "venue": {"budget": self.venue.budget.snapshot() if self.venue is not None else None},
             "tree": tree,
         }
+
+    def _symbol_positions(self) -> dict[str, Any]:
+        """Per symbol at the last reconcile: the sum of the strategies' recorded quantities
+        (`expected`), the venue's net position, their `drift`, and whether it is drift."""
+        manager = self._find("position-manager")
+        if manager is None:
+            return {}
+        drift = manager.drift
+        return {symbol: {**figures, "drifting": symbol in drift,
+                         "unexplained_open_orders": drift.get(symbol, {}).get("unexplained_open_orders", 0.0)}
+                for symbol, figures in sorted(manager.positions.items())}
 
     def _journal_since(self, since: float | None) -> list[Any]:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
