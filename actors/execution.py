@@ -34,12 +34,11 @@ from actors.core import signals
 from actors.core.settle import FINAL_STATUSES, lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
-from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Flatten, FlattenDone, RateLimited,
-                             Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
+from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Fill, Flatten, FlattenDone, OrderUpdate,
+                             RateLimited, Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
 from actors import node_ids
-from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, POSITION_MANAGER
-from actors.services import ENGINE, Services
-from actors.strategy import Fill, OrderUpdate
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, ENGINE, POSITION_MANAGER
+from actors.services import Services
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Runtime, Status

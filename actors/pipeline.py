@@ -37,10 +37,11 @@ from typing import Any
 
 from loguru import logger
 
-from actors import crash_windows
+from actors import crash_windows, node_ids
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
 from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
@@ -51,7 +52,7 @@ from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
-log = logger.bind(component="execution-engine")
+log = logger.bind(component=ENGINE)
 
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
@@ -383,7 +384,7 @@ class OrderPipeline:
 
     def _problem(self, intent: OrderIntent) -> str | None:
         """Why the intent may not go out now (fence, gate, entry bound), or None."""
-        if intent.generation and not self.fence.is_current(f"strategy:{intent.strategy_id}", intent.generation):
+        if intent.generation and not self.fence.is_current(node_ids.strategy(intent.strategy_id), intent.generation):
             return f"stale generation {intent.generation}: that incarnation is fenced"
         if intent.purpose is Purpose.ENTRY:
             decision = self.gate().check(intent.strategy_id, intent.symbol, OrderKind.ENTRY, intent.account)

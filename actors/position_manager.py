@@ -20,12 +20,12 @@ from loguru import logger
 
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
-from actors.node_ids import DEGRADATION, POSITION_MANAGER
+from actors.node_ids import DEGRADATION, ENGINE, POSITION_MANAGER
 from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered, StrategyDisabled
 from actors.pipeline import OrderResult, Verdict
 from actors.recovery import (RecoveryReport, cold_start, correct_excess, drifting, load_and_arm,
                              reconcile_open_orders, symbol_positions, take_back_protective_stops)
-from actors.services import ENGINE, Services
+from actors.services import Services
 from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 

@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from actors.core.stop_index import StopHit
+from actors.node_ids import POSITION_MANAGER
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.protection import PROTECTIVE_STOP, StopFate, protective_stop_id, take_back_stop
@@ -26,7 +27,7 @@ from runtime.venue.budget import Priority
 from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
 
-log = logger.bind(component="position-manager")
+log = logger.bind(component=POSITION_MANAGER)
 
 
 @dataclass
