@@ -4,11 +4,13 @@ Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
 messages. Stops and exits have their own pool, so an entry stuck in a 1/2/4 s retry
 never delays a stop-loss. Queue entries are acknowledged only once their outcome is
-final, by the pipeline's outcome write itself (one Redis round trip: runtime, journal
-outcome, ack), so a Redis blip can never leave an entry un-acked after its outcome was
-written; an intent refused with nothing written is acked here. If this actor dies, a
-successor reclaims the un-acked entries and the pipeline, which derives the client order
-id from the runtime, settles rather than resends (entries are single-use).
+final: if this actor dies, a successor reclaims them and the pipeline, which derives
+the client order id from the runtime, settles rather than resends.
+
+The acknowledgement is part of the pipeline's outcome write (one Redis round trip:
+runtime, journal outcome, ack), so a Redis blip can never leave an entry un-acked after
+its outcome was written (issue 10 case 6); an intent refused with nothing written is
+acked here alone. A re-delivered entry is single-use: refused, never sent again.
 
 The settle loop: a strategy whose order is in doubt (UNKNOWN) is looked up again on a
 backoff until it settles (`OrderPipeline.resettle`): a fill arms its stop and tells the
