@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.core.stop_index import StopHit
+from actors.node_ids import POSITION_MANAGER
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.protection import PROTECTIVE_STOP, StopFate, protective_stop_id, take_back_stop
@@ -31,7 +32,8 @@ class RecoveryReport:
     settled: dict[str, str] = field(default_factory=dict)  # client order id -> verdict
     armed: list[str] = field(default_factory=list)  # strategy ids whose stop was re-armed
     corrupt: dict[str, str] = field(default_factory=dict)  # strategy id -> problem
-    drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue}
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue, drift}
+    positions: dict[str, dict[str, float]] = field(default_factory=dict)  # every symbol: the same figures
     triggered: dict[str, list[StopHit]] = field(default_factory=dict)  # symbol -> stops crossed by last price
     in_doubt: list[str] = field(default_factory=list)  # strategy ids whose order is still in doubt
 
@@ -41,6 +43,7 @@ class RecoveryReport:
             "armed": self.armed,
             "corrupt": self.corrupt,
             "drift": self.drift,
+            "positions": self.positions,
             "triggered": {s: [h.strategy_id for h in hits] for s, hits in self.triggered.items()},
             "in_doubt": self.in_doubt,
         }
@@ -105,7 +108,7 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             try:
                 services.pipeline.update_runtime(strategy_id, exited)
             except (CorruptState, RuntimeBusy) as exc:
-                log_event("position-manager", "take_back_incomplete",
+                log_event(POSITION_MANAGER, "take_back_incomplete",
                           details={"strategy": strategy_id, "error": str(exc)},
                           action_taken="runtime left; reconciliation shows the drift", level="ERROR")
             services.stops.disarm(symbol, strategy_id)
@@ -136,7 +139,7 @@ def _local_stop_can_take_over(services: Services, strategy_id: str, client_id: s
         runtime, problem = runtime or services.runtime_cache.get(strategy_id), "runtime record missing"
     if runtime is not None:
         return True
-    log_event("position-manager", "protective_stop_kept",
+    log_event(POSITION_MANAGER, "protective_stop_kept",
               details={"strategy": strategy_id, "client_order_id": client_id,
                        "problem": problem},
               action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
@@ -168,20 +171,27 @@ def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]
     return expected
 
 
-def reconcile_positions(services: Services, expected: dict[str, float]) -> dict[str, dict[str, float]] | None:
-    """Compare expected long quantity per symbol with the venue. None when the venue can't say."""
+def symbol_positions(services: Services, expected: dict[str, float]) -> dict[str, dict[str, float]] | None:
+    """Per symbol: the sum of the strategies' recorded quantities (`expected`), the venue's net
+    position and their difference (`drift`, venue minus expected; strategies sharing a symbol
+    share the venue's net position, case 11 of issue 10). None when the venue can't say."""
     outcome = services.venue.positions()
     if outcome.kind is not OutcomeKind.ACCEPTED:
-        log_event("position-manager", "reconcile_unavailable", details={"outcome": outcome.describe()},
+        log_event(POSITION_MANAGER, "reconcile_unavailable", details={"outcome": outcome.describe()},
                   level="WARNING")
         return None
     venue = {p.symbol: float(p.amount) for p in outcome.data or []}
-    drift: dict[str, dict[str, float]] = {}
+    totals: dict[str, dict[str, float]] = {}
     for symbol in set(expected) | set(venue):
-        want, have = round(expected.get(symbol, 0.0), 12), round(venue.get(symbol, 0.0), 12)
-        if abs(Decimal(str(want)) - Decimal(str(have))) > Decimal("1e-9"):
-            drift[symbol] = {"expected": want, "venue": have}
-    return drift
+        want = Decimal(str(round(expected.get(symbol, 0.0), 12)))
+        have = Decimal(str(round(venue.get(symbol, 0.0), 12)))
+        totals[symbol] = {"expected": float(want), "venue": float(have), "drift": float(have - want)}
+    return totals
+
+
+def drifting(totals: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The symbols whose venue position differs from the sum of their strategies'."""
+    return {symbol: dict(t) for symbol, t in totals.items() if abs(t["drift"]) > 1e-9}
 
 
 def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]) -> bool:
@@ -189,7 +199,7 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
     drift on their symbol (entries closed there until explained). False when the venue can't say."""
     outcome = services.venue.open_orders()
     if not outcome.ok:
-        log_event("position-manager", "reconcile_unavailable", details={"outcome": outcome.describe()},
+        log_event(POSITION_MANAGER, "reconcile_unavailable", details={"outcome": outcome.describe()},
                   level="WARNING")
         return False
     strategies = {s.id for s in services.config.strategies}
@@ -204,7 +214,7 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
         symbol = str(order.get("symbol", ""))
         entry = drift.setdefault(symbol, {"expected": 0.0, "venue": 0.0})
         entry["unexplained_open_orders"] = entry.get("unexplained_open_orders", 0.0) + 1.0
-        log_event("position-manager", "reconcile_open_order",
+        log_event(POSITION_MANAGER, "reconcile_open_order",
                   details={"symbol": symbol, "client_order_id": client_id}, level="ERROR")
     return True
 
@@ -229,7 +239,7 @@ def correct_excess(services: Services, symbol: str, quantity: float, cause: str)
     placed = services.venue.place_order(symbol, "SELL", "MARKET", excess, client_id, reduce_only=True,
                                         priority=Priority.STOP)
     services.store.journal_outcome_or_buffer(client_id, placed.kind.value, {"detail": placed.describe()}, final=True)
-    log_event("position-manager", "excess_corrected",
+    log_event(POSITION_MANAGER, "excess_corrected",
               details={"symbol": symbol, "excess": excess, "expected": expected,
                        "venue": held, "cause": cause, "outcome": placed.describe()},
               action_taken="reduce-only SELL of the excess; reconciled again", level="CRITICAL")
@@ -258,8 +268,9 @@ def cold_start(services: Services) -> RecoveryReport:
     settle_journal(services, pipeline, report)
     take_back_protective_stops(services, report)
     expected = load_and_arm(services, report)
-    report.drift = reconcile_positions(services, expected) or {}
+    report.positions = symbol_positions(services, expected) or {}
+    report.drift = drifting(report.positions)
     recheck_stops(services, report)
-    log_event("position-manager", "cold_start", details=report.as_dict(),
+    log_event(POSITION_MANAGER, "cold_start", details=report.as_dict(),
               action_taken="stops re-armed; journal settled")
     return report

@@ -96,7 +96,7 @@ class Services:
             self.store.enqueue(intent.to_fields(), priority)
         except StoreUnavailable:
             if not intent.purpose.reduces_risk:
-                log_event("execution-engine", "order_refused",
+                log_event(ENGINE, "order_refused",
                           details={"strategy": intent.strategy_id, "reason": "store unavailable"},
                           action_taken="entry not queued", level="WARNING")
                 return False
