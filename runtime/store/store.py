@@ -421,9 +421,9 @@ class Store:
                 raise
             for kind, data, rid in buffered:
                 self.buffer.append(kind, data, rid)
-            log.bind(event="store_write_buffered", details={"kind": "outcome", "record_id": record_id,
-                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
-                "Redis down: record buffered to disk")
+            log_event("store", "store_write_buffered",
+                      details={"kind": "outcome", "record_id": record_id, "cause": str(exc)},
+                      action_taken=f"appended to {self.buffer.path}", level="WARNING")
             return Recorded("buffer", record_id)
         return Recorded("redis", record_id, entry_id or None)
 
