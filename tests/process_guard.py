@@ -76,18 +76,22 @@ def session_processes(session: Session) -> list[Leftover]:
     return found
 
 
-def orphans(session: Session) -> list[Leftover]:
-    """Session processes that are no longer descendants of this process."""
+def orphans(session: Session, grace_s: float = 2.0) -> list[Leftover]:
+    """Session processes that are no longer descendants of this process and still alive after
+    `grace_s` (one signalled a moment ago may still be on its way out)."""
     me = os.getpid()
-    result = []
+    found: dict[int, tuple[Leftover, psutil.Process]] = {}
     for leftover in session_processes(session):
         try:
-            ancestors = {p.pid for p in psutil.Process(leftover.pid).parents()}
+            proc = psutil.Process(leftover.pid)
+            if me not in {p.pid for p in proc.parents()}:
+                found[leftover.pid] = (leftover, proc)
         except psutil.Error:
             continue
-        if me not in ancestors:
-            result.append(leftover)
-    return result
+    if not found:
+        return []
+    _, alive = psutil.wait_procs([proc for _, proc in found.values()], timeout=grace_s)
+    return [found[proc.pid][0] for proc in alive]
 
 
 def kill(leftovers: list[Leftover], timeout_s: float = 10.0) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from chaos.harness import Cluster, StrategySpec, wait_for
 
-LATE_S = 1.0 + 5.0 + 1.0  # default recvWindow + settle window + margin: no late request can land after this
+SETTLE = {"venue": "settle_window_s = 1.0"}  # short, so the test waits 3 s, not 7 s, before it counts orders
+LATE_S = 1.0 + 1.0 + 1.0  # recvWindow (default 1 s) + settle window + margin: no late request can land after this
 
 
 def executed(c: Cluster, prefix: str) -> list[str]:
@@ -37,7 +38,7 @@ def start_frozen_at(c: Cluster, window: str) -> None:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("window", ["after_journal", "after_send", "after_reply", "after_write"])
 def test_sigkill_in_each_order_window_gives_one_order_per_intent_and_one_exit(window: str) -> None:
-    with Cluster(f"crash-{window}", [StrategySpec("k1", buy_at="+3s", stop_loss=95_000.0)]) as c:
+    with Cluster(f"crash-{window}", [StrategySpec("k1", buy_at="+3s", stop_loss=95_000.0)], settings=SETTLE) as c:
         if window == "after_send":
             c.exchange.set_fault("hold_reply", count=1, hold_s=60.0)  # executed; the reply never comes
             c.start_daemon()
