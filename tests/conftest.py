@@ -28,3 +28,12 @@ def no_orphan_process_after_the_test(test_session: Session) -> Iterator[None]:
     """After the test and its fixtures: nothing it started runs on with nobody left to stop it."""
     yield
     _fail_on(orphans(test_session), "processes started by this test outlived whoever started them")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first (slow, then by timeout bound), so that no worker starts a long e2e test when
+    the others have run out of work; stable, so the order within a cost class stays the file order."""
+    def cost(item: pytest.Item) -> tuple[bool, float]:
+        bound = item.get_closest_marker("timeout")
+        return item.get_closest_marker("slow") is None, -float(bound.args[0]) if bound and bound.args else 0.0
+    items.sort(key=cost)
