@@ -145,7 +145,8 @@ class Store:
 
     def _repairing(self, expected: Mapping[str, tuple[str, ...]], call: Callable[[], T]) -> T:
         """`call()`; when it meets a key of the wrong Redis type among `expected` (key -> allowed
-        types), quarantine that key and call once more on a fresh one (F31)."""
+        types), quarantine every such key and call once more (F31). The retry runs even when
+        nothing was moved here: another writer may have repaired the key in between."""
         try:
             return call()
         except (CorruptState, redis.ResponseError) as exc:
@@ -153,20 +154,9 @@ class Store:
                 raise
             if isinstance(exc, redis.ResponseError) and not reply_code(exc).startswith("WRONGTYPE"):
                 raise
-            if not self._quarantine_wrong_types(expected, str(exc)):
-                raise
+            for key, allowed in expected.items():
+                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}: {exc}", wrong_unless=allowed)
         return call()
-
-    def _quarantine_wrong_types(self, expected: Mapping[str, tuple[str, ...]], problem: str) -> bool:
-        moved = False
-        for key, allowed in expected.items():
-            with translated("type_check", key):
-                kind = self.client.type(key)
-            kind_text = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind_text not in (*allowed, "none"):
-                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}, found {kind_text}: {problem}")
-                moved = True
-        return moved
 
     def close(self) -> None:
         self.probe.close()
