@@ -144,7 +144,8 @@ class Journal:
             try:
                 entry = self._parse(reply[0][0], reply[0][1])
             except CorruptState as exc:
-                quarantine_field(self._client, open_key, client_order_id, entry_id, f"points at a malformed entry: {exc}")
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
+                                 f"points at a malformed entry: {exc}")
                 continue
             if entry.kind != "intent" or entry.client_order_id != client_order_id:
                 quarantine_field(self._client, open_key, client_order_id, entry_id,
