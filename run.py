@@ -85,6 +85,11 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
     setup_logging(config.node.data_dir, console=log_format or ("human" if sys.stderr.isatty() else "json"))
     try:
         node.start()
+    except ConfigError as exc:  # the venue does not trade a configured symbol: nothing has traded yet
+        print(f"warden: bad config:\n{exc}", file=sys.stderr)
+        node.request_stop("bad config")
+        node.exit_code = EXIT_BAD_CONFIG
+        return node.stop()
     except StartAborted:
         log_event("node", "start_aborted", details={"reason": node.stop_reason}, level="WARNING",
                   action_taken="stopping what was started")
