@@ -34,9 +34,15 @@ SAME_PRESS_S = 0.2  # SIGINTs closer than this are one key press (e.g. `timeout 
 def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
     """Validate exactly as check-config does, take the status port, then start. Exit 2 before any
     thread or Redis starts when the config, the environment or the port is not right."""
+    from actors.planted import PlantedBugRefused, configured
     from runtime.config import ConfigError, demo_config, load_config
     from runtime.preflight import preflight
 
+    try:
+        configured(os.environ)
+    except PlantedBugRefused as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         config = load_config(config_path, now=time.time()) if config_path else demo_config(Path(data_dir or "var"),
                                                                                           now=time.time())

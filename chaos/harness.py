@@ -114,15 +114,18 @@ class Cluster:
 
     def __init__(self, name: str, strategies: list[StrategySpec], *, symbols: tuple[str, ...] = ("BTCUSDT",),
                  start_price: float = 100_000.0, extra_toml: str = "", workdir: Path | None = None,
-                 data_dir: Path | None = None, settings: dict[str, str] | None = None) -> None:
+                 data_dir: Path | None = None, settings: dict[str, str] | None = None,
+                 daemon_env: dict[str, str] | None = None) -> None:
         """`settings`: extra TOML lines for a table the harness writes itself, e.g.
-        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML)."""
+        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML).
+        `daemon_env`: extra environment of every daemon process (e.g. a planted bug)."""
         self.name = name
         self.strategies = strategies
         self.symbols = symbols
         self.start_price = start_price
         self.extra_toml = extra_toml
         self.settings = settings or {}
+        self.daemon_env = daemon_env or {}
         self.redis_hung = False
         self._tmp = tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else workdir
@@ -184,7 +187,7 @@ class Cluster:
         self.daemon_starts += 1
         log = open(self.workdir / f"daemon-{self.daemon_starts}.log", "wb")  # noqa: SIM115 - owned by the process
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1",
-               "WARDEN_CHAOS_HOOKS": "1"}
+               "WARDEN_CHAOS_HOOKS": "1", **self.daemon_env}
         self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait_ready:

@@ -63,6 +63,7 @@ class Settings:
     out: Path = Path("var/soak")
     kinds: tuple[str, ...] | None = None  # restrict the catalogue (the smoke soak)
     tmpfs: bool = True  # data_dir on a small tmpfs, so "disk nearly full" is real
+    planted: str | None = None  # a planted bug the daemon runs with (actors.planted): the checker's own test
 
     @property
     def duration_s(self) -> float:
@@ -356,7 +357,8 @@ def run_soak(settings: Settings, log: Callable[[str], None] = print) -> Recordin
                           [StrategyInfo(s.id, s.symbol, s.account, "class" if s.cls else "scheduled") for s in specs])
     try:
         with Cluster(f"soak-{settings.seed}", specs, symbols=SYMBOLS, start_price=START_PRICE, extra_toml=EXTRA_TOML,
-                     workdir=workdir, data_dir=data_dir) as cluster:
+                     workdir=workdir, data_dir=data_dir,
+                     daemon_env={"WARDEN_PLANTED_BUG": settings.planted} if settings.planted else None) as cluster:
             cluster.exchange.configure_market(volatility=VOLATILITY)
             world = World(settings, cluster, tmpfs)
             _run(world, events, recording, log)

@@ -1,0 +1,81 @@
+"""The checker's own test: each planted bug (`actors.planted`) on a fixed seed must fail the soak.
+
+`run_planted(bug)` runs the soak with the daemon misbehaving in exactly that way, on a seed
+and fault set whose schedule provokes it, and says whether the checker reported a violation
+of the invariant the bug breaks, and how far into the run (time to detect).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.soak import report
+from chaos.soak.checker import CheckResult, Violation, check
+from chaos.soak.runner import Settings, run_soak
+
+DETECT_WITHIN_S = 600.0  # issue 14: each planted bug fails the soak within 10 minutes
+
+
+@dataclass(frozen=True)
+class PlantedRun:
+    """A fixed soak that provokes `bug`: the checker must report `invariant`."""
+
+    bug: str
+    invariant: str
+    seed: int
+    minutes: float
+    strategies: int
+    faults: tuple[str, ...]
+
+    def settings(self, out: Path) -> Settings:
+        return Settings(self.seed, self.minutes, self.strategies, out / f"planted-{self.bug}", self.faults,
+                        tmpfs=False, planted=self.bug)
+
+
+PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
+    # hold_reply executes the order, then holds the reply past the 1 s client timeout: a resend
+    # under the id of a FILLED order is a new order at the venue (a second execution of one id)
+    PlantedRun("resend_without_lookup", "I1", 1, 1.0, 12, ("order_timeout",)),
+    # Redis down while dips cross stops: the skipped stop exits only once Redis is back (or never)
+    PlantedRun("stop_skipped_while_redis_down", "I3", 2, 1.5, 12, ("redis_kill",)),
+    # Redis down beyond protect_after_s (10 s): protective stops go to the venue; the local stop
+    # is still armed, so a crossing gives the venue's exit and the engine's own
+    PlantedRun("exit_ignores_fence", "I1", 5, 1.5, 12, ("redis_kill",)),
+)}
+
+
+@dataclass
+class PlantedOutcome:
+    run: PlantedRun
+    result: CheckResult
+    caught: list[Violation]
+    detect_s: float | None  # offset into the run of the first matching violation
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.caught) and self.detect_s is not None and self.detect_s <= DETECT_WITHIN_S
+
+    def line(self) -> str:
+        r = self.run
+        head = f"planted {r.bug} (seed {r.seed}, {r.minutes:g} min, faults {','.join(r.faults)})"
+        if not self.caught:
+            found = sorted({v.invariant for v in self.result.violations}) or "none"
+            return f"{head}: NOT CAUGHT: no {r.invariant} violation (violations: {found}) in {self.wall_s:.0f} s"
+        return (f"{head}: caught {r.invariant} at +{self.detect_s:.1f} s into the run "
+                f"({len(self.caught)} violation(s), {self.wall_s:.0f} s wall): {self.caught[0].message}")
+
+
+def run_planted(bug: str, out: Path = Path("var/soak")) -> PlantedOutcome:
+    run = PLANTED[bug]
+    settings = run.settings(out)
+    started = time.monotonic()
+    recording = run_soak(settings, log=lambda _: None)
+    result = check(recording)
+    report.write(recording, result, settings.directory)
+    caught = sorted((v for v in result.violations if v.invariant == run.invariant),
+                    key=lambda v: float("inf") if v.at is None else v.at)
+    detect = None if not caught or caught[0].at is None else caught[0].at - recording.started
+    return PlantedOutcome(run, result, caught, detect, time.monotonic() - started)
