@@ -68,6 +68,31 @@ def quiet_for(seconds: float, probe: Callable[[], Any], what: str, interval: flo
         time.sleep(interval)
 
 
+def steady_for(seconds: float, probe: Callable[[], Any], what: str, timeout: float = 60.0,
+               interval: float = 0.05) -> Any:
+    """Wait (bounded) until `probe()` has kept one value for `seconds`, e.g. no new venue request
+    for the settle window; returns that value. Unlike a sleep, a late change just restarts the clock."""
+    deadline = time.monotonic() + timeout
+    value, since = probe(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout}s waiting for {seconds:g} s of no change: {what} (last {value!r})")
+        time.sleep(interval)
+        now = probe()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
+
+
+def never_for(seconds: float, probe: Callable[[], Any], what: str, interval: float = 0.1) -> None:
+    """`probe()` must stay falsy for `seconds` (an unreadable answer, None, counts as falsy)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := probe():
+            raise AssertionError(f"{what}: {value!r} after {seconds - (deadline - time.monotonic()):.1f} s")
+        time.sleep(interval)
+
+
 @dataclass
 class StrategySpec:
     id: str

@@ -61,11 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planted", choices=(*PLANTED, "all"),
                         help="the checker's own test: run the fixed seed that provokes this planted bug in the daemon "
                              "and pass only if the soak reports the invariant it breaks")
+    parser.add_argument("--control", action="store_true",
+                        help="with --planted: the same seed and faults without the bug; passes only if the "
+                             "invariant holds (the violation is the bug's, not the seed's)")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="WARNING")  # the simulator's INFO lines would drown the soak's own
     if args.planted:
-        return _planted(list(PLANTED) if args.planted == "all" else [args.planted], args.out)
+        return _planted(list(PLANTED) if args.planted == "all" else [args.planted], args.out, args.control)
     if args.check:
         recordings = [Recording.load(args.check)]
         return _report(recordings[0], args.check.parent)
@@ -88,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _planted(bugs: list[str], out: Path) -> int:
+def _planted(bugs: list[str], out: Path, control: bool) -> int:
     missed = 0
     for bug in bugs:
-        print(f"soak: planted bug {bug}: {PLANTED[bug].invariant} must be reported", flush=True)
-        outcome = run_planted(bug, out)
+        print(f"soak: {'control for ' if control else ''}planted bug {bug}: {PLANTED[bug].invariant} must "
+              f"{'hold' if control else 'be reported'}", flush=True)
+        outcome = run_planted(PLANTED[bug], out, control)
         print(outcome.line(), flush=True)
         missed += not outcome.passed
     return 1 if missed else 0

@@ -29,9 +29,11 @@ class PlantedRun:
     strategies: int
     faults: tuple[str, ...]
 
-    def settings(self, out: Path) -> Settings:
-        return Settings(self.seed, self.minutes, self.strategies, out / f"planted-{self.bug}", self.faults,
-                        tmpfs=False, planted=self.bug)
+    def settings(self, out: Path, control: bool = False) -> Settings:
+        """The soak with the bug planted, or (`control`) the same seed and faults without it."""
+        return Settings(self.seed, self.minutes, self.strategies,
+                        out / f"{'control' if control else 'planted'}-{self.bug}", self.faults, tmpfs=False,
+                        planted=None if control else self.bug)
 
 
 PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
@@ -53,14 +55,23 @@ class PlantedOutcome:
     caught: list[Violation]
     detect_s: float | None  # offset into the run of the first matching violation
     wall_s: float
+    control: bool = False
 
     @property
     def passed(self) -> bool:
+        if self.control:
+            return not self.caught
         return bool(self.caught) and self.detect_s is not None and self.detect_s <= DETECT_WITHIN_S
 
     def line(self) -> str:
         r = self.run
-        head = f"planted {r.bug} (seed {r.seed}, {r.minutes:g} min, faults {','.join(r.faults)})"
+        head = (f"{'control (no bug) for' if self.control else 'planted'} {r.bug} (seed {r.seed}, {r.minutes:g} min, "
+                f"faults {','.join(r.faults)})")
+        if self.control:
+            others = sorted({v.invariant for v in self.result.violations} - {r.invariant})
+            return (f"{head}: {'clean' if not self.caught else 'ALSO VIOLATED'}: {len(self.caught)} {r.invariant} "
+                    f"violation(s) without the bug{f', other violations {others}' if others else ''} "
+                    f"({self.wall_s:.0f} s wall)")
         if not self.caught:
             found = sorted({v.invariant for v in self.result.violations}) or "none"
             return f"{head}: NOT CAUGHT: no {r.invariant} violation (violations: {found}) in {self.wall_s:.0f} s"
@@ -68,9 +79,9 @@ class PlantedOutcome:
                 f"({len(self.caught)} violation(s), {self.wall_s:.0f} s wall): {self.caught[0].message}")
 
 
-def run_planted(bug: str, out: Path = Path("var/soak")) -> PlantedOutcome:
-    run = PLANTED[bug]
-    settings = run.settings(out)
+def run_planted(run: PlantedRun, out: Path = Path("var/soak"), control: bool = False) -> PlantedOutcome:
+    """The planted soak (or its control: the same seed without the bug, which must not show the violation)."""
+    settings = run.settings(out, control)
     started = time.monotonic()
     recording = run_soak(settings, log=lambda _: None)
     result = check(recording)
@@ -78,4 +89,4 @@ def run_planted(bug: str, out: Path = Path("var/soak")) -> PlantedOutcome:
     caught = sorted((v for v in result.violations if v.invariant == run.invariant),
                     key=lambda v: float("inf") if v.at is None else v.at)
     detect = None if not caught or caught[0].at is None else caught[0].at - recording.started
-    return PlantedOutcome(run, result, caught, detect, time.monotonic() - started)
+    return PlantedOutcome(run, result, caught, detect, time.monotonic() - started, control)
