@@ -141,8 +141,10 @@ class Node:
         if self.exchange is not None:
             self._forget_previous_run()
         self.generations = self._generations()
+        deferred = self.generations is next_process_generation  # Redis down: reserved by the cold start
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics,
-                                 generation=self.generations(), ws_url=self.ws_url)
+                                 generation=0 if deferred else self.generations(), generation_deferred=deferred,
+                                 ws_url=self.ws_url)
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
         self._check_stop()
@@ -168,7 +170,8 @@ class Node:
     def _generations(self) -> GenerationSource:
         """Generations monotonic across processes (Redis-reserved blocks): a queued intent or a late
         runtime write of an earlier process is refused. Redis down at start: this process's own
-        counter, logged (fencing then holds within the process only)."""
+        counter for its actors, logged; its runtime writes are unfenced until the cold start
+        reserves a writer generation in Redis (`Services.claim_generation`)."""
         try:
             return self.store.generations()
         except StoreUnavailable as exc:

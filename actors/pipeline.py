@@ -43,6 +43,7 @@ from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
+from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -56,6 +57,7 @@ RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
+NOTHING_TO_REDUCE_CODE = -2022  # "ReduceOnly Order is rejected": the venue holds nothing to reduce on that side
 INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
@@ -81,6 +83,7 @@ class OrderResult:
     runtime: Runtime | None = None
     attempts: int = 0
     sent_at: float | None = None  # perf_counter of the first send (tick-to-wire measurement)
+    reconcile: str = ""  # why the venue disagrees with the runtime: position-manager reconciles at once
 
 
 class RuntimeBusy(RuntimeError):
@@ -158,6 +161,7 @@ class OrderPipeline:
         wall_clock: Callable[[], float] = time.time,
         on_rate_limited: Callable[[], None] = lambda: None,
         generation: int = 0,
+        protective: ProtectiveStops | None = None,
     ) -> None:
         self.store = store
         self.venue = venue
@@ -178,6 +182,7 @@ class OrderPipeline:
         # This process's writer generation (Redis-reserved, above every earlier process's): every
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
+        self.protective = protective  # positions a venue-side stop may hold: taken back before an exit
 
     # --- entry points ---------------------------------------------------------------
 
@@ -420,7 +425,38 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
+        if intent.purpose.reduces_risk:
+            taken = self._take_back_protective(intent, runtime)
+            if taken is not None:
+                return taken
         return self._place(intent, runtime, cancel, held)
+
+    def _take_back_protective(self, intent: OrderIntent, runtime: Runtime) -> OrderResult | None:
+        """Seeds 21/31: a venue-side protective stop may still hold this position (placed at a
+        graceful stop or in a store outage, not taken back yet). Before an exit of our own, its
+        state is learned and, while live, it is cancelled: one position, one exit. None: go on."""
+        client_id = self.protective.held().get(intent.strategy_id) if self.protective is not None else None
+        if not client_id:
+            return None
+        taken = take_back_stop(self.venue, intent.symbol, client_id)
+        ours = client_id == protective_stop_id(intent.strategy_id, runtime.entry_seq)  # this position's stop
+        log.bind(event="protective_stop_taken_back", details={"strategy": intent.strategy_id,
+                                                              "client_order_id": client_id, "fate": taken.fate.value,
+                                                              "detail": taken.detail},
+                 action_taken="checked before an exit of our own").warning("protective_stop_taken_back")
+        if taken.fate not in (StopFate.TRIGGERED, StopFate.GONE):
+            return self._refuse(intent, f"protective stop {client_id} may still be live at the venue "
+                                        f"({taken.detail}): no exit of our own", runtime, level="ERROR")
+        self._journal_outcome(intent, client_id, taken.status, {"detail": taken.detail[:900],
+                                                                "reason": "taken back before an exit"})
+        self.protective.release(intent.strategy_id)  # type: ignore[union-attr]
+        if taken.fate is StopFate.TRIGGERED and ours:
+            exited = replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0)
+            self._write(intent, exited)
+            self.stops.disarm(intent.symbol, intent.strategy_id)
+            return OrderResult(intent, Verdict.REFUSED, f"protective stop {client_id} already exited the position",
+                               client_id, runtime=exited)
+        return None
 
     def _place(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
                rounds: int = 1) -> OrderResult:
@@ -550,6 +586,8 @@ class OrderPipeline:
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
+            elif outcome.code == NOTHING_TO_REDUCE_CODE and intent.purpose.reduces_risk:
+                return self._nothing_to_reduce(intent, runtime, client_id, outcome, attempt)
             else:
                 return self._abort(intent, runtime, f"SAFETY_ABORT: {decision.reason}", client_id=client_id,
                                    attempts=attempt)
@@ -665,6 +703,28 @@ class OrderPipeline:
                  action_taken=f"position {updated.position.value} {updated.quantity:g}").info(event)
         reason = "filled" if state.status == "FILLED" else f"{state.status}: executedQty {qty:g}"
         return OrderResult(intent, verdict, reason, client_id, side, qty, price, updated, attempts, sent_at)
+
+    def _nothing_to_reduce(self, intent: OrderIntent, runtime: Runtime, client_id: str, outcome: VenueOutcome,
+                           attempts: int) -> OrderResult:
+        """-2022 on an exit: the venue holds nothing to reduce on that side (a protective stop, a
+        sibling strategy's exit or an operator closed it). Final, nothing executed, never sent
+        again (re-arming the stop would re-send it on every tick). The venue is the source of
+        truth: the runtime follows it, and position-manager reconciles the symbol and alerts."""
+        why = (f"venue refused the exit -2022 (nothing to reduce on {intent.symbol}): the position of "
+               f"{runtime.quantity:g} is gone at the venue")
+        cleared = replace(runtime, position=Position.NONE, quantity=0.0, pending_order="", pending_purpose="",
+                          pending_since=0.0, reason=why[:900])
+        self._write(intent, cleared)
+        self.stops.disarm(intent.symbol, intent.strategy_id)
+        self._journal_outcome(intent, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
+        self._note_not_executed(client_id)
+        log.bind(event="exit_nothing_to_reduce", details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                                                          "purpose": intent.purpose.value, "symbol": intent.symbol,
+                                                          "quantity": runtime.quantity, "outcome": outcome.describe()},
+                 action_taken="final, not sent again; runtime follows the venue; symbol reconciled").critical(
+            "exit_nothing_to_reduce")
+        return OrderResult(intent, Verdict.EXPIRED, why, client_id, "SELL", runtime=cleared, attempts=attempts,
+                           reconcile=f"exit {client_id} refused -2022")
 
     def _settle_journal_only(self, intent: OrderIntent, client_id: str) -> OrderResult:
         looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)

@@ -91,6 +91,8 @@ class PositionManager(SupervisedActor):
                                    f"late fill of {message.client_order_id}")
             self.reconcile(f"after correcting {fixed}" if fixed else f"late fill of {message.client_order_id}")
         elif isinstance(message, OrderResult):
+            if message.reconcile:
+                self.reconcile(message.reconcile)
             if message.verdict is Verdict.FILLED and message.intent.strategy_id in self.orphaned \
                     and message.runtime is not None and message.runtime.position.value != "bought":
                 del self.orphaned[message.intent.strategy_id]

@@ -18,16 +18,22 @@ already held at the venue.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from actors import planted
 from runtime.logging import log_event
 from runtime.store.errors import BufferWriteError, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime
+from runtime.venue.budget import Priority
+from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 
 PROTECTIVE_STOP = "protective_stop"
+ASK_TRIES = 6  # take-back calls answered "rate limited" / transient are asked again, this many times at most
+ASK_WAIT_MAX_S = 0.5  # and never wait longer than this between two (the caller may hold a strategy's lock)
 
 
 def protective_stop_id(strategy_id: str, entry_seq: int) -> str:
@@ -123,3 +129,61 @@ def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime
                                                                              "why": why},
                   action_taken="local stop stays armed; retried")
     return done
+
+
+class StopFate(StrEnum):
+    """What became of a venue-side protective stop that is being taken back."""
+
+    TRIGGERED = "TRIGGERED"  # it executed: the venue exited the position
+    GONE = "GONE"  # no longer live and nothing executed (cancelled now or before, expired, never placed)
+    KEPT = "KEPT"  # live, and left in place on purpose (nothing local could take over)
+    IN_DOUBT = "IN_DOUBT"  # the venue did not say: it may still be live, or trigger
+
+
+@dataclass(frozen=True)
+class TakenBack:
+    fate: StopFate
+    status: str  # the outcome to journal for it (FILLED, CANCELED, NOT_FOUND, EXPIRED...)
+    detail: str
+
+
+def take_back_stop(venue: Any, symbol: str, client_id: str, *, may_cancel: Callable[[], bool] = lambda: True,
+                   sleep: Callable[[float], None] = time.sleep) -> TakenBack:
+    """Learn a protective stop's state at the venue and cancel it while it is live, so that exactly
+    one of it and Warden's own exit can ever execute for the position (seeds 21, 31). Rate limits
+    and transient errors are asked again a few times (bounded); anything else unclear is IN_DOUBT."""
+    looked = _asked(lambda: venue.query_stop(client_id, priority=Priority.STOP), sleep)
+    fate = _fate(looked)
+    if fate is not None:
+        return fate
+    if not may_cancel():
+        return TakenBack(StopFate.KEPT, "NEW", looked.describe())
+    cancelled = _asked(lambda: venue.cancel_stop(symbol, client_id, priority=Priority.STOP), sleep)
+    if cancelled.ok:
+        return TakenBack(StopFate.GONE, "CANCELED", cancelled.describe())
+    # Not cancelled: it may have triggered meanwhile, or the venue did not answer. Ask once more.
+    return _fate(_asked(lambda: venue.query_stop(client_id, priority=Priority.STOP), sleep)) or TakenBack(
+        StopFate.IN_DOUBT, "", f"cancel: {cancelled.describe()}")
+
+
+def _fate(looked: VenueOutcome) -> TakenBack | None:
+    """The stop's fate from one lookup; None while it is live (NEW)."""
+    if looked.kind is OutcomeKind.FILLED:
+        return TakenBack(StopFate.TRIGGERED, "FILLED", looked.describe())
+    if looked.kind is OutcomeKind.NOT_FOUND:
+        return TakenBack(StopFate.GONE, "NOT_FOUND", looked.describe())
+    if looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
+        return None
+    if looked.kind is OutcomeKind.ACCEPTED and looked.order_status not in ("TRIGGERING", None):
+        return TakenBack(StopFate.GONE, str(looked.order_status), looked.describe())
+    return TakenBack(StopFate.IN_DOUBT, "", looked.describe())
+
+
+def _asked(call: Callable[[], VenueOutcome], sleep: Callable[[float], None]) -> VenueOutcome:
+    outcome = call()
+    for _ in range(ASK_TRIES - 1):
+        if outcome.kind not in (OutcomeKind.RATE_LIMITED, OutcomeKind.REJECTED_TRANSIENT):
+            break
+        sleep(min(ASK_WAIT_MAX_S, max(0.01, outcome.retry_after_s or 0.1)))
+        outcome = call()
+    return outcome

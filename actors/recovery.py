@@ -18,7 +18,7 @@ from loguru import logger
 from actors.core.stop_index import StopHit
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
-from actors.protection import PROTECTIVE_STOP, protective_stop_id
+from actors.protection import PROTECTIVE_STOP, StopFate, protective_stop_id, take_back_stop
 from actors.services import Services
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position, Runtime
@@ -99,9 +99,9 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             continue
         client_id, strategy_id = entry.client_order_id, str(entry.fields.get("strategy_id", ""))
         symbol = str(entry.fields.get("symbol", ""))
-        looked = services.venue.query_stop(client_id)
-        settled = True
-        if looked.kind is OutcomeKind.FILLED:
+        taken = take_back_stop(services.venue, symbol, client_id,
+                               may_cancel=lambda: _local_stop_can_take_over(services, strategy_id, client_id))
+        if taken.fate is StopFate.TRIGGERED:
             def exited(runtime: Runtime) -> Runtime | None:
                 if runtime.position is Position.BOUGHT and protective_stop_id(strategy_id, runtime.entry_seq) == client_id:
                     return replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0)
@@ -112,33 +112,20 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             except (CorruptState, RuntimeBusy) as exc:
                 log.bind(event="take_back_incomplete", details={"strategy": strategy_id, "error": str(exc)},
                          action_taken="runtime left; reconciliation shows the drift").error("take_back_incomplete")
+            services.stops.disarm(symbol, strategy_id)
             services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy_id,
                                                                  "reason": "protective stop triggered while down"},
                                            final=True)
             report.settled[client_id] = "FILLED (protective stop triggered while the node was down)"
-        elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW" \
-                and not _local_stop_can_take_over(services, strategy_id, client_id):
-            settled = False  # F31: no readable runtime to arm locally: the venue stop stays its stop
+        elif taken.fate is StopFate.GONE:
+            services.store.journal_outcome(client_id, taken.status, {"strategy_id": strategy_id,
+                                                                     "detail": taken.detail[:900]}, final=True)
+            report.settled[client_id] = f"{taken.status} (taken back; the local stop book takes over)"
+        elif taken.fate is StopFate.KEPT:
             report.settled[client_id] = "kept at the venue: the runtime cannot be read to re-arm the stop locally"
-        elif looked.kind is OutcomeKind.ACCEPTED and looked.order_status == "NEW":
-            cancelled = services.venue.cancel_stop(symbol, client_id)
-            services.store.journal_outcome(client_id, "CANCELED", {"strategy_id": strategy_id,
-                                                                   "reason": "local stop book took over"},
-                                           final=cancelled.ok)
-            report.settled[client_id] = f"CANCELED ({cancelled.kind.value})"
-            settled = cancelled.ok
-        elif looked.kind is OutcomeKind.NOT_FOUND:
-            services.store.journal_outcome(client_id, "NOT_FOUND", {"strategy_id": strategy_id}, final=True)
-            report.settled[client_id] = "NOT_FOUND (never reached the venue)"
-        elif looked.kind is OutcomeKind.ACCEPTED:
-            services.store.journal_outcome(client_id, str(looked.order_status or "CANCELED"),
-                                           {"strategy_id": strategy_id, "detail": looked.describe()}, final=True)
-            report.settled[client_id] = f"{looked.order_status} (no longer live at the venue)"
-        else:
-            settled = False
-        if settled:
+        if taken.fate in (StopFate.TRIGGERED, StopFate.GONE):
             services.protective.release(strategy_id)
-        else:
+        else:  # F31 / in doubt: its local stop stays disarmed, or one crossing could exit twice
             services.protective.hold(strategy_id, client_id)
 
 
@@ -263,6 +250,7 @@ def cold_start(services: Services) -> RecoveryReport:
     report = RecoveryReport()
     pipeline = services.pipeline  # the live engine's serialization: never a second writer
     register_strategies(services)
+    services.claim_generation()
     if services.store.buffer_pending():
         # Records buffered while Redis was down (last run) belong in the journal before it is read.
         services.store.replay_buffer()

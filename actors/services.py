@@ -59,6 +59,7 @@ class Services:
     retry: RetryConfig = field(default_factory=RetryConfig)
     ws_url: str = ""  # the venue's WebSocket base: the engine's user-data stream (/private)
     generation: int = 0  # this process's writer generation (runtime.store.Generations), 0 = unfenced
+    generation_deferred: bool = False  # Redis was down at start: the cold start reserves the generation
     pipeline: OrderPipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +73,18 @@ class Services:
             entry_bound_s=venue.entry_bound_s,
             on_rate_limited=lambda: self.directory.tell(ENGINE, RateLimited(time.time())),
             generation=self.generation,
+            protective=self.protective,
         )
+
+    def claim_generation(self) -> None:
+        """A process started while Redis was down writes unfenced (generation 0: a number of its
+        own could be below the stored ones, and every write would be refused as stale once Redis
+        is back). Its writer generation, above every earlier process's, is reserved here, by the
+        cold start, before anything is written. Raises StoreUnavailable."""
+        if not self.generation_deferred:
+            return
+        self.generation = self.pipeline.generation = self.store.generations()()
+        self.generation_deferred = False
 
     def submit(self, intent: OrderIntent) -> bool:
         """Queue an intent durably and wake the engine. Exits bypass a dead store.

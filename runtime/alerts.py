@@ -2,7 +2,8 @@
 
 `WebhookAlerter` is a loguru sink, so every component that already logs the event alerts
 without knowing about webhooks. What alerts (ALERT_EVENTS): breaker trips, degradation
-mode changes, SAFETY_ABORT, unprotected positions and reconciliation drift.
+mode changes, SAFETY_ABORT, unprotected positions, reconciliation drift and an exit
+the venue refused -2022 (the position is gone at the venue).
 
 The sink runs on the logging thread (often an actor's): it only appends to a bounded
 queue and returns; when the queue is full the oldest alert is dropped and counted, so
@@ -32,7 +33,7 @@ __all__ = ["ALERT_EVENTS", "WebhookAlerter", "alert_for"]
 COMPONENT = "alerts"
 # Log events that become alerts; `transition` only when it is a mode change.
 ALERT_EVENTS = frozenset({"breaker_tripped", "transition", "safety_abort", "unprotected_position",
-                          "reconcile_drift", "root_escalated"})
+                          "reconcile_drift", "root_escalated", "exit_nothing_to_reduce"})
 
 
 def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dict[str, Any] | None:
@@ -50,6 +51,8 @@ def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dic
         "unprotected_position": lambda d: f"unprotected position {d.get('strategy', '')} {d.get('symbol', '')}",
         "reconcile_drift": lambda d: f"positions disagree with the venue on {d.get('symbol')}",
         "root_escalated": lambda d: f"root supervisor escalated: {d.get('reason')}",
+        "exit_nothing_to_reduce": lambda d: (f"exit {d.get('client_order_id')} refused -2022: the position of "
+                                             f"{d.get('strategy')} is gone at the venue on {d.get('symbol')}"),
     }
     return redact({
         "node": node, "event": event, "component": extra.get("component"), "level": level, "at": at,

@@ -2,7 +2,7 @@
 exchange. A store fault of any kind or length never costs a stop: nothing crashes, nothing
 escalates, and every stop crossing on fresh data gives exactly one exit.
 
-Orders are counted only after late requests can no longer land (recvWindow 1 s + settle).
+Orders are counted only after late requests can no longer land (recvWindow 1 s + settle window 1 s).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 from chaos.harness import Cluster, StrategySpec, wait_for
 from chaos.scenario import Result, finish
 
-LATE_REQUESTS_S = 2.5  # recv_window_ms = 1000 below, plus a settle window
-FAST = {"store": "protect_after_s = 2.0", "venue": "reconcile_every_s = 1.0\nrecv_window_ms = 1000"}
+LATE_REQUESTS_S = 1.0 + 1.0 + 0.5  # recv_window_ms + settle_window_s below, plus a margin: no late request lands after
+FAST = {"store": "protect_after_s = 2.0",
+        "venue": "reconcile_every_s = 1.0\nrecv_window_ms = 1000\nsettle_window_s = 1.0"}
 
 
 def restarts(c: Cluster, *node_ids: str) -> dict[str, tuple[str | None, int]]:

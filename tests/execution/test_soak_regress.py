@@ -1,0 +1,121 @@
+"""Violations the soak found (chaos/soak_seeds.txt), each reproduced deterministically.
+
+Real Redis, the simulated exchange over HTTP and WebSocket, the real engine and position
+manager. Each test is named after the seed and the invariant its violation broke.
+"""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+
+from actors.messages import StopsTriggered
+from actors.orders import OrderIntent, Purpose
+from actors.protection import place_protective_stops
+from runtime.alerts import alert_for
+from runtime.store.runtime_state import Position
+from tests.execution.conftest import LATE_LANDING_S
+from tests.waiting import eventually
+
+
+def buy(trading, strategy_id="s1", qty=0.01, stop_loss=95_000.0):
+    strategy = trading.services.config.strategy(strategy_id)
+    assert trading.services.submit(OrderIntent(strategy_id, strategy.account, "BTCUSDT", Purpose.ENTRY, qty,
+                                               stop_loss))
+
+
+def ticks_below_stop(trading, seconds: float, price: float = 94_000.0) -> None:
+    """A feed that keeps ticking under the stop, as the state builder delivers it: every armed
+    stop crossed is popped from the book and told to the engine, tick after tick."""
+    engine = trading.services.directory.ref("execution-engine")
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        hits = trading.services.stops.triggered("BTCUSDT", price)
+        if hits:
+            engine.tell(StopsTriggered("BTCUSDT", tuple(hits), time.perf_counter()))
+        time.sleep(0.01)
+
+
+def exit_requests(trading, strategy_id: str) -> list[dict]:
+    return [e for e in trading.exchange.ledger() if e.get("action") == "place"
+            and str(e.get("client_order_id")).startswith(f"{strategy_id}:x")]
+
+
+def test_seed21_I3_reduce_only_rejection_is_final_never_a_resend_storm(make_trading):
+    """Seeds 21/31: an exit refused -2022 ("ReduceOnly Order is rejected": the venue holds nothing
+    to reduce on that side) was re-armed and re-sent on every tick: 3,543 rejections in 5 min."""
+    t = make_trading()
+    buy(t)
+    assert t.wait_update("s1").verdict == "FILLED"
+    # Someone else closes the venue's position (a protective stop, a sibling's double exit).
+    closed = t.services.venue.place_order("BTCUSDT", "SELL", "MARKET", 0.01, "ops:close1", reduce_only=True)
+    assert closed.ok, closed.describe()
+    reconciles_before = sum(1 for s in t.signals if getattr(s, "cause", "") == "reconcile_barrier")
+    alerts: list[dict] = []
+    sink = logger.add(lambda m: alerts.append(alert_for(m.record["extra"], m.record["level"].name, "n", 0.0)))
+    try:
+        ticks_below_stop(t, 2.0)
+    finally:
+        logger.remove(sink)
+    time.sleep(LATE_LANDING_S)
+    sent = exit_requests(t, "s1")
+    assert [(e["client_order_id"], e["code"]) for e in sent] == [("s1:x1", -2022)], \
+        f"I3: an exit the venue refuses -2022 is a final outcome, sent once, never re-sent per tick: " \
+        f"{len(sent)} requests {[e['client_order_id'] for e in sent][:5]}..."
+    runtime = t.runtime("s1")
+    assert runtime.position is not Position.BOUGHT and runtime.quantity == 0 and not runtime.pending_order, \
+        f"the runtime follows the venue (nothing to reduce): {runtime}"
+    assert t.services.stops.armed("BTCUSDT", "s1") is None, "the stop is not re-armed to ask again per tick"
+    assert t.store.unsettled() == [], "the refused exit has a final outcome in the journal"
+    assert [a["event"] for a in alerts if a and a["details"].get("strategy") == "s1"] == ["exit_nothing_to_reduce"], \
+        "the operator is alerted once that the position is gone at the venue"
+    eventually(lambda: sum(1 for s in t.signals if getattr(s, "cause", "") == "reconcile_barrier")
+               > reconciles_before, timeout=10, what="the symbol reconciled with the venue after the -2022")
+
+
+def sells(trading, strategy_id: str) -> list[str]:
+    """Every SELL the exchange executed for the strategy: its orders and its triggered venue stops."""
+    time.sleep(LATE_LANDING_S)
+    return [str(e["client_order_id"]) for e in trading.exchange.ledger() if e.get("executed")
+            and e.get("side") == "SELL" and e.get("action") in ("place", "trigger")
+            and str(e.get("client_order_id")).startswith(f"{strategy_id}:")]
+
+
+def test_seed21_I1_an_exit_takes_back_the_protective_stop_first_never_two_exits(make_trading):
+    """Seed 21: the protective stops SIGTERM placed were not all taken back after the restart
+    (their lookups were rate limited); t15's own exit x7 executed while t15:p7 stayed live, and
+    p7 triggered later, selling a sibling's position (venue net short for t15)."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s2", qty=0.02, stop_loss=None)  # a sibling on the symbol: the venue's net stays long
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s2").verdict == "FILLED"
+    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                                    "test: as a graceful stop leaves it", component="test")
+    assert placed.placed == {"s1": "s1:p1"}
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=10, what="s1 sold")
+    t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
+    assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: the protective stop is taken back first"
+    assert t.exchange.engine.open_algos({}) == [], "no protective stop left live at the venue"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
+    assert not t.services.protective.holds("s1") and t.store.unsettled() == []
+
+
+def test_seed31_I1_protective_stop_triggered_first_then_no_exit_of_our_own(make_trading):
+    """Seed 31: t27:p2 (left by SIGTERM, not taken back) triggered; the engine, not knowing,
+    still sent its own exit t27:x2 later: the venue sold twice for one position."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s2", qty=0.02, stop_loss=None)
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s2").verdict == "FILLED"
+    place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                           "test: as a graceful stop leaves it", component="test")
+    t.exchange.set_price("BTCUSDT", 94_000.0)  # p1 triggers at the venue
+    eventually(lambda: t.exchange.engine.open_algos({}) == [], timeout=10, what="s1:p1 triggered")
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").position is not Position.BOUGHT, timeout=10, what="s1 no longer long")
+    assert sells(t, "s1") == ["s1:p1"], "I1: the protective stop exited the position; no exit of our own"
+    assert t.runtime("s1").position is Position.EXITED_BY_SL, "the runtime learns the protective stop exited it"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
+    assert not t.services.protective.holds("s1") and t.store.unsettled() == []
