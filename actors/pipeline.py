@@ -425,7 +425,7 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
-        if intent.purpose.reduces_risk:
+        if intent.purpose.reduces_risk and not planted.on("exit_ignores_fence"):
             taken = self._take_back_protective(intent, runtime)
             if taken is not None:
                 return taken

@@ -17,8 +17,9 @@ BUGS: dict[str, str] = {
                              "first asking the venue what became of it (breaks I1)",
     "stop_skipped_while_redis_down": "a stop-loss trigger is dropped while Redis is down, instead of exiting from "
                                      "the last known runtime (breaks I3)",
-    "exit_ignores_fence": "the local stop is not fenced off while a venue-side protective stop holds the position, "
-                          "so one crossing exits twice (breaks I1)",
+    "exit_ignores_fence": "Warden's own exits ignore the venue-side protective stop that holds a position: the "
+                          "local stop stays armed and no exit takes the protective stop back first, so one "
+                          "crossing exits twice (breaks I1)",
 }
 ENV = "WARDEN_PLANTED_BUG"
 
