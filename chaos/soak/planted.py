@@ -45,10 +45,10 @@ PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
     PlantedRun("resend_without_lookup", "I1", 1, 1.0, 12, ("order_timeout",)),
     # Redis down while dips cross stops: the skipped stop exits only once Redis is back (or never)
     PlantedRun("stop_skipped_while_redis_down", "I3", 2, 1.5, 12, ("redis_kill",)),
-    # Redis killed at +8.0 s for 14.4 s: protective stops go to the venue after protect_after_s (10 s);
-    # a spike moves SOLUSDT through them at +19 s while the local stops are still armed, so one
-    # crossing gives the venue's exit and the engine's own
-    PlantedRun("exit_ignores_fence", "I1", 159, 1.0, 30, ("redis_kill", "price_spike")),
+    # Redis killed for 10-20 s at a time: protective stops go to the venue after protect_after_s
+    # (10 s); a dip or a spike crosses them while the local stops are still armed, or a strategy's
+    # own SELL goes out without taking its protective stop back: the venue's exit and the engine's own
+    PlantedRun("exit_ignores_fence", "I1", 295, 1.5, 50, ("redis_kill", "price_spike")),
 )}
 
 
