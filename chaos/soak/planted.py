@@ -45,10 +45,12 @@ PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
     PlantedRun("resend_without_lookup", "I1", 1, 1.0, 12, ("order_timeout",)),
     # Redis down while dips cross stops: the skipped stop exits only once Redis is back (or never)
     PlantedRun("stop_skipped_while_redis_down", "I3", 2, 1.5, 12, ("redis_kill",)),
-    # Redis killed for 10-20 s at a time: protective stops go to the venue after protect_after_s
-    # (10 s); a dip or a spike crosses them while the local stops are still armed, or a strategy's
-    # own SELL goes out without taking its protective stop back: the venue's exit and the engine's own
-    PlantedRun("exit_ignores_fence", "I1", 295, 1.5, 50, ("redis_kill", "price_spike")),
+    # Redis killed for up to 20 s at a time: protective stops go to the venue after protect_after_s
+    # (10 s); a dip crosses them while the local stops are still armed, or a strategy's own SELL goes
+    # out without taking its protective stop back: the venue's exit and the engine's own. (A deep
+    # spike through every stop of a symbol is no good: the exits flatten the account's position
+    # and the venue expires the reduce-only triggers.) 3 minutes: several outages, several dips.
+    PlantedRun("exit_ignores_fence", "I1", 7, 3.0, 50, ("redis_kill",)),
 )}
 
 
