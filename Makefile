@@ -31,8 +31,11 @@ install: $(STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/python run.py $(ARGS)
 
+# The suite mostly waits on daemons, sockets and timeouts, so it runs on more workers than cores
+# (pytest-xdist; each worker has its own Redis, ports and temp dirs). `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: $(RUN_STAMP)
 	$(BIN)/python -m bench $(ARGS)

@@ -16,10 +16,14 @@ from chaos.soak.checker import CheckResult, check
 from chaos.soak.recording import Recording
 from chaos.soak.runner import Settings, run_soak
 
-SMOKE_SEED = 3
-SURVIVED = ("daemon_kill", "daemon_term", "ws_drop", "ws_stall", "ws_gap", "ws_corrupt", "http_429",
+SMOKE_SEED = 789
+SURVIVED = ("daemon_kill", "daemon_term", "redis_kill", "ws_drop", "ws_stall", "ws_gap", "ws_corrupt", "http_429",
             "order_timeout", "internal_error", "price_spike", "strategy_crash", "strategy_hang", "cpu_burn",
             "disk_full")
+# Seed 789's minute: Redis killed at +24.9 s for 15.4 s, and inside that outage the daemon is SIGKILLed
+# twice (+27.7 s, +33.1 s), each time restarted while Redis is still down (issue 11: a daemon started
+# during an outage defers its cold start; seed 5 in `make soak SEEDS=regress` is the same case), beside
+# 429s, held order replies, a price spike, WebSocket stall and drop, a crashed and two hung strategies.
 
 
 def soak(settings: Settings) -> tuple[Recording, CheckResult]:
@@ -32,24 +36,15 @@ def soak(settings: Settings) -> tuple[Recording, CheckResult]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_soak_smoke_survived_faults(tmp_path: Path) -> None:
+def test_soak_smoke_survived_faults_with_a_redis_outage_across_daemon_restarts(tmp_path: Path) -> None:
     settings = Settings(SMOKE_SEED, minutes=1.0, strategies=12, out=tmp_path, kinds=SURVIVED)
     recording, result = soak(settings)
     assert result.passed, "the money-safety invariants hold under combined faults:\n" + "\n".join(
         v.line(SMOKE_SEED) for v in result.violations)
     applied = [f for f in recording.faults if f.status == "applied"]
     assert len(applied) >= 4, f"the nemesis acted ({[(f.kind, f.status, f.note) for f in recording.faults]})"
+    outages = [f for f in applied if f.kind == "redis_kill"]
+    started_in_outage = [r for r in recording.daemon_runs if any(f.start < r.start < f.end for f in outages)]
+    assert started_in_outage, f"a daemon started while Redis was down ({outages}, {recording.daemon_runs})"
     assert result.counts["I2"]["executed_orders"] >= 20, "strategies traded through the faults"
     assert result.counts["I3"]["stop_crossings"] >= 1, "stops were crossed and checked"
-
-
-REDIS_SEED = 5  # Redis killed at +7.4 s for 15 s; the daemon SIGKILLed at +12.1 s and restarted at +13.6 s
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_soak_smoke_redis_outage_across_a_daemon_restart(tmp_path: Path) -> None:
-    settings = Settings(REDIS_SEED, minutes=0.5, strategies=6, out=tmp_path, kinds=("redis_kill", "daemon_kill"))
-    _, result = soak(settings)
-    assert result.passed, "the daemon survives a Redis outage across its own restart:\n" + "\n".join(
-        v.line(REDIS_SEED) for v in result.violations)

@@ -33,6 +33,7 @@ def procs():
             d.kill()
         p.kill()
         p.wait(10)
+        psutil.wait_procs(descendants, timeout=10)  # gone, not just signalled, when the test ends
 
 
 def test_issue15_f22_a_busy_child_counts_and_a_busy_stranger_does_not(procs):
