@@ -35,8 +35,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from loguru import logger
-
 from actors import crash_windows, node_ids
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
@@ -46,13 +44,13 @@ from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, ne
 from actors.ports import OrderStore, Venue
 from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
-log = logger.bind(component=ENGINE)
 
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
@@ -438,8 +436,8 @@ class OrderPipeline:
             if self.store.extend_lock(held.lock):
                 held.extended_at = time.monotonic()
             else:
-                log.bind(event="lock_lost", details={"key": held.lock.key},
-                         action_taken="order continues; the runtime write is fenced").error("lock_lost")
+                log_event(ENGINE, "lock_lost", details={"key": held.lock.key},
+                          action_taken="order continues; the runtime write is fenced", level="ERROR")
         except StoreUnavailable:
             pass
 
@@ -489,11 +487,10 @@ class OrderPipeline:
                                                 f"no long position on {intent.symbol}: nothing to exit", level="ERROR")
         if failed:
             runtime = replace(runtime, status=Status.FAILED, reason=failed[:900])
-        log.bind(event="exit_from_last_known_runtime",
-                 details={"strategy": intent.strategy_id, "purpose": intent.purpose.value, "why": why,
-                          "position": runtime.position.value, "quantity": runtime.quantity},
-                 action_taken="risk-reducing order runs from the last known runtime, reduce-only").error(
-            "exit_from_last_known_runtime")
+        log_event(ENGINE, "exit_from_last_known_runtime",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value, "why": why,
+                           "position": runtime.position.value, "quantity": runtime.quantity},
+                  action_taken="risk-reducing order runs from the last known runtime, reduce-only", level="ERROR")
         return runtime
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held) -> OrderResult:
@@ -530,10 +527,10 @@ class OrderPipeline:
             return None
         taken = take_back_stop(self.venue, intent.symbol, client_id)
         ours = client_id == protective_stop_id(intent.strategy_id, runtime.entry_seq)  # this position's stop
-        log.bind(event="protective_stop_taken_back", details={"strategy": intent.strategy_id,
-                                                              "client_order_id": client_id, "fate": taken.fate.value,
-                                                              "detail": taken.detail},
-                 action_taken="checked before an exit of our own").warning("protective_stop_taken_back")
+        log_event(ENGINE, "protective_stop_taken_back",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id, "fate": taken.fate.value,
+                           "detail": taken.detail},
+                  action_taken="checked before an exit of our own", level="WARNING")
         if taken.fate not in (StopFate.TRIGGERED, StopFate.GONE):
             return self._refuse(intent, f"protective stop {client_id} may still be live at the venue "
                                         f"({taken.detail}): no exit of our own", runtime, level="ERROR")
@@ -574,9 +571,9 @@ class OrderPipeline:
                 and result.runtime is not None and result.runtime.position is Position.BOUGHT):
             # F30: part (or none) of the exit executed; the rest goes again under the same intent.
             if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
-                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
-                                                           "left": result.runtime.quantity},
-                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
+                log_event(ENGINE, "exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
+                                                              "left": result.runtime.quantity},
+                          action_taken="position stays open; stop re-armed for the next tick", level="ERROR")
                 return replace(result, verdict=Verdict.REFUSED,
                                reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
             self._keep(held)
@@ -699,9 +696,9 @@ class OrderPipeline:
             if intent.purpose is Purpose.ENTRY and self.wall_clock() + delay - intent.created_at > self.entry_bound_s:
                 return self._not_sent(intent, runtime, client_id, f"entry could not be sent within "
                                       f"{self.entry_bound_s:g}s of its intent: dropped, never sent late", attempt)
-            log.bind(event="order_retry", details={"client_order_id": client_id, "attempt": attempt,
-                                                   "outcome": outcome.describe(), "delay_s": round(delay, 3)},
-                     action_taken="retry with the same client order id").warning("order_retry")
+            log_event(ENGINE, "order_retry", details={"client_order_id": client_id, "attempt": attempt,
+                                                                  "outcome": outcome.describe(), "delay_s": round(delay, 3)},
+                      action_taken="retry with the same client order id", level="WARNING")
             if cancel.wait(delay):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
@@ -767,8 +764,8 @@ class OrderPipeline:
             self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
             self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
-                log.bind(event="exit_resent", details={"client_order_id": client_id},
-                         action_taken="exit sent again under the same intent").warning("exit_resent")
+                log_event(ENGINE, "exit_resent", details={"client_order_id": client_id},
+                          action_taken="exit sent again under the same intent", level="WARNING")
                 return self._place(origin, cleared, cancel, held)
             return OrderResult(intent, Verdict.REFUSED, f"{client_id} never reached the venue; settled", client_id,
                                runtime=cleared)
@@ -800,10 +797,10 @@ class OrderPipeline:
                                                                 "attempts": str(attempts)})
         verdict = Verdict.FILLED if qty > 0 else Verdict.EXPIRED
         event = "order_filled" if state.status == "FILLED" else "order_closed_partly"
-        log.bind(event=event, details={"client_order_id": client_id, "purpose": intent.purpose.value,
-                                       "status": state.status, "side": side, "qty": qty, "price": price,
-                                       "attempts": attempts},
-                 action_taken=f"position {updated.position.value} {updated.quantity:g}").info(event)
+        log_event(ENGINE, event, details={"client_order_id": client_id, "purpose": intent.purpose.value,
+                                                      "status": state.status, "side": side, "qty": qty, "price": price,
+                                                      "attempts": attempts},
+                  action_taken=f"position {updated.position.value} {updated.quantity:g}")
         reason = "filled" if state.status == "FILLED" else f"{state.status}: executedQty {qty:g}"
         return OrderResult(intent, verdict, reason, client_id, side, qty, price, updated, attempts, sent_at)
 
@@ -820,11 +817,12 @@ class OrderPipeline:
         self._record(intent, cleared, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
         self.stops.disarm(intent.symbol, intent.strategy_id)
         self._note_not_executed(client_id)
-        log.bind(event="exit_nothing_to_reduce", details={"strategy": intent.strategy_id, "client_order_id": client_id,
-                                                          "purpose": intent.purpose.value, "symbol": intent.symbol,
-                                                          "quantity": runtime.quantity, "outcome": outcome.describe()},
-                 action_taken="final, not sent again; runtime follows the venue; symbol reconciled").critical(
-            "exit_nothing_to_reduce")
+        log_event(ENGINE, "exit_nothing_to_reduce",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                           "purpose": intent.purpose.value, "symbol": intent.symbol,
+                           "quantity": runtime.quantity, "outcome": outcome.describe()},
+                  action_taken="final, not sent again; runtime follows the venue; symbol reconciled",
+                  level="CRITICAL")
         return OrderResult(intent, Verdict.EXPIRED, why, client_id, "SELL", runtime=cleared, attempts=attempts,
                            reconcile=f"exit {client_id} refused -2022")
 
@@ -840,8 +838,8 @@ class OrderPipeline:
     def _unknown(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int,
                  sent_at: float | None) -> OrderResult:
         """Leave the order pending: it counts as filled for risk and blocks a resend."""
-        log.bind(event="order_unknown", details={"client_order_id": client_id, "why": why},
-                 action_taken="kept pending; the settle loop looks it up until it settles").error("order_unknown")
+        log_event(ENGINE, "order_unknown", details={"client_order_id": client_id, "why": why},
+                  action_taken="kept pending; the settle loop looks it up until it settles", level="ERROR")
         return OrderResult(intent, Verdict.UNKNOWN, why, client_id, runtime=runtime, attempts=attempts, sent_at=sent_at)
 
     def _not_sent(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int) -> OrderResult:
@@ -850,9 +848,10 @@ class OrderPipeline:
         verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
         self._record(intent, cleared, client_id, verdict.value, {"reason": why[:900]})
         self._note_not_executed(client_id)
-        log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
-                                                    "attempts": attempts, "reason": why},
-                 action_taken="not sent again; nothing of it executed").warning("order_not_resent")
+        log_event(ENGINE, "order_not_resent",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                           "attempts": attempts, "reason": why},
+                  action_taken="not sent again; nothing of it executed", level="WARNING")
         return OrderResult(intent, verdict, why, client_id, runtime=cleared, attempts=attempts)
 
     def _abort(self, intent: OrderIntent, runtime: Runtime | None, reason: str, *, client_id: str | None = None,
@@ -866,15 +865,18 @@ class OrderPipeline:
             self._record(intent, updated, client_id, verdict.value, {"reason": reason[:900]})
         if client_id is not None:
             self._note_not_executed(client_id)
-        log.bind(event="safety_abort", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
-                                                "client_order_id": client_id, "reason": reason},
-                 action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged").error("safety_abort")
+        log_event(ENGINE, "safety_abort",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
+                           "client_order_id": client_id, "reason": reason},
+                  action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged",
+                  level="ERROR")
         return OrderResult(intent, verdict, reason, client_id, runtime=updated, attempts=attempts)
 
     def _refuse(self, intent: OrderIntent, reason: str, runtime: Runtime | None = None, *,
                 level: str = "INFO") -> OrderResult:
-        log.bind(event="order_refused", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
-                                                 "reason": reason}, action_taken="not sent").log(level, "order_refused")
+        log_event(ENGINE, "order_refused",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
+                           "reason": reason}, action_taken="not sent", level=level)
         return OrderResult(intent, Verdict.REFUSED, reason, runtime=runtime)
 
     # --- persistence --------------------------------------------------------------------
@@ -912,8 +914,8 @@ class OrderPipeline:
         try:
             self.store.write_runtime_or_buffer(intent.strategy_id, runtime)
         except StoreUnavailable:
-            log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
-                "runtime_write_lost_risk")
+            log_event(ENGINE, "runtime_write_lost_risk", details={"strategy": intent.strategy_id},
+                      level="CRITICAL")
             raise
 
     def _record(self, intent: OrderIntent, runtime: Runtime | None, client_id: str | None, outcome: str,
@@ -932,8 +934,8 @@ class OrderPipeline:
                                                 {"strategy_id": intent.strategy_id, **fields}, final=True, acks=acks)
         except StoreUnavailable:
             if stamped is not None:
-                log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
-                    "runtime_write_lost_risk")
+                log_event(ENGINE, "runtime_write_lost_risk", details={"strategy": intent.strategy_id},
+                          level="CRITICAL")
             raise
         if pending is not None:
             pending.written = True

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from loguru import logger
-
 from actors import node_ids
 from actors.core import signals
 from actors.messages import Fill, OrderUpdate
 from actors.orders import OrderIntent, Purpose
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
 from supervision import SupervisedActor
@@ -134,7 +133,6 @@ class StrategyActor(SupervisedActor):
         self.ctx = Context(self)
         self._timers: dict[str, int] = {}
         self._aborted: str | None = None
-        self._log = logger.bind(component=self.node_id)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -213,17 +211,16 @@ class StrategyActor(SupervisedActor):
     def _tell_failed(self, reason: str) -> None:
         """Visibility (F31): a failed strategy keeps the node at least REDUCED, logged at ERROR."""
         self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_failed(self.config.id, True, reason))
-        self._log.bind(event="strategy_failed", details={"reason": reason},
-                       action_taken="node at least REDUCED until an operator repairs and enables it").error(
-            "strategy_failed")
+        log_event(self.node_id, "strategy_failed", details={"reason": reason},
+                  action_taken="node at least REDUCED until an operator repairs and enables it", level="ERROR")
 
     def _abort(self, reason: str) -> None:
         self._aborted = reason
         self._tell_failed(reason)
         self.cancel_timers()
         self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
-        self._log.bind(event="safety_abort", details={"reason": reason},
-                       action_taken="strategy halted; operator must repair runtime").error("safety_abort")
+        log_event(self.node_id, "safety_abort", details={"reason": reason},
+                  action_taken="strategy halted; operator must repair runtime", level="ERROR")
 
     # --- what the context does --------------------------------------------------------
 

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
+from types import FrameType
 
+import psutil
 import pytest
 
 from tests.process_guard import Leftover, Session, kill, orphans, session_processes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM to the run (`timeout`, a CI cancel; it reaches every xdist worker too) ends it as
+    Ctrl-C does: the fixtures are torn down, so the redis-servers and daemons they started are
+    stopped. Left to its default, SIGTERM ends pytest at once, and a redis-server, which runs in
+    its own session, outlives it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    distributing = not hasattr(config, "workerinput") and config.getoption("numprocesses", None)
+    signal.signal(signal.SIGTERM, _interrupt_workers if distributing else _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}: tearing the fixtures down")
+
+
+def _interrupt_workers(signum: int, frame: FrameType | None) -> None:
+    """The xdist controller runs no test: its children are the workers. Each is told to tear its
+    fixtures down, and the controller waits (bounded) until what they started is gone; ended by the
+    controller instead, the workers would run no teardown."""
+    started: list[psutil.Process] = []
+    for worker in psutil.Process().children():
+        try:
+            started += worker.children(recursive=True)
+            worker.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(started, timeout=30)
+    _interrupt(signum, frame)
 
 
 def _fail_on(leftovers: list[Leftover], what: str) -> None:

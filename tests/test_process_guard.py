@@ -1,7 +1,8 @@
 """The suite's leak guard finds what a test leaves running (tests/process_guard.py, tests/conftest.py).
 
-The realistic leak: a daemon SIGKILLed by a test leaves its embedded redis-server running (it
-runs in its own session so that a restarted daemon can adopt it). Nobody is left to stop it.
+The realistic leaks: a daemon SIGKILLed by a test leaves its embedded redis-server running (it
+runs in its own session so that a restarted daemon can adopt it), and a test run ended by
+SIGTERM (`timeout`) used to leave its session's redis-server behind. Nobody is left to stop them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests import process_guard
 from tests.process_guard import Session
@@ -58,3 +60,44 @@ def test_guard_ignores_processes_of_other_sessions(test_session: Session) -> Non
     finally:
         other.kill()
         other.wait(10)
+
+
+# A test run of its own on the suite's conftest and Redis fixture: each test waits with Redis up.
+INNER = """
+import time
+from tests.redis_fixture import redis_server, redis_url  # noqa: F401
+
+def test_waits(redis_url):
+    time.sleep(120)
+
+def test_waits_too(redis_url):
+    time.sleep(120)
+"""
+
+
+def redis_servers_under(root: Path) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "redis-server" in " ".join(p.info["cmdline"] or ()) and str(root) in " ".join(p.info["cmdline"] or ())]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one_process", "xdist_controller_only"])
+def test_sigterm_to_a_test_run_stops_the_redis_servers_of_its_session(tmp_path: Path, workers: list[str]) -> None:
+    (tmp_path / "test_inner.py").write_text(INNER, encoding="utf-8")
+    root, basetemp = Path(__file__).resolve().parents[1], tmp_path / "inner-tmp"
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", *workers, "-p", "tests.conftest", "-p",
+                            "no:cacheprovider", "-c", "/dev/null", "--rootdir", str(tmp_path), "--basetemp",
+                            str(basetemp), str(tmp_path / "test_inner.py")],
+                           cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        started = eventually(lambda: redis_servers_under(basetemp), timeout=60, what="the inner run's Redis up")
+        eventually(lambda: len(redis_servers_under(basetemp)) >= (2 if workers else 1), timeout=60,
+                   what="one Redis per worker")
+        run.send_signal(signal.SIGTERM)  # to the run alone (with xdist: the controller, not its workers)
+        run.wait(90)
+        assert redis_servers_under(basetemp) == [], \
+            f"a test run ended by SIGTERM leaves no redis-server behind (had {started})"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import time
 
 import redis
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.store.errors import translated
-
-log = logger.bind(component="store")
 
 
 def quarantine_key(client: redis.Redis, key: str, problem: str) -> str | None:
@@ -39,9 +37,9 @@ def quarantine_key(client: redis.Redis, key: str, problem: str) -> str | None:
                 raise
         else:  # pragma: no cover - 100 quarantines of one key within the same millisecond
             raise RuntimeError(f"cannot find a free quarantine name for {key}")
-    log.bind(event="store_value_quarantined", details={"key": key, "moved_to": aside, "problem": problem},
-             action_taken=f"renamed to {aside} (kept for an engineer); a fresh {key} is used from now").error(
-        f"bad value at {key} quarantined")
+    log_event("store", "store_value_quarantined", details={"key": key, "moved_to": aside, "problem": problem},
+              action_taken=f"renamed to {aside} (kept for an engineer); a fresh {key} is used from now",
+              level="ERROR")
     return aside
 
 
@@ -55,7 +53,6 @@ def quarantine_field(client: redis.Redis, key: str, field: str, problem: str) ->
             pipe.hset(aside, field, value)
         pipe.hdel(key, field)
         pipe.execute()
-    log.bind(event="store_value_quarantined", details={"key": key, "field": field, "moved_to": aside,
-                                                       "problem": problem},
-             action_taken=f"entry moved to {aside} (kept for an engineer); the rest is used").error(
-        f"bad entry {field!r} of {key} quarantined")
+    log_event("store", "store_value_quarantined", details={"key": key, "field": field, "moved_to": aside,
+                                                           "problem": problem},
+              action_taken=f"entry moved to {aside} (kept for an engineer); the rest is used", level="ERROR")

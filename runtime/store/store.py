@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import redis
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_responses
 from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
@@ -59,7 +59,6 @@ from runtime.store.quarantine import quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
-log = logger.bind(component="store")
 
 # Kinds of disk-buffer records, and what replay does with each.
 BUFFER_JOURNAL_INTENT = "journal_intent"
@@ -187,6 +186,11 @@ class Store:
         self._up("load_runtime")
         return self.runtime.load(strategy_id)
 
+    def load_runtimes(self, strategy_ids: Sequence[str]) -> dict[str, Runtime | None | CorruptState]:
+        """`load_runtime` for many, pipelined: each id maps to its record, None, or its CorruptState."""
+        self._up("load_runtimes")
+        return self.runtime.load_many(strategy_ids)
+
     def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
         """Raises StaleGeneration when a newer generation has written (§1 Fencing)."""
         self._up("write_runtime")
@@ -203,6 +207,10 @@ class Store:
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation so older incarnations' writes are refused."""
         return self.runtime.fence(strategy_id, generation)
+
+    def fence_all(self, strategy_ids: Sequence[str], generation: int) -> dict[str, bool | CorruptState]:
+        """`fence` for many, pipelined: each id maps to whether it was raised, or its CorruptState."""
+        return self.runtime.fence_many(strategy_ids, generation)
 
     # -- locks ------------------------------------------------------------------
     def acquire_lock(self, strategy_id: str, ttl_ms: int, *, generation: int = 0) -> Lock | None:
@@ -280,13 +288,11 @@ class Store:
         finally:
             try:
                 if not self.release_lock(lock):
-                    log.bind(event="lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
-                             action_taken="none; the lock had expired or changed hands").warning(
-                        "lock expired before release")
+                    log_event("store", "lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
+                              action_taken="none; the lock had expired or changed hands", level="WARNING")
             except StoreUnavailable:
-                log.bind(event="lock_release_failed", details={"key": lock.key},
-                         action_taken=f"lock expires by itself within {lock.ttl_ms} ms").warning(
-                    "Redis down at lock release")
+                log_event("store", "lock_release_failed", details={"key": lock.key},
+                          action_taken=f"lock expires by itself within {lock.ttl_ms} ms", level="WARNING")
 
     # -- order queue ------------------------------------------------------------
     def _queue_types(self) -> dict[str, tuple[str, ...]]:
@@ -454,10 +460,10 @@ class Store:
                 raise
             for kind, data, rid in records:
                 self.buffer.append(kind, data, rid)
-            kinds = "+".join(kind for kind, _, _ in records)
-            log.bind(event="store_write_buffered", details={"kind": kinds, "record_id": record_id, "cause": str(exc)},
-                     action_taken=f"appended to {self.buffer.path}").warning(
-                "Redis down: record buffered to disk")
+            log_event("store", "store_write_buffered",
+                      details={"kind": "+".join(kind for kind, _, _ in records), "record_id": record_id,
+                               "cause": str(exc)},
+                      action_taken=f"appended to {self.buffer.path}", level="WARNING")
             return Recorded("buffer", record_id)
         return Recorded("redis", record_id, result if isinstance(result, str) and result else None)
 
@@ -483,6 +489,19 @@ class Store:
         if isinstance(symbol, str):
             expected[self.keys.symbol_strategies(symbol)] = ("set",)
         self._repairing(expected, lambda: self.documents.put_strategy(strategy_id, definition))
+
+    def put_strategies(self, definitions: Mapping[str, Mapping[str, Any]], chunk: int = 1000) -> None:
+        """`put_strategy` for many: one round trip per `chunk` definitions; a chunk that meets a
+        key of the wrong type is put one by one, which quarantines and repairs that key (F31)."""
+        self._up("put_strategies")
+        items = list(definitions.items())
+        for first in range(0, len(items), chunk):
+            part = dict(items[first:first + chunk])
+            try:
+                self.documents.put_strategies(part)
+            except redis.ResponseError:
+                for strategy_id, definition in part.items():
+                    self.put_strategy(strategy_id, definition)
 
     def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
         return self.documents.load_strategy(strategy_id)
