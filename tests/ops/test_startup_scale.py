@@ -39,3 +39,30 @@ def test_startup_reads_runtimes_in_one_bulk_read_per_batch_and_a_restart_reads_i
     finally:
         node.request_stop("test over")
         assert node.stop() == 0
+
+
+def test_startup_ticks_subscribe_of_n_is_linear_one_snapshot_per_read_after_a_change(monkeypatch) -> None:  # noqa: ANN001
+    import actors.ticks
+
+    built: list[int] = []
+
+    def counting_frozenset(items=()) -> frozenset:  # noqa: ANN001
+        snapshot = frozenset(items)
+        built.append(len(snapshot))
+        return snapshot
+
+    monkeypatch.setattr(actors.ticks, "frozenset", counting_frozenset, raising=False)
+    ticks = actors.ticks.TickSubscriptions()
+    n = 10_000
+    for i in range(n):
+        ticks.subscribe("BTCUSDT", f"strategy:s{i}")
+    snapshot = ticks.of("BTCUSDT")
+    assert len(snapshot) == n and len(built) <= 2, \
+        f"{n} subscribes copy the subscriber set at most once, at the next read (copied {len(built)} times)"
+    assert ticks.of("BTCUSDT") is snapshot, "reads without a change share one snapshot"
+
+    ticks.subscribe("BTCUSDT", "strategy:late")
+    ticks.unsubscribe("BTCUSDT", "strategy:s0")
+    assert "strategy:late" not in snapshot and "strategy:s0" in snapshot, "a snapshot being iterated never changes"
+    assert "strategy:late" in ticks.of("BTCUSDT") and "strategy:s0" not in ticks.of("BTCUSDT")
+    assert ticks.of("ETHUSDT") == frozenset()
