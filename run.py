@@ -34,6 +34,10 @@ SAME_PRESS_S = 0.2  # SIGINTs closer than this are one key press (e.g. `timeout 
 def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
     """Validate exactly as check-config does, take the status port, then start. Exit 2 before any
     thread or Redis starts when the config, the environment or the port is not right."""
+    # A SIGTERM while the config loads (user modules are imported there) is recorded and honoured
+    # once the node exists: Python's default action would kill the process (-15), not stop it (exit 0).
+    early: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))
     from runtime.config import ConfigError, demo_config, load_config
     from runtime.preflight import preflight
 
@@ -71,6 +75,8 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    for signum in early:
+        on_signal(signum, None)
     try:
         node.bind_status()
     except ConfigError as exc:

@@ -2,8 +2,9 @@
 
 Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
-messages. Stops and exits have their own pool, so an entry stuck in a 1/2/4 s retry
-never delays a stop-loss. Queue entries are acknowledged only once their outcome is
+messages. Stop-losses and flattens have their own pool, so neither an entry stuck in a
+1/2/4 s retry nor a strategy's exit waiting out a rate limit or an order in flight ever
+delays a stop-loss (seed 11); strategy exits have a pool of their own too. Queue entries are acknowledged only once their outcome is
 final: if this actor dies, a successor reclaims them and the pipeline, which derives
 the client order id from the runtime, settles rather than resends.
 
@@ -104,11 +105,13 @@ class _Done:
 
 
 class ExecutionEngine(SupervisedActor):
-    def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8) -> None:
+    def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8,
+                 exit_workers: int = 4) -> None:
         super().__init__()
         self.services = services
         self.stop_workers = stop_workers
         self.order_workers = order_workers
+        self.exit_workers = exit_workers
         self.in_flight: dict[str, _Flight] = {}
         self.completed = 0
         self.rate_limits: deque[float] = deque()
@@ -124,6 +127,7 @@ class ExecutionEngine(SupervisedActor):
         self.pipeline = s.pipeline
         self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
+        self.exit_pool = ThreadPoolExecutor(self.exit_workers, thread_name_prefix="engine-exit")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
         self.user_stream = self._start_user_stream()
         try:
@@ -139,6 +143,7 @@ class ExecutionEngine(SupervisedActor):
             self.user_stream.stop()
         # F26: orders already in flight finish; queued ones stay un-acked in Redis for the next start.
         self.order_pool.shutdown(wait=True, cancel_futures=True)
+        self.exit_pool.shutdown(wait=True, cancel_futures=True)
         self.stop_pool.shutdown(wait=True, cancel_futures=True)
 
     def on_receive(self, message: Any) -> Any:
@@ -223,7 +228,7 @@ class ExecutionEngine(SupervisedActor):
             cancel = flight.cancel
         else:
             cancel = threading.Event()
-        pool = self.stop_pool if intent.purpose.reduces_risk else self.order_pool
+        pool = self._pool_for(intent.purpose)
         ref = self.actor_ref
         pipeline = self.pipeline
 
@@ -246,6 +251,11 @@ class ExecutionEngine(SupervisedActor):
             pool.submit(work)
         except RuntimeError:
             pass  # pool shut down (stopping): the entry stays in Redis
+
+    def _pool_for(self, purpose: Purpose) -> ThreadPoolExecutor:
+        if purpose is Purpose.EXIT:
+            return self.exit_pool
+        return self.stop_pool if purpose.reduces_risk else self.order_pool
 
     def _flatten(self, message: Flatten) -> None:
         """Dispatch one FLATTEN per open position in scope; FlattenDone once all have finished."""

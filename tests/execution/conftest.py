@@ -141,14 +141,15 @@ def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
         trading.store.close()
 
 
-def start_tree(trading: Trading) -> None:
+def start_tree(trading: Trading, **engine: Any) -> None:
+    """The execution subtree; `engine`: ExecutionEngine keyword arguments (pool sizes)."""
     services = trading.services
     inboxes = [ChildSpec(f"strategy:{sid}", Inbox, args=(services, f"strategy:{sid}", updates))
                for sid, updates in trading.updates.items()]
     inboxes.append(ChildSpec("degradation", Inbox, args=(services, "degradation", trading.signals)))
     trading.root = Supervisor.start(name="root", children=[
         ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
-            ChildSpec("execution-engine", ExecutionEngine, args=(services,)),
+            ChildSpec("execution-engine", ExecutionEngine, args=(services,), kwargs=engine),
             ChildSpec("position-manager", PositionManager, args=(services,)),
         ]}),
         ChildSpec("inboxes", Supervisor, kind="supervisor", kwargs={"children": inboxes}),

@@ -15,7 +15,7 @@ from actors.orders import OrderIntent, Purpose
 from actors.protection import place_protective_stops
 from runtime.alerts import alert_for
 from runtime.store.runtime_state import Position
-from tests.execution.conftest import LATE_LANDING_S
+from tests.execution.conftest import LATE_LANDING_S, start_tree
 from tests.waiting import eventually
 
 
@@ -119,3 +119,28 @@ def test_seed31_I1_protective_stop_triggered_first_then_no_exit_of_our_own(make_
     assert t.runtime("s1").position is Position.EXITED_BY_SL, "the runtime learns the protective stop exited it"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
     assert not t.services.protective.holds("s1") and t.store.unsettled() == []
+
+
+def test_seed11_I3_a_stop_loss_never_waits_behind_strategy_exits(make_trading):
+    """Seed 11 (+131 s): stop-losses crossed with the daemon up went out 18-22 s late. Strategy
+    exits stuck in long waits (rate-limit pacing, lookups of a send still in flight) held every
+    worker of the pool that stop-losses share with them; the stop-losses queued behind."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=2)
+    for strategy_id in ("s1", "s2", "s3"):
+        buy(t, strategy_id, stop_loss=95_000.0 if strategy_id == "s1" else None)
+        assert t.wait_update(strategy_id).verdict == "FILLED"
+    # The two exits are delayed 3 s in flight: each holds its worker until its send can no longer land.
+    t.exchange.set_fault("network_delay", count=2, ms=3000, scope="place")
+    for strategy_id in ("s2", "s3"):
+        assert t.services.submit(OrderIntent(strategy_id, t.services.config.strategy(strategy_id).account,
+                                             "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s2").pending_order == "s2:x1" and t.runtime("s3").pending_order == "s3:x1",
+               timeout=10, what="both exits sent (and in flight)")
+    hits = t.services.stops.triggered("BTCUSDT", 94_000.0)
+    t.services.directory.ref("execution-engine").tell(StopsTriggered("BTCUSDT", tuple(hits), time.perf_counter()))
+    eventually(lambda: t.runtime("s2").position is Position.SOLD and t.runtime("s3").position is Position.SOLD
+               and t.runtime("s1").position is Position.EXITED_BY_SL, timeout=20, what="all three flat")
+    order = [e["client_order_id"] for e in t.exchange.ledger() if e.get("executed") and e.get("side") == "SELL"]
+    assert order[0] == "s1:x1", f"I3: the stop-loss goes out at once, never queued behind slow exits: {order} " \
+        f"{[(e['client_order_id'], e['time_ms'] % 100000, e['outcome']) for e in t.exchange.ledger()]}"
