@@ -38,9 +38,15 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
     # once the node exists: Python's default action would kill the process (-15), not stop it (exit 0).
     early: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))
+    from actors.planted import PlantedBugRefused, configured
     from runtime.config import ConfigError, demo_config, load_config
     from runtime.preflight import preflight
 
+    try:
+        configured(os.environ)
+    except PlantedBugRefused as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         config = load_config(config_path, now=time.time()) if config_path else demo_config(Path(data_dir or "var"),
                                                                                           now=time.time())

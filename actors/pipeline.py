@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from actors import crash_windows, node_ids
+from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
@@ -461,6 +461,8 @@ class OrderPipeline:
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
         except StoreUnavailable:
+            if intent.purpose is Purpose.STOP_LOSS and planted.on("stop_skipped_while_redis_down"):
+                return self._refuse(intent, "planted bug: stop-loss skipped while Redis is down")
             return self._last_known(intent, "store unavailable")
         if runtime is None and intent.purpose.reduces_risk:
             cached = self.cache.get(intent.strategy_id)
@@ -512,7 +514,7 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
-        if intent.purpose.reduces_risk:
+        if intent.purpose.reduces_risk and not planted.on("exit_ignores_fence"):
             taken = self._take_back_protective(intent, runtime)
             if taken is not None:
                 return taken
@@ -668,7 +670,9 @@ class OrderPipeline:
                 if resolved is _NOT_FOUND:
                     return self._unknown(intent, runtime, client_id, "accepted, then not found", attempt, sent_at)
                 return resolved  # type: ignore[return-value]
-            if decision.action is RetryAction.LOOKUP_THEN_RETRY:
+            if decision.action is RetryAction.LOOKUP_THEN_RETRY and planted.on("resend_without_lookup"):
+                delay = self.retry.backoff(counted)
+            elif decision.action is RetryAction.LOOKUP_THEN_RETRY:
                 resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), doubt_of(outcome),
                                          cancel, held, attempt, sent_at)
                 if resolved is not _NOT_FOUND:

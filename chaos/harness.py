@@ -68,6 +68,31 @@ def quiet_for(seconds: float, probe: Callable[[], Any], what: str, interval: flo
         time.sleep(interval)
 
 
+def steady_for(seconds: float, probe: Callable[[], Any], what: str, timeout: float = 60.0,
+               interval: float = 0.05) -> Any:
+    """Wait (bounded) until `probe()` has kept one value for `seconds`, e.g. no new venue request
+    for the settle window; returns that value. Unlike a sleep, a late change just restarts the clock."""
+    deadline = time.monotonic() + timeout
+    value, since = probe(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout}s waiting for {seconds:g} s of no change: {what} (last {value!r})")
+        time.sleep(interval)
+        now = probe()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
+
+
+def never_for(seconds: float, probe: Callable[[], Any], what: str, interval: float = 0.1) -> None:
+    """`probe()` must stay falsy for `seconds` (an unreadable answer, None, counts as falsy)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := probe():
+            raise AssertionError(f"{what}: {value!r} after {seconds - (deadline - time.monotonic()):.1f} s")
+        time.sleep(interval)
+
+
 @dataclass
 class StrategySpec:
     id: str
@@ -114,15 +139,18 @@ class Cluster:
 
     def __init__(self, name: str, strategies: list[StrategySpec], *, symbols: tuple[str, ...] = ("BTCUSDT",),
                  start_price: float = 100_000.0, extra_toml: str = "", workdir: Path | None = None,
-                 data_dir: Path | None = None, settings: dict[str, str] | None = None) -> None:
+                 data_dir: Path | None = None, settings: dict[str, str] | None = None,
+                 daemon_env: dict[str, str] | None = None) -> None:
         """`settings`: extra TOML lines for a table the harness writes itself, e.g.
-        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML)."""
+        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML).
+        `daemon_env`: extra environment of every daemon process (e.g. a planted bug)."""
         self.name = name
         self.strategies = strategies
         self.symbols = symbols
         self.start_price = start_price
         self.extra_toml = extra_toml
         self.settings = settings or {}
+        self.daemon_env = daemon_env or {}
         self.redis_hung = False
         self._tmp = tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else workdir
@@ -184,7 +212,7 @@ class Cluster:
         self.daemon_starts += 1
         log = open(self.workdir / f"daemon-{self.daemon_starts}.log", "wb")  # noqa: SIM115 - owned by the process
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1",
-               "WARDEN_CHAOS_HOOKS": "1"}
+               "WARDEN_CHAOS_HOOKS": "1", **self.daemon_env}
         self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait_ready:

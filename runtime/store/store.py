@@ -55,7 +55,7 @@ from runtime.store.keys import Keys
 from runtime.store.locks import Lock, Locks
 from runtime.store.order_path import OrderPath
 from runtime.store.prices import Price, Prices
-from runtime.store.quarantine import quarantine_key
+from runtime.store.quarantine import quarantine_if_still_bad, quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
@@ -145,7 +145,8 @@ class Store:
 
     def _repairing(self, expected: Mapping[str, tuple[str, ...]], call: Callable[[], T]) -> T:
         """`call()`; when it meets a key of the wrong Redis type among `expected` (key -> allowed
-        types), quarantine that key and call once more on a fresh one (F31)."""
+        types), quarantine every such key and call once more (F31). The retry runs even when
+        nothing was moved here: another writer may have repaired the key in between."""
         try:
             return call()
         except (CorruptState, redis.ResponseError) as exc:
@@ -153,20 +154,9 @@ class Store:
                 raise
             if isinstance(exc, redis.ResponseError) and not reply_code(exc).startswith("WRONGTYPE"):
                 raise
-            if not self._quarantine_wrong_types(expected, str(exc)):
-                raise
+            for key, allowed in expected.items():
+                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}: {exc}", wrong_unless=allowed)
         return call()
-
-    def _quarantine_wrong_types(self, expected: Mapping[str, tuple[str, ...]], problem: str) -> bool:
-        moved = False
-        for key, allowed in expected.items():
-            with translated("type_check", key):
-                kind = self.client.type(key)
-            kind_text = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind_text not in (*allowed, "none"):
-                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}, found {kind_text}: {problem}")
-                moved = True
-        return moved
 
     def close(self) -> None:
         self.probe.close()
@@ -198,9 +188,12 @@ class Store:
 
     def replace_corrupt_runtime(self, strategy_id: str, runtime: Runtime, problem: str) -> str | None:
         """Quarantine a malformed `runtime:{id}` and write `runtime` in its place (F31: an exit made
-        from the last known runtime must be recorded). Returns where the bad record went."""
+        from the last known runtime must be recorded). Returns where the bad record went; None when
+        another writer repaired it after it was read (it is kept, and the write is fenced as usual:
+        StaleGeneration when that writer is newer)."""
         self._up("replace_corrupt_runtime")
-        aside = quarantine_key(self.client, self.keys.runtime(strategy_id), problem)
+        key = self.keys.runtime(strategy_id)
+        aside = quarantine_if_still_bad(self.client, key, problem, lambda raw: parse_runtime(raw, key) if raw else None)
         self.runtime.write(strategy_id, runtime)
         return aside
 
@@ -479,7 +472,7 @@ class Store:
         try:
             return self.prices.get(symbol)
         except CorruptState as exc:
-            quarantine_key(self.client, exc.key, str(exc))
+            quarantine_if_still_bad(self.client, exc.key, str(exc), lambda raw: self.prices.parse(symbol, raw))
             return None
 
     def put_strategy(self, strategy_id: str, definition: Mapping[str, Any]) -> None:
