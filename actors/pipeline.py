@@ -650,6 +650,9 @@ class OrderPipeline:
                 why = self._resend_refusal(intent, cancel)
                 if why is not None:
                     return self._not_sent(intent, runtime, client_id, why, attempt - 1)
+                taken = self._take_back_protective(intent, runtime) if intent.purpose.reduces_risk else None
+                if taken is not None:  # seed 296462: a protective stop was placed while this exit waited
+                    return self._not_sent(intent, taken.runtime or runtime, client_id, taken.reason, attempt - 1)
                 self._keep(held)
                 runtime = replace(runtime, pending_since=self._send_deadline_s())
                 self._write(intent, runtime)
