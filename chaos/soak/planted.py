@@ -48,9 +48,10 @@ PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
     # Redis killed for up to 20 s at a time: protective stops go to the venue after protect_after_s
     # (10 s); a dip crosses them while the local stops are still armed, or a strategy's own SELL goes
     # out without taking its protective stop back: the venue's exit and the engine's own. (A deep
-    # spike through every stop of a symbol is no good: the exits flatten the account's position
-    # and the venue expires the reduce-only triggers.) 3 minutes: several outages, several dips.
-    PlantedRun("exit_ignores_fence", "I1", 7, 3.0, 50, ("redis_kill",)),
+    # spike through every stop of a symbol is no good: the venue's triggers come first, flatten the
+    # account's position, and the own exits are refused -2022.) Redis killed or SIGSTOPped: more
+    # outages; caught at +21 s, +74 s and +129 s in three runs, so 6 minutes leaves a margin.
+    PlantedRun("exit_ignores_fence", "I1", 295, 6.0, 50, ("redis_kill", "redis_stop")),
 )}
 
 
