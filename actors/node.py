@@ -42,6 +42,7 @@ from actors.positions import account_rows, marks_from_tree, position_rows
 from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from actors.state_builder import StateBuilder
+from actors.runtime_preload import RuntimePreload
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.alerts import WebhookAlerter
 from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, resolve_strategy_class
@@ -98,6 +99,7 @@ class Node:
         self.services: Services | None = None
         self.metrics = Metrics()
         self._strategy_specs: list[ChildSpec] = []  # the strategies supervisor's children, as started so far
+        self._runtime_preload = RuntimePreload()  # runtimes read in bulk for the strategies being started
         self._started = False  # every configured strategy started: only then is the root `running`
         self._stopped = False
         self._root_escalated = False
@@ -191,13 +193,28 @@ class Node:
         configured = self.config.strategies
         for first in range(0, len(configured), START_BATCH):
             self._check_stop()
-            specs = [self._strategy_spec(strategy) for strategy in configured[first:first + START_BATCH]]
+            batch = configured[first:first + START_BATCH]
+            self._preload_runtimes([strategy.id for strategy in batch])
+            specs = [self._strategy_spec(strategy) for strategy in batch]
             self._strategy_specs.extend(specs)
-            for future in [strategies.start_child(spec) for spec in specs]:
-                try:
-                    future.get(timeout=60)
-                except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
-                    pass
+            try:
+                for future in [strategies.start_child(spec) for spec in specs]:
+                    try:
+                        future.get(timeout=60)
+                    except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
+                        pass
+            finally:
+                self._runtime_preload.discard([strategy.id for strategy in batch])
+
+    def _preload_runtimes(self, strategy_ids: list[str]) -> None:
+        """One pipelined read for the batch about to start, each strategy's `on_start` takes its part.
+        Read just before the batch starts: an update sent before a strategy registers is then at most
+        one batch old, and the engine decides every order from its own record, never this view. Store
+        down: nothing is put, and each strategy falls back to its own read (and the runtime cache)."""
+        try:
+            self._runtime_preload.put(self.store.load_runtimes(strategy_ids))
+        except StoreUnavailable:
+            pass
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue
@@ -286,6 +303,7 @@ class Node:
         cls = self.checked.classes.get(strategy.id) if self.checked is not None else None
         return ChildSpec(node_ids.strategy(strategy.id), StrategyActor,
                          args=(strategy, strategy_factory(strategy, cls), self.services),
+                         kwargs={"preload": self._runtime_preload},
                          hang_timeout=self.config.supervision.hang_timeout_s, shutdown=5.0)
 
     # --- supervision callbacks ------------------------------------------------------------

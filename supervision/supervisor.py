@@ -363,7 +363,7 @@ class Supervisor(SupervisedActor):
         if parallel:
             for child_id, life, deadline in stopping:
                 self._await_stop(child_id, life, deadline, overran)
-        return core.Terminated(tuple(overran))
+        return core.Terminated(tuple(overran), stopped=len(stopping))
 
     def _await_stop(self, child_id: str, life: _Life, deadline: float | None, overran: list[tuple[str, int]]) -> None:
         incarnation = life.incarnation

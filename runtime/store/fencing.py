@@ -37,6 +37,22 @@ local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= 
 local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
 """
 
+# Shared Lua: may runtime record `key` be replaced by a writer of generation `gen`? nil, or the refusal
+# reply ({'corrupt', stored}, {'stale', stored}, {'wrongtype', kind}) that `check_verdict` raises.
+FENCED = _GT + """
+local function refused(key, gen)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'hash' then
+    local stored = redis.call('HGET', key, 'generation')
+    if not stored then return {'corrupt', false} end
+    if not canonical(stored) then return {'corrupt', stored} end
+    if gt(stored, gen) then return {'stale', stored} end
+  elseif kind ~= 'none' then
+    return {'wrongtype', kind}
+  end
+end
+"""
+
 # KEYS[1] runtime key. ARGV[1] writer generation, ARGV[2..] field/value pairs of the whole record.
 _WRITE = _GT + """
 local kind = redis.call('TYPE', KEYS[1])['ok']

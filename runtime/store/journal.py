@@ -138,16 +138,18 @@ class Journal:
         for (client_order_id, entry_id), reply in zip(pointers, replies):
             # A bad index entry is set aside (F31): one dangling pointer never blocks a cold start.
             if not reply:
-                quarantine_field(self._client, open_key, client_order_id,
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
                                  f"points at journal entry {entry_id}, which does not exist")
                 continue
             try:
                 entry = self._parse(reply[0][0], reply[0][1])
             except CorruptState as exc:
-                quarantine_field(self._client, open_key, client_order_id, f"points at a malformed entry: {exc}")
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
+                                 f"points at a malformed entry: {exc}")
                 continue
             if entry.kind != "intent" or entry.client_order_id != client_order_id:
-                quarantine_field(self._client, open_key, client_order_id, f"points at {entry_id}, which is not its intent")
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
+                                 f"points at {entry_id}, which is not its intent")
                 continue
             found.append(entry)
         return sorted(found, key=lambda e: _entry_key(e.entry_id))

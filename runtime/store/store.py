@@ -55,7 +55,7 @@ from runtime.store.keys import Keys
 from runtime.store.locks import Lock, Locks
 from runtime.store.order_path import OrderPath
 from runtime.store.prices import Price, Prices
-from runtime.store.quarantine import quarantine_key
+from runtime.store.quarantine import quarantine_if_still_bad, quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
@@ -145,7 +145,8 @@ class Store:
 
     def _repairing(self, expected: Mapping[str, tuple[str, ...]], call: Callable[[], T]) -> T:
         """`call()`; when it meets a key of the wrong Redis type among `expected` (key -> allowed
-        types), quarantine that key and call once more on a fresh one (F31)."""
+        types), quarantine every such key and call once more (F31). The retry runs even when
+        nothing was moved here: another writer may have repaired the key in between."""
         try:
             return call()
         except (CorruptState, redis.ResponseError) as exc:
@@ -153,20 +154,9 @@ class Store:
                 raise
             if isinstance(exc, redis.ResponseError) and not reply_code(exc).startswith("WRONGTYPE"):
                 raise
-            if not self._quarantine_wrong_types(expected, str(exc)):
-                raise
+            for key, allowed in expected.items():
+                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}: {exc}", wrong_unless=allowed)
         return call()
-
-    def _quarantine_wrong_types(self, expected: Mapping[str, tuple[str, ...]], problem: str) -> bool:
-        moved = False
-        for key, allowed in expected.items():
-            with translated("type_check", key):
-                kind = self.client.type(key)
-            kind_text = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind_text not in (*allowed, "none"):
-                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}, found {kind_text}: {problem}")
-                moved = True
-        return moved
 
     def close(self) -> None:
         self.probe.close()
@@ -198,9 +188,12 @@ class Store:
 
     def replace_corrupt_runtime(self, strategy_id: str, runtime: Runtime, problem: str) -> str | None:
         """Quarantine a malformed `runtime:{id}` and write `runtime` in its place (F31: an exit made
-        from the last known runtime must be recorded). Returns where the bad record went."""
+        from the last known runtime must be recorded). Returns where the bad record went; None when
+        another writer repaired it after it was read (it is kept, and the write is fenced as usual:
+        StaleGeneration when that writer is newer)."""
         self._up("replace_corrupt_runtime")
-        aside = quarantine_key(self.client, self.keys.runtime(strategy_id), problem)
+        key = self.keys.runtime(strategy_id)
+        aside = quarantine_if_still_bad(self.client, key, problem, lambda raw: parse_runtime(raw, key) if raw else None)
         self.runtime.write(strategy_id, runtime)
         return aside
 
@@ -353,7 +346,7 @@ class Store:
     def journal_intent_or_buffer(self, client_order_id: str, fields: Mapping[str, Any]) -> Recorded:
         record_id = new_record_id()
         return self._redis_or_buffer(
-            BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id,
+            [(BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id)],
             lambda: self.journal_intent(client_order_id, fields, record_id=record_id),
         )
 
@@ -365,7 +358,7 @@ class Store:
         outcome = str(getattr(outcome, "value", outcome))
         data = {"client_order_id": client_order_id, "outcome": outcome, "fields": dict(fields or {}), "final": final}
         return self._redis_or_buffer(
-            BUFFER_JOURNAL_OUTCOME, data, record_id,
+            [(BUFFER_JOURNAL_OUTCOME, data, record_id)],
             lambda: self.journal_outcome(client_order_id, outcome, fields, final=final, record_id=record_id),
         )
 
@@ -377,7 +370,7 @@ class Store:
         def write() -> None:
             self.write_runtime(strategy_id, runtime)
 
-        return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
+        return self._redis_or_buffer([(BUFFER_RUNTIME, data, new_record_id())], write)
 
     def record_outcome_or_buffer(
         self, strategy_id: str, runtime: Runtime | None, client_order_id: str | None, outcome: str,
@@ -410,22 +403,7 @@ class Store:
                                    lambda: self.order_path.record_outcome(strategy_id, runtime, entry, pairs,
                                                                           self.queue.group))
 
-        if self.buffer is not None and not self.buffer.is_empty():
-            for kind, data, rid in buffered:  # older records wait in the buffer: these go behind them
-                self.buffer.append(kind, data, rid)
-            return Recorded("buffer", record_id)
-        try:
-            entry_id = write()
-        except StoreUnavailable as exc:
-            if self.buffer is None:
-                raise
-            for kind, data, rid in buffered:
-                self.buffer.append(kind, data, rid)
-            log_event("store", "store_write_buffered",
-                      details={"kind": "outcome", "record_id": record_id, "cause": str(exc)},
-                      action_taken=f"appended to {self.buffer.path}", level="WARNING")
-            return Recorded("buffer", record_id)
-        return Recorded("redis", record_id, entry_id or None)
+        return self._redis_or_buffer(buffered, write, record_id)
 
     def buffer_pending(self) -> bool:
         """True while the disk buffer holds records not yet replayed."""
@@ -457,21 +435,30 @@ class Store:
             raise ValueError(f"unknown buffer record kind {record.kind!r}")
         return "duplicate" if appended.duplicate else "applied"
 
-    def _redis_or_buffer(self, kind: str, data: dict[str, Any], record_id: str, write: Callable[[], Any]) -> Recorded:
+    def _redis_or_buffer(self, records: Sequence[tuple[str, dict[str, Any], str]], write: Callable[[], Any],
+                         record_id: str | None = None) -> Recorded:
+        """`write()` to Redis, or, when Redis is down (or the buffer still holds older records),
+        append `records` (kind, data, record id) to the disk buffer, in order, all of them.
+        Returned as `record_id` (default: the first record's)."""
+        record_id = record_id or records[0][2]
         if self.buffer is not None and not self.buffer.is_empty():
-            # Older records wait in the buffer: this one goes behind them, never ahead.
-            self.buffer.append(kind, data, record_id)
+            # Older records wait in the buffer: these go behind them, never ahead.
+            for kind, data, rid in records:
+                self.buffer.append(kind, data, rid)
             return Recorded("buffer", record_id)
         try:
             result = write()
         except StoreUnavailable as exc:
             if self.buffer is None:
                 raise
-            self.buffer.append(kind, data, record_id)
-            log_event("store", "store_write_buffered", details={"kind": kind, "record_id": record_id, "cause": str(exc)},
+            for kind, data, rid in records:
+                self.buffer.append(kind, data, rid)
+            log_event("store", "store_write_buffered",
+                      details={"kind": "+".join(kind for kind, _, _ in records), "record_id": record_id,
+                               "cause": str(exc)},
                       action_taken=f"appended to {self.buffer.path}", level="WARNING")
             return Recorded("buffer", record_id)
-        return Recorded("redis", record_id, result if isinstance(result, str) else None)
+        return Recorded("redis", record_id, result if isinstance(result, str) and result else None)
 
     # -- prices, strategies, snapshots --------------------------------------------
     def set_price(self, symbol: str, price: float, ts: float | None = None) -> None:
@@ -485,7 +472,7 @@ class Store:
         try:
             return self.prices.get(symbol)
         except CorruptState as exc:
-            quarantine_key(self.client, exc.key, str(exc))
+            quarantine_if_still_bad(self.client, exc.key, str(exc), lambda raw: self.prices.parse(symbol, raw))
             return None
 
     def put_strategy(self, strategy_id: str, definition: Mapping[str, Any]) -> None:

@@ -144,3 +144,23 @@ def test_seed11_I3_a_stop_loss_never_waits_behind_strategy_exits(make_trading):
     order = [e["client_order_id"] for e in t.exchange.ledger() if e.get("executed") and e.get("side") == "SELL"]
     assert order[0] == "s1:x1", f"I3: the stop-loss goes out at once, never queued behind slow exits: {order} " \
         f"{[(e['client_order_id'], e['time_ms'] % 100000, e['outcome']) for e in t.exchange.ledger()]}"
+
+
+def test_seed296462_I1_an_exit_resent_after_a_protective_stop_was_placed_takes_it_back_first(make_trading):
+    """Seed 296462: t04's exit x17 was waiting to be sent again (rate limits) when the store outage
+    passed protect_after_s and t04:p17 was placed at the venue; x17 went out later and p17 triggered
+    too: two exits for one position."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s2", qty=0.02, stop_loss=None)
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s2").verdict == "FILLED"
+    t.exchange.set_fault("unknown_503", count=1, execute=False, scope="place")  # x1 in doubt, never ran
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
+    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                                    "test: the store outage passed protect_after_s", component="test")
+    assert placed.placed == {"s1": "s1:p1"}
+    eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=15, what="x1 settled and sent again")
+    t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
+    assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: the resend takes the protective stop back"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
