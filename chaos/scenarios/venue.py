@@ -284,7 +284,12 @@ def rate_limit(result: Result) -> None:
     when the flood ends.
     """
     flood = 6
-    with Cluster("rate-limit", [StrategySpec("q1", buy_at="+2s", stop_loss=99_000.0), cued("q2")]) as c:
+    # The stop-loss takes the flood's Retry-After waits first, then the budget paces what follows:
+    # q2's entry can be due longer than the default 10 s entry bound, which would drop it (never
+    # sent late, issue 10 case 7) and the strategy would buy again as q2:e2. This row is about the
+    # backoff, so the bound is wider here, as in F1.
+    with Cluster("rate-limit", [StrategySpec("q1", buy_at="+2s", stop_loss=99_000.0), cued("q2")],
+                 settings={"venue": f"entry_bound_s = {F1_ENTRY_BOUND_S}"}) as c:
         c.start_sampling()
         c.start_trading()
         wait_for(lambda: has(c, "q1", position="bought"), 15, "q1 bought (its stop armed at 99000)")
