@@ -45,7 +45,7 @@ from actors.ports import OrderStore, Venue
 from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
 from runtime.logging import log_event
-from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
@@ -457,6 +457,11 @@ class OrderPipeline:
                         self.store.replace_corrupt_runtime(intent.strategy_id, runtime, str(exc))
                     except StoreUnavailable:
                         pass  # the exit's own writes go to the disk buffer
+                    except StaleGeneration as stale:
+                        # A newer incarnation repaired the record first: it owns the strategy and
+                        # this one could record nothing, so it sends nothing.
+                        return self._refuse(intent, f"fenced: a newer writer repaired the runtime ({stale})",
+                                            level="ERROR")
                 return runtime
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
