@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,10 +37,39 @@ NAMESPACE = "chaos"
 CUE = "chaos.cue:OnCue"
 
 
+_PORT_SLICE = 1500  # ports per pytest-xdist worker, below the kernel's ephemeral range
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a server that another process binds later (a daemon's status server).
+
+    Drawn from below the kernel's ephemeral range, so no outbound connection and no port-0 bind
+    can take it between now and then (a restarted daemon rebinds it too); each pytest-xdist
+    worker draws from its own slice, and a port is handed out once per process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    floor = _ephemeral_floor()
+    low = floor - _PORT_SLICE * (1 + (int(worker) if worker.isdigit() else 0) % 8)
+    if low < 1024:
+        low = 1024
+    for port in random.sample(range(low, low + _PORT_SLICE), _PORT_SLICE):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}..{low + _PORT_SLICE - 1}")
 
 
 class Timeout(AssertionError):

@@ -47,10 +47,11 @@ PLANTED: dict[str, PlantedRun] = {run.bug: run for run in (
     PlantedRun("stop_skipped_while_redis_down", "I3", 2, 1.5, 12, ("redis_kill",)),
     # Redis killed for up to 20 s at a time: protective stops go to the venue after protect_after_s
     # (10 s); a dip crosses them while the local stops are still armed, or a strategy's own SELL goes
-    # out without taking its protective stop back: the venue's exit and the engine's own. (A deep
-    # spike through every stop of a symbol is no good: the exits flatten the account's position
-    # and the venue expires the reduce-only triggers.) 3 minutes: several outages, several dips.
-    PlantedRun("exit_ignores_fence", "I1", 7, 3.0, 50, ("redis_kill",)),
+    # out without taking its protective stop back: the venue's exit and the engine's own. Caught in
+    # 3 of 4 runs, control clean: a double exit shows only while sibling positions of the account
+    # and symbol are long (the venue's reduce-only trigger may flatten it first; the own exit is then
+    # refused -2022). Seed 295 with redis_stop too caught it 3 of 3, but its control found a real I1.
+    PlantedRun("exit_ignores_fence", "I1", 295, 1.5, 50, ("redis_kill", "price_spike")),
 )}
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from chaos.harness import free_port
 import requests
 
 from runtime.cli import main as cli_main
@@ -21,11 +23,6 @@ from tests.waiting import eventually
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp: Path, *, bind: str | None = None, extra: str = "", strategies: int = 2,
