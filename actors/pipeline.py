@@ -645,6 +645,7 @@ class OrderPipeline:
         attempt = 1  # sends so far, this one included
         limited = 0  # earlier sends the venue or the request budget rate-limited
         sent_at: float | None = None
+        in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups, a backoff ago
         while True:
             if attempt > 1:
                 why = self._resend_refusal(intent, cancel)
@@ -656,6 +657,11 @@ class OrderPipeline:
                 self._keep(held)
                 runtime = replace(runtime, pending_since=self._send_deadline_s())
                 self._write(intent, runtime)
+                if in_doubt:
+                    found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
+                                                     sent_at)
+                    if found is not None:
+                        return found
             if sent_at is None:
                 sent_at = time.perf_counter()
             outcome = self.venue.place_order(
@@ -689,6 +695,7 @@ class OrderPipeline:
                     return self._abort(intent, runtime, "SAFETY_ABORT: lookup found nothing and retries are "
                                        "exhausted; position unchanged", client_id=client_id, attempts=attempt)
                 delay = self.retry.backoff(counted)
+                in_doubt = True
             elif decision.action is RetryAction.RETRY_AFTER:
                 delay = decision.delay
                 if outcome.kind is OutcomeKind.RATE_LIMITED:
@@ -717,6 +724,31 @@ class OrderPipeline:
 
     def _venue_now_ms(self) -> float:
         return float(self.venue.clock.now_ms())
+
+    def _look_before_resend(
+        self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, cancel: threading.Event,
+        held: _Held, attempts: int, sent_at: float | None,
+    ) -> OrderResult | None:
+        """Seed 1001: a NOT_FOUND is final only at the instant of its lookup; an "unknown" send may
+        execute later than the settle window, during the retry backoff. Binance takes a resend of
+        a filled order's client id as a new order, so the resend looks the order up once more right
+        before it goes. None: still not there (or the look was inconclusive), send it again."""
+        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        state = order_state(looked.order) if looked.ok else None
+        if state is None:
+            return None
+        log_event(ENGINE, "order_found_before_resend",
+                  details={"client_order_id": client_id, "status": state.status,
+                           "executed_qty": state.executed_qty},
+                  action_taken="not sent again: the earlier send executed late", level="WARNING")
+        if state.final:
+            return self._apply(intent, runtime, client_id, side, state, attempts, sent_at)
+        resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), None, cancel, held,
+                                 attempts, sent_at)
+        if resolved is _NOT_FOUND:
+            return self._unknown(intent, runtime, client_id, "found open before a resend, then not found",
+                                 attempts, sent_at)
+        return resolved  # type: ignore[return-value]
 
     def _resolve(
         self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, last_send_ms: float,

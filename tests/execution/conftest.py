@@ -117,13 +117,14 @@ def exchange() -> Iterator[SimExchange]:
 def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
     made: list[Trading] = []
 
-    def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS) -> Trading:
+    def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS,
+             retry: RetryConfig = FAST_RETRY) -> Trading:
         config = parse_config(CONFIG.format(namespace=namespace, settle_window_s=SETTLE_WINDOW_S), "test.toml")
         store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
         venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
                                         recv_window_ms=recv_window_ms)
         generations = store.generations()  # as the node does: Redis-reserved, monotonic across processes
-        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY, generation=generations(),
+        services = Services(config=config, store=store, venue=venue, retry=retry, generation=generations(),
                             ws_url=exchange.ws_url)
         services.gate.publish(OPEN_GATE)
         trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies}, generations)

@@ -10,12 +10,13 @@ import time
 
 from loguru import logger
 
+from actors.core.retry import RetryConfig
 from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
 from actors.protection import place_protective_stops
 from runtime.alerts import alert_for
 from runtime.store.runtime_state import Position
-from tests.execution.conftest import LATE_LANDING_S, start_tree
+from tests.execution.conftest import LATE_LANDING_S, SETTLE_WINDOW_S, start_tree
 from tests.waiting import eventually
 
 
@@ -164,3 +165,33 @@ def test_seed296462_I1_an_exit_resent_after_a_protective_stop_was_placed_takes_i
     t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
     assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: the resend takes the protective stop back"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
+
+
+def test_seed1001_I1_I4_an_unknown_exit_that_executes_while_the_resend_waits_is_never_sent_again(
+        make_trading, redis_server):
+    """Seed 1001 (+1010 s): t49:x77 got 503 "unknown" and executed 5.77 s after it arrived. The
+    lookups said NOT_FOUND until the settle window passed (+5.0 s, final), then the engine waited
+    its retry backoff (1.1 s) and resent the same client id without looking again: the late
+    execution landed inside that backoff, the venue took the resend as a new order, and the exit
+    sold twice. The extra 0.004 was a sibling's position: when Redis was then killed and t25's
+    stop-loss crossed, the venue held nothing left for it ("no long position: nothing to exit")."""
+    backoff_s = 3.0  # the resend waits this long after the final NOT_FOUND (the daemon's: 1-1.2 s)
+    t = make_trading(retry=RetryConfig(backoff=(backoff_s,), jitter=0.0))
+    buy(t, "s1", stop_loss=None)
+    buy(t, "s3")  # a sibling on the same account and symbol: one venue position for both
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    # x1 answered "unknown"; it executes after the settle window, before the resend's backoff ends.
+    t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=SETTLE_WINDOW_S + 1.0,
+                         scope="place")
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=20, what="s1:x1 settled")
+    assert sells(t, "s1") == ["s1:x1"], \
+        "I1: one intent, at most one executed order: the resend looks the order up once more first"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+    # t25's half: Redis dies, the sibling's stop crosses; its exit runs from the last known runtime.
+    redis_server.kill()
+    ticks_below_stop(t, 1.0)
+    eventually(lambda: float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.0, timeout=10,
+               what="I3: the sibling's stop-loss exited its position with Redis down")
+    redis_server.restart()
+    assert sells(t, "s3") == ["s3:x1"], "I4: the sibling's exit sold its own position, once"
