@@ -648,6 +648,12 @@ class OrderPipeline:
         in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups, a backoff ago
         while True:
             if attempt > 1:
+                # Seed 1001: looked up first, so a resend refused below never calls a late fill "not
+                # executed", and again right before the send, after the take-back and the write.
+                found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
+                                                 sent_at) if in_doubt else None
+                if found is not None:
+                    return found
                 why = self._resend_refusal(intent, cancel)
                 if why is not None:
                     return self._not_sent(intent, runtime, client_id, why, attempt - 1)
@@ -657,11 +663,10 @@ class OrderPipeline:
                 self._keep(held)
                 runtime = replace(runtime, pending_since=self._send_deadline_s())
                 self._write(intent, runtime)
-                if in_doubt:
-                    found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
-                                                     sent_at)
-                    if found is not None:
-                        return found
+                found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
+                                                 sent_at) if in_doubt else None
+                if found is not None:
+                    return found
             if sent_at is None:
                 sent_at = time.perf_counter()
             outcome = self.venue.place_order(
@@ -669,6 +674,7 @@ class OrderPipeline:
                 reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
             )
             crash_windows.reached("after_reply", client_id)
+            in_doubt = False
             # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out (entries only
             # until their bound), so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT.
             counted = attempt - limited

@@ -195,3 +195,30 @@ def test_seed1001_I1_I4_an_unknown_exit_that_executes_while_the_resend_waits_is_
                what="I3: the sibling's stop-loss exited its position with Redis down")
     redis_server.restart()
     assert sells(t, "s3") == ["s3:x1"], "I4: the sibling's exit sold its own position, once"
+
+
+def test_seed1001_I1_an_exit_whose_resend_is_refused_learns_the_late_execution_first(make_trading):
+    """Seed 1001 replayed 3 min (unknown_late, redis_kill, price_spike): t49:x8 got 503 "unknown"
+    and executed 5.81 s later. Its lookups settled NOT_FOUND; the store outage placed t49:p8 meanwhile;
+    the resend took p8 back first, whose cancel got "unknown" too, so the resend was refused and x8
+    recorded as never executed, though it had executed during the backoff: the runtime stayed long
+    and the strategy's next exit x8.2 sold again."""
+    t = make_trading(retry=RetryConfig(backoff=(3.0,), jitter=0.0))
+    buy(t, "s1")
+    buy(t, "s3", stop_loss=None)
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=SETTLE_WINDOW_S + 1.0,
+                         scope="place")
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
+    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                                    "test: the store outage passed protect_after_s", component="test")
+    assert placed.placed == {"s1": "s1:p1"}
+    t.exchange.set_fault("unknown_503", count=1, execute=False, scope="DELETE /fapi/v1/algoOrder")
+    update = t.wait_update("s1", count=2, timeout=20)
+    assert t.runtime("s1").position is Position.SOLD, \
+        f"the late execution of s1:x1 is learned before the resend is given up: {update.verdict} {update.reason}"
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached again"))
+    t.wait_update("s1", count=3, timeout=20)
+    assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: no second exit after the late one"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
