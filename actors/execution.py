@@ -4,10 +4,13 @@ Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
 messages. Stop-losses and flattens have their own pool, so neither an entry stuck in a
 1/2/4 s retry nor a strategy's exit waiting out a rate limit or an order in flight ever
-delays a stop-loss (seed 11); strategy exits have a pool of their own too. A stop crossing while
-the strategy's own exit is in progress promotes that exit to stop priority instead (seed 11 t18). Queue entries are acknowledged only once their outcome is
-final: if this actor dies, a successor reclaims them and the pipeline, which derives
-the client order id from the runtime, settles rather than resends.
+delays a stop-loss (seed 11); strategy exits have a pool of their own too. A stop that
+crosses while the strategy's own exit is in progress promotes that exit to stop priority
+instead of sending a stop-loss that would wait for it (seed 11 t18): one intent, one order.
+
+Queue entries are acknowledged only once their outcome is final: if this actor dies, a
+successor reclaims them and the pipeline, which derives the client order id from the
+runtime, settles rather than resends.
 
 The acknowledgement is part of the pipeline's outcome write (one Redis round trip:
 runtime, journal outcome, ack), so a Redis blip can never leave an entry un-acked after

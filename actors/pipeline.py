@@ -235,8 +235,8 @@ class OrderPipeline:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
-                                 prepare=lambda: self._prepare(intent, cancel)) as held, \
-                    self._promotable(intent, held):
+                                 prepare=lambda: self._prepare(intent, cancel),
+                                 priority=intent.purpose.priority) as held:
                 with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
                     runtime = self._load(intent, held)
                     result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
@@ -259,7 +259,7 @@ class OrderPipeline:
         """
         probe = OrderIntent(strategy_id, account, symbol, Purpose.EXIT, reason="settle loop")
         try:
-            with self.serialized(strategy_id, risk_reducing=True) as held, self._promotable(probe, held):
+            with self.serialized(strategy_id, risk_reducing=True) as held:
                 with self._acking(strategy_id, acks) as acked:
                     runtime = self._load(probe, held)
                     if isinstance(runtime, OrderResult) or not runtime.pending_order:
@@ -322,8 +322,13 @@ class OrderPipeline:
 
     @contextmanager
     def serialized(self, strategy_id: str, *, risk_reducing: bool,
-                   prepare: Callable[[], _Prepared | None] | None = None) -> Iterator[_Held]:
+                   prepare: Callable[[], _Prepared | None] | None = None,
+                   priority: Priority = Priority.EXIT) -> Iterator[_Held]:
         """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
+
+        Risk-reducing work holding it is promotable: from the moment it holds the in-process lock,
+        a stop crossing raises it from `priority` to stop priority (`promote`) rather than send a
+        stop-loss that would wait for that lock.
 
         A store outage lets only risk-reducing work through (F18), without the Redis lock.
         `prepare`, called once the in-process lock is held: an order to journal in the same round
@@ -332,6 +337,9 @@ class OrderPipeline:
         local = self.local_locks.of(strategy_id)
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
+        urgency = Urgency(priority) if risk_reducing else None
+        if urgency is not None:
+            self._urgencies[strategy_id] = urgency
         try:
             loaded: Any = _UNLOADED
             journaled: _Prepared | None = None
@@ -348,7 +356,7 @@ class OrderPipeline:
                         raise RuntimeBusy(f"lock_state:{strategy_id}: {stale}")
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic(), loaded, journaled)
+                yield _Held(lock, time.monotonic(), loaded, journaled, urgency)
             finally:
                 if lock is not None:
                     try:
@@ -356,6 +364,8 @@ class OrderPipeline:
                     except StoreUnavailable:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
+            if urgency is not None:
+                self._urgencies.pop(strategy_id, None)
             local.release()
 
     def promote(self, strategy_id: str, reason: str) -> bool:
@@ -372,19 +382,6 @@ class OrderPipeline:
                                "client_order_id": runtime.pending_order if runtime is not None else ""},
                       action_taken="the exit in progress goes on at stop priority, same intent", level="WARNING")
         return True
-
-    @contextmanager
-    def _promotable(self, intent: OrderIntent, held: _Held) -> Iterator[None]:
-        """While a risk-reducing order holds the strategy's serialization, a stop crossing raises it."""
-        if not intent.purpose.reduces_risk:
-            yield
-            return
-        held.urgency = Urgency(intent.purpose.priority)
-        self._urgencies[intent.strategy_id] = held.urgency
-        try:
-            yield
-        finally:
-            self._urgencies.pop(intent.strategy_id, None)
 
     @staticmethod
     def _priority(intent: OrderIntent, held: _Held) -> Priority:
@@ -756,7 +753,8 @@ class OrderPipeline:
                     self.on_rate_limited()
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
-                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(self._priority(intent, held))
+                    stagger = RATE_LIMIT_STAGGER_S * int(self._priority(intent, held))
+                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + stagger
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)

@@ -67,7 +67,8 @@ def _assert_one_exit_promoted(t: Any, took_s: float, waiting_s: float, records: 
     assert runtime.position is not Position.BOUGHT and runtime.quantity == 0, \
         f"I3: once the stop crosses, the exit in progress is promoted and exits the position within " \
         f"{EXITED_WITHIN_S:g}s, not after its {waiting_s:.0f}s wait at EXIT priority: after {took_s:.1f}s " \
-        f"{runtime.position.value} {runtime.quantity:g}, pending {runtime.pending_order!r}; stop-losses refused: {refused}"
+        f"{runtime.position.value} {runtime.quantity:g}, pending {runtime.pending_order!r}; " \
+        f"stop-losses refused meanwhile: {refused}"
     executed = [cid for cid, done in _exit_orders(t) if done]
     assert executed == ["s1:x1"], f"I1: one intent, one exit order, under the exit's own client id: {executed}"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
