@@ -53,6 +53,7 @@ from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.alerts import WebhookAlerter
 from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, resolve_strategy_class
 from runtime.console import pages as console_pages
+from runtime.exit_codes import EXIT_HARD_SHUTDOWN, EXIT_OK, EXIT_STOP_DEADLINE
 from runtime.preflight import Preflight, preflight
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
@@ -67,7 +68,6 @@ from supervision import injection
 from supervision.fence import GenerationSource, next_process_generation
 from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
-from runtime.exit_codes import EXIT_HARD_SHUTDOWN, EXIT_OK, EXIT_STOP_DEADLINE
 COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
 MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
 HEALTH_MAX_AGE_S = 0.5  # /health and /ready answer from a document at most this old
@@ -447,7 +447,11 @@ class Node:
         """Seed 724076: stop waiting, say in one line what is left, exit 4. An order still in flight
         stays journaled and pending (its runtime says so): the next start looks it up before any resend."""
         self.exit_code = EXIT_STOP_DEADLINE
-        runtimes = self._runtimes()
+        try:
+            runtimes = self._runtimes()
+        except Exception as exc:  # noqa: BLE001 - the line is said whatever the store does
+            log_event("node", "stop_runtimes_unreadable", level="ERROR", details={"error": repr(exc)})
+            runtimes = {s.id: self.services.runtime_cache.get(s.id) for s in self.config.strategies}
         left = leftover(open_positions(self.config.strategies, runtimes.get), runtimes,
                         self.services.protective.held())
         log_event("node", "stop_deadline_passed", level="CRITICAL",
