@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
-from actors import node_ids
+from actors import crash_windows, node_ids
 from actors.core import signals
 from actors.core.breakers import BreakerState
 from actors.core.stop_deadline import StopDeadline, leftover
@@ -165,6 +165,8 @@ class Node:
             children=self._tree(),
         )
         self._start_strategies()
+        crash_windows.held("strategies_started", self.stopping)
+        self._check_stop()  # a SIGTERM during the last batch: never announce `started` / `ready` after it
         self._started = True
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
