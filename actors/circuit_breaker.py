@@ -59,16 +59,17 @@ from actors.core.breakers import (
     ResourceConfig,
     StrategyMalfunctionBreaker,
 )
+from actors import node_ids
 from actors.core.signals import Effect, Signal
-from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION
 from actors.orders import Purpose
 from actors.pipeline import OrderResult, Verdict
 from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
-NODE_ID = "circuit-breaker"
+NODE_ID = CIRCUIT_BREAKER
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,7 @@ class CircuitBreakerActor(SupervisedActor):
         self._handle(self._rapid.mark(mark.symbol, mark.price, now))
 
     def _on_escalated(self, message: Escalated, now: float) -> None:
-        key = f"strategy:{message.strategy_id}" if message.strategy_id else message.source
+        key = node_ids.strategy(message.strategy_id) if message.strategy_id else message.source
         self._handle(self._escalation.on_escalated(key, now, message.reason))
 
     def _poll(self, now: float) -> None:
@@ -369,7 +370,7 @@ class CircuitBreakerActor(SupervisedActor):
             return signals.from_breaker(event)
         active = event.state is BreakerState.TRIPPED
         key = event.key or ""
-        if key.startswith("strategy:"):
+        if key.startswith(node_ids.STRATEGY_PREFIX):
             return signals.strategy_disabled(key.partition(":")[2], active, f"{event.name}: {event.reason}")
         return Signal(NODE_ID, f"escalation:{key or 'node'}", active, Effect.REDUCED,
                       reason=f"{event.name}: {event.reason}", clean_period=0.0)

@@ -26,13 +26,13 @@ from typing import Any
 import pykka
 
 from actors.core import signals
-from actors.degradation import NODE_ID as DEGRADATION
+from actors.node_ids import CLOCK_MONITOR, DEGRADATION
 from actors.degradation import ReportHealth
 from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
-NODE_ID = "monitor:clock"
+NODE_ID = CLOCK_MONITOR
 
 
 @dataclass(frozen=True)

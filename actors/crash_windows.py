@@ -5,9 +5,9 @@ freezes the thread that reaches that point of the order path, so a test can SIGK
 process exactly there and check the restart. Unset, `reached` is one string comparison.
 
 Windows, in order: `after_journal` (intent journaled, nothing sent), `after_reply` (the
-venue answered, the runtime not yet written), `after_write` (runtime and journal written,
-the queue entry not yet acknowledged). "After send, before reply" needs no hook: the
-simulator holds the reply (`hold_reply`).
+venue answered, the runtime not yet written), `after_write` (the outcome written: runtime,
+journal outcome and the queue entry's ack in one round trip; the engine not yet told).
+"After send, before reply" needs no hook: the simulator holds the reply (`hold_reply`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import threading
 
 from loguru import logger
 
+from actors.node_ids import ENGINE
+
 WINDOWS = ("after_journal", "after_reply", "after_write")
 _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
 
@@ -24,7 +26,7 @@ _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
 def reached(name: str, client_order_id: str) -> None:
     if name != _WINDOW:
         return
-    logger.bind(component="execution-engine", event="crash_window",
+    logger.bind(component=ENGINE, event="crash_window",
                 details={"window": name, "client_order_id": client_order_id},
                 action_taken="thread frozen until the test kills the process").critical("crash_window")
     threading.Event().wait()

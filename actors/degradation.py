@@ -51,7 +51,8 @@ from typing import Any, Callable, Iterable
 
 
 from actors.core import signals
-from actors.node_ids import ENGINE, POSITION_MANAGER
+from actors.node_ids import (CIRCUIT_BREAKER, DEGRADATION, ENGINE, FEED_PREFIX, MONITOR_PREFIX, POSITION_MANAGER,
+                             STATE_BUILDER, STORE_MONITOR)
 from actors.core.degradation import Degradation, DegradationConfig, Gate, Mode, Transition
 from actors.core.signals import Effect, Scope, Signal
 from actors.messages import Reconcile, Flatten, FlattenDone
@@ -59,10 +60,10 @@ from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
-NODE_ID = "degradation"
+NODE_ID = DEGRADATION
 FEED_HEALTH = "feed_health"
 # Nodes asked to re-report their state when an incarnation starts.
-REPORTER_PREFIXES = ("monitor:", "feed:", "state-builder", "circuit-breaker", ENGINE)
+REPORTER_PREFIXES = (MONITOR_PREFIX, FEED_PREFIX, STATE_BUILDER, CIRCUIT_BREAKER, ENGINE)
 REVALIDATING = "revalidating"
 
 
@@ -138,7 +139,7 @@ class DegradationActor(SupervisedActor):
         *,
         memory: SignalMemory | None = None,
         config: DegradationConfig | None = None,
-        revalidate: Iterable[str] = ("monitor:store",),
+        revalidate: Iterable[str] = (STORE_MONITOR,),
         clock: Callable[[], float] = time.time,
         tick_interval: float = 0.25,
         flatten_timeout: float = 15.0,

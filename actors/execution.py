@@ -7,6 +7,11 @@ never delays a stop-loss. Queue entries are acknowledged only once their outcome
 final: if this actor dies, a successor reclaims them and the pipeline, which derives
 the client order id from the runtime, settles rather than resends.
 
+The acknowledgement is part of the pipeline's outcome write (one Redis round trip:
+runtime, journal outcome, ack), so a Redis blip can never leave an entry un-acked after
+its outcome was written (issue 10 case 6); an intent refused with nothing written is
+acked here alone. A re-delivered entry is single-use: refused, never sent again.
+
 The settle loop: a strategy whose order is in doubt (UNKNOWN) is looked up again on a
 backoff until it settles (`OrderPipeline.resettle`): a fill arms its stop and tells the
 strategy (which schedules its exit), a final NOT_FOUND of an exit sends it again under the
@@ -27,17 +32,15 @@ from typing import Any
 
 from loguru import logger
 
-from actors import crash_windows
 from actors.core import signals
 from actors.core.settle import FINAL_STATUSES, lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
-from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Flatten, FlattenDone, RateLimited,
-                             Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
+from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Fill, Flatten, FlattenDone, OrderUpdate,
+                             RateLimited, Reconcile, SettlePending, StopsTriggered, VenueOrderEvent, Wake)
 from actors import node_ids
-from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, POSITION_MANAGER
-from actors.services import ENGINE, Services
-from actors.strategy import Fill, OrderUpdate
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, ENGINE, POSITION_MANAGER
+from actors.services import Services
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Runtime, Status
@@ -100,6 +103,7 @@ class _Done:
     queued: QueuedOrder | None
     tick_perf: float | None
     dispatched: OrderIntent | None = None  # the intent as dispatched (None: a settle-loop step)
+    settle_acks: tuple[QueuedOrder, ...] = ()  # a settle-loop step: the entries handed to its outcome write
 
 
 class ExecutionEngine(SupervisedActor):
@@ -125,6 +129,10 @@ class ExecutionEngine(SupervisedActor):
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
         self.user_stream = self._start_user_stream()
+        try:
+            s.store.load_order_scripts()
+        except StoreUnavailable:
+            pass  # loaded by the first order that needs them
         self._reclaim()
         self._drain()
 
@@ -224,7 +232,7 @@ class ExecutionEngine(SupervisedActor):
 
         def work() -> None:
             try:
-                result = pipeline.execute(intent, cancel)
+                result = pipeline.execute(intent, cancel, queued)
             except Exception as exc:  # noqa: BLE001 - an order must always come back with a verdict
                 result = OrderResult(intent, Verdict.UNKNOWN, f"pipeline error: {type(exc).__name__}: {exc}")
                 log.bind(event="pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
@@ -273,15 +281,16 @@ class ExecutionEngine(SupervisedActor):
             # settles; an intent that was only blocked by it is dispatched again then.
             tracked = self._track(intent.strategy_id)
             if done.dispatched is None:
+                self._acked_by_settle(done)
                 return  # a settle-loop step that is still in doubt: nothing new to tell anyone
             if result.attempts == 0:
                 tracked.blocked.append((done.dispatched, done.queued))
-            elif done.queued is not None:
+            elif done.queued is not None and not result.acked:
                 tracked.acks.append(done.queued)
         else:
-            if done.queued is not None:
-                crash_windows.reached("after_write", result.client_order_id or "")
-                self._ack(done.queued)
+            if done.queued is not None and not result.acked:
+                self._ack(done.queued)  # no outcome was written (a refusal): the ack is all there is
+            self._acked_by_settle(done)
             if intent.strategy_id in self.unsettled and (result.runtime is None or not result.runtime.pending_order):
                 self._settled(intent.strategy_id)
         flight = self.in_flight.get(intent.strategy_id)
@@ -421,18 +430,19 @@ class ExecutionEngine(SupervisedActor):
             return
         tracked.scheduled = False
         strategy = self.services.config.strategy(strategy_id)
-        ref, pipeline = self.actor_ref, self.pipeline
+        ref, pipeline, acks = self.actor_ref, self.pipeline, tuple(tracked.acks)
 
         def work() -> None:
             try:
-                result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol)
+                result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol, acks)
             except Exception as exc:  # noqa: BLE001 - the loop goes on: still in doubt
                 log.bind(event="settle_error", details={"strategy": strategy_id, "error": repr(exc)},
                          action_taken="looked up again later").exception("settle_error")
                 result = OrderResult(OrderIntent(strategy_id, strategy.account, strategy.symbol, Purpose.EXIT),
                                      Verdict.UNKNOWN, f"settle error: {exc!r}")
             try:
-                ref.tell(_NothingPending(strategy_id) if result is None else _Done(result, None, None))
+                ref.tell(_NothingPending(strategy_id) if result is None
+                         else _Done(result, None, None, settle_acks=acks))
             except Exception:  # noqa: BLE001 - engine gone: its successor's cold start settles it
                 pass
 
@@ -449,6 +459,12 @@ class ExecutionEngine(SupervisedActor):
             self._ack(queued)
         for intent, queued in tracked.blocked:
             self._dispatch(intent, queued, None)
+
+    def _acked_by_settle(self, done: _Done) -> None:
+        """A settle-loop step whose outcome write acknowledged the entries waiting on it."""
+        tracked = self.unsettled.get(done.result.intent.strategy_id)
+        if done.result.acked and tracked is not None:
+            tracked.acks = [queued for queued in tracked.acks if queued not in done.settle_acks]
 
     def _ack(self, queued: QueuedOrder) -> None:
         try:

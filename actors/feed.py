@@ -55,7 +55,7 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.circuit_breaker import NODE_ID as CIRCUIT_BREAKER
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, STATE_BUILDER
 from actors.circuit_breaker import AbnormalPrice, PriceValidity
 from actors.core import signals
 from actors.core.abnormal_episode import AbnormalEpisode
@@ -63,24 +63,18 @@ from actors.core.feed_health import CorruptRate, FeedHealth, FeedHealthConfig, F
     worst_status
 from actors.core.order_book import BookState, DepthEvent, DepthSnapshot, EventResult, OrderBookSequencer
 from actors.core.reconnect import ReconnectConfig, ReconnectPlan
-from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
 from actors.feed_frames import AggTrade, ForceOrder, MarkPriceUpdate
 from actors.feed_link import MARKET, PUBLIC, FeedLink
 from actors.feed_socket import SocketClosed, SocketConnected, SocketConnectFailed, SocketCorrupt, SocketFrame, \
     SocketTimings, describe
+from actors import node_ids
 from actors.messages import BookTop, FeedState, PriceUpdate, ReportFeedState, ResyncBook
 from actors.services import Services
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
-STATE_BUILDER = "state-builder"
 BLIND = (FeedStatus.STALE, FeedStatus.DISCONNECTED)
-
-
-def feed_node_id(symbol: str) -> str:
-    """``feed:BTCUSDT``."""
-    return f"feed:{symbol.upper()}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ class FeedActor(SupervisedActor):
         super().__init__()
         self.services = services
         self.symbol = symbol.upper()
-        self.node_id = feed_node_id(self.symbol)
+        self.node_id = node_ids.feed(self.symbol)
         feeds = services.config.feeds
         url = ws_url or services.config.venue.ws_url
         if not url:
@@ -690,5 +684,4 @@ class FeedActor(SupervisedActor):
 __all__ = [
     "FeedActor",
     "FeedTimings",
-    "feed_node_id",
 ]

@@ -5,7 +5,8 @@ CancelStrategy); degradation → engine (Flatten) → degradation (FlattenDone);
 engine (RateLimited); position-manager → engine (SettlePending); user-data stream → engine
 (VenueOrderEvent); engine → position-manager (CorrectExcess); feed:<S> → state-builder
 (PriceUpdate, BookTop, FeedState) and state-builder/operator → feed:<S> (ReportFeedState,
-ResyncBook); monitor:store, degradation, engine → position-manager (Reconcile) → Reconciled.
+ResyncBook); monitor:store, degradation, engine → position-manager (Reconcile) → Reconciled;
+engine → strategy:<id> (OrderUpdate, with its Fill).
 """
 
 from __future__ import annotations
@@ -14,9 +15,30 @@ from dataclasses import dataclass
 
 from actors.core.order_book import Level
 from actors.core.stop_index import StopHit
-from actors.node_ids import STORE_MONITOR
+from actors.node_ids import STATE_BUILDER, STORE_MONITOR
 from actors.orders import OrderIntent
+from runtime.store.runtime_state import Runtime
 from runtime.venue.user_events import OrderUpdate as VenueOrderUpdate
+
+
+@dataclass(frozen=True)
+class Fill:
+    purpose: str  # entry | exit | stop_loss | flatten
+    side: str
+    quantity: float
+    price: float
+    client_order_id: str
+    position: str  # the strategy's position after the fill
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """From the engine: what became of one of this strategy's intents."""
+
+    verdict: str
+    reason: str
+    fill: Fill | None
+    runtime: Runtime | None
 
 
 @dataclass(frozen=True)
@@ -172,7 +194,7 @@ class FeedState:
 class ReportFeedState:
     """Ask the feed for a ``FeedState`` (the state builder after its restart)."""
 
-    reply_to: str = "state-builder"
+    reply_to: str = STATE_BUILDER
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,12 @@ from typing import Any, Callable, Iterator
 
 import psutil
 
-from actors.circuit_breaker import NODE_ID as CIRCUIT_BREAKER
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, POSITION_MANAGER
 from actors.circuit_breaker import ResourceObservation
 from actors.core import signals
-from actors.degradation import NODE_ID as DEGRADATION
 from actors.degradation import ReportHealth
 from actors.messages import Reconcile, Reconciled
-from actors.node_ids import POSITION_MANAGER
+from actors import node_ids
 from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from runtime.logging import log_event
@@ -60,9 +59,7 @@ from runtime.process_tree import ProcessTree
 from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
-STORE = "monitor:store"
-RESOURCES = "monitor:resources"
-HEARTBEAT = "monitor:heartbeat"
+STORE, RESOURCES, HEARTBEAT = node_ids.STORE_MONITOR, node_ids.RESOURCE_MONITOR, node_ids.HEARTBEAT_MONITOR
 
 
 

@@ -233,28 +233,30 @@ class Node:
         s = self.services
         cfg = self.config
         return [
-            ChildSpec("safety", Supervisor, kind="supervisor", kwargs={"children": [
-                ChildSpec("degradation", DegradationActor, args=(s, self._hard_shutdown),
+            ChildSpec(node_ids.SAFETY, Supervisor, kind="supervisor", kwargs={"children": [
+                ChildSpec(node_ids.DEGRADATION, DegradationActor, args=(s, self._hard_shutdown),
                           kwargs={"memory": self.signal_memory}),
-                ChildSpec("circuit-breaker", CircuitBreakerActor, args=(s, self._disable_strategy),
+                ChildSpec(node_ids.CIRCUIT_BREAKER, CircuitBreakerActor, args=(s, self._disable_strategy),
                           kwargs={"board": self.breaker_board}),
             ]}),
-            ChildSpec("monitors", Supervisor, kind="supervisor", kwargs={"children": [
-                ChildSpec("monitor:store", StoreMonitor, args=(s,), kwargs={"reconcile_timeout": 2.0}),
-                ChildSpec("monitor:resources", ResourceMonitor, args=(s,),
+            ChildSpec(node_ids.MONITORS, Supervisor, kind="supervisor", kwargs={"children": [
+                ChildSpec(node_ids.STORE_MONITOR, StoreMonitor, args=(s,), kwargs={"reconcile_timeout": 2.0}),
+                ChildSpec(node_ids.RESOURCE_MONITOR, ResourceMonitor, args=(s,),
                           kwargs={"rotate_logs": rotate_now, "cold_writes_allowed": s.cold_writes}),
-                ChildSpec("monitor:clock", ClockMonitor, args=(s,)),
-                ChildSpec("monitor:heartbeat", HeartbeatMonitor, args=(s, self.tree)),
+                ChildSpec(node_ids.CLOCK_MONITOR, ClockMonitor, args=(s,)),
+                ChildSpec(node_ids.HEARTBEAT_MONITOR, HeartbeatMonitor, args=(s, self.tree)),
             ]}),
-            ChildSpec("market", Supervisor, kind="supervisor", kwargs={"children": [
-                *[ChildSpec(f"feed:{symbol}", FeedActor, args=(s, symbol), kwargs={"ws_url": self.ws_url}) for symbol in cfg.feeds.symbols],
-                ChildSpec("state-builder", StateBuilder, args=(s,)),
+            ChildSpec(node_ids.MARKET, Supervisor, kind="supervisor", kwargs={"children": [
+                *[ChildSpec(node_ids.feed(symbol), FeedActor, args=(s, symbol), kwargs={"ws_url": self.ws_url})
+                  for symbol in cfg.feeds.symbols],
+                ChildSpec(node_ids.STATE_BUILDER, StateBuilder, args=(s,)),
             ]}),
-            ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
+            ChildSpec(node_ids.EXECUTION, Supervisor, kind="supervisor", kwargs={
+                "strategy": "rest_for_one", "children": [
                 ChildSpec(node_ids.ENGINE, ExecutionEngine, args=(s,), shutdown=15.0),
                 ChildSpec(node_ids.POSITION_MANAGER, PositionManager, args=(s,), start_timeout=60.0),
             ]}, start_timeout=90.0, shutdown=30.0),
-            ChildSpec("strategies", Supervisor, kind="supervisor", kwargs={
+            ChildSpec(node_ids.STRATEGIES, Supervisor, kind="supervisor", kwargs={
                 "strategy": "dynamic", "intensity": cfg.supervision.intensity, "period": cfg.supervision.period_s,
                 "intensity_scope": "child", "min_backoff": 0.05, "max_backoff": 5.0,
                 "on_child_disabled": self._strategy_disabled, "fence": s.fence, "children": self._strategy_specs,
@@ -264,17 +266,17 @@ class Node:
 
     def _strategy_spec(self, strategy: StrategyConfig) -> ChildSpec:
         cls = self.checked.classes.get(strategy.id) if self.checked is not None else None
-        return ChildSpec(f"strategy:{strategy.id}", StrategyActor,
+        return ChildSpec(node_ids.strategy(strategy.id), StrategyActor,
                          args=(strategy, strategy_factory(strategy, cls), self.services),
                          hang_timeout=self.config.supervision.hang_timeout_s, shutdown=5.0)
 
     # --- supervision callbacks ------------------------------------------------------------
 
     def _strategy_disabled(self, child_id: str, reason: str) -> None:
-        strategy_id = child_id.removeprefix("strategy:")
+        strategy_id = child_id.removeprefix(node_ids.STRATEGY_PREFIX)
         self.services.directory.tell(node_ids.POSITION_MANAGER, StrategyDisabled(strategy_id, reason))
-        self.services.directory.tell("circuit-breaker", Escalated(child_id, reason))
-        self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, True, reason))
+        self.services.directory.tell(node_ids.CIRCUIT_BREAKER, Escalated(child_id, reason))
+        self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_disabled(strategy_id, True, reason))
 
     def _disable_strategy(self, strategy_id: str, reason: str) -> None:
         """Circuit breaker (F24): take a malfunctioning strategy out; its stop stays armed."""
@@ -320,7 +322,7 @@ class Node:
         if status["trading"] != "ACTIVE":
             return False
         feeds = {n["id"][5:]: (n.get("details") or {}).get("status") for n in walk(status["tree"])
-                 if str(n.get("id", "")).startswith("feed:")}
+                 if str(n.get("id", "")).startswith(node_ids.FEED_PREFIX)}
         gates = status["gate"].get("symbols") or {}
         open_now = [s for s, g in gates.items() if g.get("open") and feeds.get(s) == "LIVE"]
         if not open_now:
@@ -424,8 +426,8 @@ class Node:
         return actor_of(ref) if ref is not None else None
 
     def status(self) -> dict[str, Any]:
-        degradation = self._find("degradation")
-        breaker = self._find("circuit-breaker")
+        degradation = self._find(node_ids.DEGRADATION)
+        breaker = self._find(node_ids.CIRCUIT_BREAKER)
         down = "degradation is down" if self.root is not None else "starting"
         snap = degradation.snapshot() if degradation is not None else {
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": [down]}}
@@ -445,10 +447,22 @@ class Node:
             "breakers": breaker.statuses() if breaker is not None else [],
             "positions": positions,
             "accounts": account_rows(positions),
+            "symbol_positions": self._symbol_positions(),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
             "venue": {"budget": self.venue.budget.snapshot() if self.venue is not None else None},
             "tree": tree,
         }
+
+    def _symbol_positions(self) -> dict[str, Any]:
+        """Per symbol at the last reconcile: the sum of the strategies' recorded quantities
+        (`expected`), the venue's net position, their `drift`, and whether it is drift."""
+        manager = self._find(node_ids.POSITION_MANAGER)
+        if manager is None:
+            return {}
+        drift = manager.drift
+        return {symbol: {**figures, "drifting": symbol in drift,
+                         "unexplained_open_orders": drift.get(symbol, {}).get("unexplained_open_orders", 0.0)}
+                for symbol, figures in sorted(manager.positions.items())}
 
     def _journal_since(self, since: float | None) -> list[Any]:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
@@ -467,7 +481,7 @@ class Node:
             cached = self.services.runtime_cache.get(strategy_id)
             if cached is not None:
                 return cached
-            actor = self._find(f"strategy:{strategy_id}")
+            actor = self._find(node_ids.strategy(strategy_id))
             if actor is not None and isinstance(getattr(actor, "runtime", None), Runtime):
                 return actor.runtime
             if store_failed:
@@ -491,7 +505,7 @@ class Node:
             raise CommandError("the node is still starting; try again when /ready answers", status=503)
         reason = args["reason"]
         if name in ("halt", "resume"):
-            snap = getattr(self._require("degradation"), name)(reason).get(timeout=COMMAND_TIMEOUT_S)
+            snap = getattr(self._require(node_ids.DEGRADATION), name)(reason).get(timeout=COMMAND_TIMEOUT_S)
             return {"applied": True, "mode": snap["mode"], "trading": snap["trading"], "gate": snap["gate"]}
         if name == "breaker-reset":
             return self._reset_breaker(args["name"], reason)
@@ -503,7 +517,7 @@ class Node:
 
     def _reset_breaker(self, name: str, reason: str) -> dict[str, Any]:
         """`breaker reset NAME`: NAME is a breaker (`rapid_loss`) or a tripped key (`escalation:strategy:s1`)."""
-        breaker = self._require("circuit-breaker")
+        breaker = self._require(node_ids.CIRCUIT_BREAKER)
         before = {s["name"]: s["state"] for s in breaker.statuses().get(timeout=COMMAND_TIMEOUT_S)}
         kinds = [b.name for b in self.breaker_board]
         if name not in before and name.partition(":")[0] not in kinds:
@@ -527,7 +541,7 @@ class Node:
         except ValueError as exc:
             raise CommandError(str(exc), status=400) from None
         if self.services.directory.ref(node_id) is None:  # ids of strategies name their node too
-            node_id = f"strategy:{node_id}"
+            node_id = node_ids.strategy(node_id)
         if not self.services.directory.tell(node_id, fault):
             raise CommandError(f"{node_id} is not running", status=404)
         log_event("operator", "chaos_inject", details={"node": node_id, "kind": kind, "reason": reason},
@@ -549,7 +563,7 @@ class Node:
         if action in ("disable", "enable"):
             self._check_record(strategy_id, action)  # refused before anything is stopped or written
         strategies = self._strategies_supervisor()
-        child_id = f"strategy:{strategy_id}"
+        child_id = node_ids.strategy(strategy_id)
         if action in ("stop", "disable"):
             try:
                 strategies.terminate_child(child_id).get(timeout=30)
@@ -560,13 +574,13 @@ class Node:
         elif action in ("start", "enable"):
             if action == "enable":
                 self._write_status(strategy_id, Status.ACTIVE, "")
-                self.services.directory.tell("degradation", signals.strategy_disabled(strategy_id, False, reason))
-                self.services.directory.tell("degradation", signals.strategy_failed(strategy_id, False, reason))
+                self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_disabled(strategy_id, False, reason))
+                self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_failed(strategy_id, False, reason))
                 # F3: enabling a strategy of a paused account is the operator's word that it was re-authed;
                 # its other strategies stay paused (runtime status) until each is enabled.
                 account = self.config.strategy(strategy_id).account
-                self.services.directory.tell("degradation", signals.account_paused(account, False, reason))
-                breaker = self._find("circuit-breaker")
+                self.services.directory.tell(node_ids.DEGRADATION, signals.account_paused(account, False, reason))
+                breaker = self._find(node_ids.CIRCUIT_BREAKER)
                 if breaker is not None:
                     breaker.actor_ref.proxy().reset(f"escalation:strategy:{strategy_id}", reason).get(timeout=10)
             try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -37,20 +37,22 @@ from typing import Any
 
 from loguru import logger
 
-from actors import crash_windows
+from actors import crash_windows, node_ids
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
 from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
 from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
-log = logger.bind(component="execution-engine")
+log = logger.bind(component=ENGINE)
 
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
@@ -58,6 +60,7 @@ RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after 
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
 NOTHING_TO_REDUCE_CODE = -2022  # "ReduceOnly Order is rejected": the venue holds nothing to reduce on that side
+PREPARED_SLACK_S = 0.1  # an order journaled with the lock is sent at least this long before its recorded deadline
 INLINE_SETTLE_SLACK_S = 2.0  # lookups on the worker past the final-NOT_FOUND time before handing to the loop
 
 
@@ -84,6 +87,7 @@ class OrderResult:
     attempts: int = 0
     sent_at: float | None = None  # perf_counter of the first send (tick-to-wire measurement)
     reconcile: str = ""  # why the venue disagrees with the runtime: position-manager reconciles at once
+    acked: bool = False  # the queue entries handed in were acknowledged by the outcome write
 
 
 class RuntimeBusy(RuntimeError):
@@ -123,14 +127,45 @@ class StrategyLocks:
 _UNLOADED = object()  # _Held.loaded: the runtime could not be read with the lock (store down)
 
 
+@dataclass(frozen=True)
+class _Order:
+    """One order made from a runtime: what is journaled, recorded pending and sent."""
+
+    client_id: str
+    side: str
+    quantity: float
+    fields: dict[str, str]
+    pending: Runtime  # stamped: exactly what is written
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An order made from the last known runtime before the lock was taken, so the lock, the load
+    and the journal intent go in one round trip (DESIGN §6) while the stored runtime is still it."""
+
+    expected: Runtime | None  # the record the store must still hold (None: none, never written)
+    base: Runtime  # what the order was made from (`expected`, or a fresh Runtime)
+    order: _Order
+
+
 @dataclass
 class _Held:
     """The Redis lock held for one serialized change (None: store down, exits only), and the
-    runtime read in the same round trip (a Runtime, None = no record, or its CorruptState)."""
+    runtime read in the same round trip (a Runtime, None = no record, or its CorruptState);
+    `journaled`: the order that round trip also journaled and recorded pending."""
 
     lock: Any
     extended_at: float
     loaded: Any = _UNLOADED
+    journaled: _Prepared | None = None
+
+
+@dataclass
+class _Acks:
+    """Queue entries waiting for their intent's outcome write, and whether it has happened."""
+
+    entries: tuple[QueuedOrder, ...]
+    written: bool = False
 
 
 _NOT_FOUND = object()  # _resolve: the venue provably never executed the send
@@ -179,6 +214,9 @@ class OrderPipeline:
         self.on_rate_limited = on_rate_limited  # called on a worker thread per 429/418
         self._doubts: dict[str, Doubt] = {}  # client id -> why it is in doubt (this process only)
         self._not_executed: dict[str, None] = {}  # client ids settled as never executed (latest last)
+        # Queue entries to acknowledge with the strategy's next outcome write (set and used under
+        # its serialization): an ack is part of the outcome write, never a round trip of its own.
+        self._acks: dict[str, _Acks] = {}
         # This process's writer generation (Redis-reserved, above every earlier process's): every
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
@@ -186,16 +224,19 @@ class OrderPipeline:
 
     # --- entry points ---------------------------------------------------------------
 
-    def execute(self, intent: OrderIntent, cancel: threading.Event) -> OrderResult:
+    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None) -> OrderResult:
+        """Run one intent. `ack`: the queue entry it came from, acknowledged in the outcome write
+        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller."""
         refusal = self._validate(intent)
         if refusal is not None:
             return refusal
         try:
-            with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk) as held:
-                runtime = self._load(intent, held)
-                if isinstance(runtime, OrderResult):
-                    return runtime
-                return self._run(intent, runtime, cancel, held)
+            with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
+                                 prepare=lambda: self._prepare(intent, cancel)) as held:
+                with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
+                    runtime = self._load(intent, held)
+                    result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
+                return replace(result, acked=acked.written) if ack is not None else result
         except RuntimeBusy as busy:
             return self._refuse(intent, str(busy))
         except StoreUnavailable:
@@ -203,23 +244,26 @@ class OrderPipeline:
                 raise
             return self._refuse(intent, "store unavailable: entries are closed")
 
-    def resettle(self, strategy_id: str, account: str, symbol: str) -> OrderResult | None:
+    def resettle(self, strategy_id: str, account: str, symbol: str,
+                 acks: Sequence[QueuedOrder] = ()) -> OrderResult | None:
         """The settle loop's step: ask the venue about the strategy's pending order once.
 
         None when nothing is pending any more. FILLED / EXPIRED apply as usual (an exit's
         remainder is sent at once); a NOT_FOUND that is final (its recvWindow / settle
         window has passed) clears an entry, and sends an exit again under the same intent.
+        `acks`: the queue entries waiting on this settlement, acknowledged by its outcome write.
         """
         probe = OrderIntent(strategy_id, account, symbol, Purpose.EXIT, reason="settle loop")
         try:
             with self.serialized(strategy_id, risk_reducing=True) as held:
-                runtime = self._load(probe, held)
-                if isinstance(runtime, OrderResult):
-                    return runtime
-                if not runtime.pending_order:
-                    return None
-                intent = _as_purpose(probe, Purpose(runtime.pending_purpose))
-                return self._settle_pending(intent, runtime, threading.Event(), held)
+                with self._acking(strategy_id, acks) as acked:
+                    runtime = self._load(probe, held)
+                    if isinstance(runtime, OrderResult) or not runtime.pending_order:
+                        result = None if isinstance(runtime, Runtime) else runtime
+                    else:
+                        intent = _as_purpose(probe, Purpose(runtime.pending_purpose))
+                        result = self._settle_pending(intent, runtime, threading.Event(), held)
+                return replace(result, acked=acked.written) if result is not None and acks else result
         except RuntimeBusy:
             return OrderResult(probe, Verdict.UNKNOWN, "an order of this strategy is in progress; settle later")
 
@@ -248,7 +292,7 @@ class OrderPipeline:
                         return self._settle_journal_only(intent, client_id)
                     # Journaled, but the runtime never recorded it pending: the send, which always
                     # follows that write (to Redis or the replayed disk buffer), never happened.
-                    self._journal_outcome(intent, client_id, "NOT_SENT", {"reason": "crashed before the send"})
+                    self._record(intent, None, client_id, "NOT_SENT", {"reason": "crashed before the send"})
                     self._note_not_executed(client_id)
                     return OrderResult(intent, Verdict.REFUSED, f"{client_id} journaled, never sent", client_id,
                                        runtime=runtime)
@@ -273,18 +317,22 @@ class OrderPipeline:
             return changed
 
     @contextmanager
-    def serialized(self, strategy_id: str, *, risk_reducing: bool) -> Iterator[_Held]:
+    def serialized(self, strategy_id: str, *, risk_reducing: bool,
+                   prepare: Callable[[], _Prepared | None] | None = None) -> Iterator[_Held]:
         """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
 
         A store outage lets only risk-reducing work through (F18), without the Redis lock.
+        `prepare`, called once the in-process lock is held: an order to journal in the same round
+        trip as the lock and the load, if the stored runtime is still the one it was made from.
         """
         local = self.local_locks.of(strategy_id)
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
         try:
             loaded: Any = _UNLOADED
+            journaled: _Prepared | None = None
             try:
-                lock, loaded = self._lock_and_load(strategy_id)
+                lock, loaded, journaled = self._lock_and_load(strategy_id, prepare)
             except StoreUnavailable:
                 if not risk_reducing:
                     raise
@@ -296,7 +344,7 @@ class OrderPipeline:
                         raise RuntimeBusy(f"lock_state:{strategy_id}: {stale}")
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic(), loaded)
+                yield _Held(lock, time.monotonic(), loaded, journaled)
             finally:
                 if lock is not None:
                     try:
@@ -305,6 +353,18 @@ class OrderPipeline:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
             local.release()
+
+    @contextmanager
+    def _acking(self, strategy_id: str, acks: Sequence[QueuedOrder]) -> Iterator[_Acks]:
+        """Hand `acks` to the strategy's next outcome write (under its serialization)."""
+        pending = _Acks(tuple(acks), written=not acks)
+        if acks:
+            self._acks[strategy_id] = pending
+        try:
+            yield pending
+        finally:
+            if acks:
+                self._acks.pop(strategy_id, None)
 
     def settled_not_executed(self, client_id: str) -> bool:
         """Was this order settled as never executed (NOT_FOUND, NOT_SENT, not resent)? A fill for
@@ -319,26 +379,56 @@ class OrderPipeline:
     # --- steps ------------------------------------------------------------------------
 
     def _validate(self, intent: OrderIntent) -> OrderResult | None:
-        if intent.generation and not self.fence.is_current(f"strategy:{intent.strategy_id}", intent.generation):
-            return self._refuse(intent, f"stale generation {intent.generation}: that incarnation is fenced")
+        problem = self._problem(intent)
+        return None if problem is None else self._refuse(intent, problem)
+
+    def _problem(self, intent: OrderIntent) -> str | None:
+        """Why the intent may not go out now (fence, gate, entry bound), or None."""
+        if intent.generation and not self.fence.is_current(node_ids.strategy(intent.strategy_id), intent.generation):
+            return f"stale generation {intent.generation}: that incarnation is fenced"
         if intent.purpose is Purpose.ENTRY:
             decision = self.gate().check(intent.strategy_id, intent.symbol, OrderKind.ENTRY, intent.account)
             if not decision.open:
-                return self._refuse(intent, "gate closed: " + "; ".join(decision.reasons))
+                return "gate closed: " + "; ".join(decision.reasons)
             if self.wall_clock() - intent.created_at > self.entry_bound_s:
-                return self._refuse(intent, f"entry not sent within {self.entry_bound_s:g}s of its intent: dropped")
+                return f"entry not sent within {self.entry_bound_s:g}s of its intent: dropped"
         elif self.gate().flushing:
-            return self._refuse(intent, "HARD_SHUTDOWN final flush: no more orders")
+            return "HARD_SHUTDOWN final flush: no more orders"
         return None
 
-    def _lock_and_load(self, strategy_id: str) -> tuple[Any, Any]:
-        """The lock and the runtime in one round trip (waiting up to lock_wait_s for the lock)."""
+    def _lock_and_load(self, strategy_id: str, prepare: Callable[[], _Prepared | None] | None
+                       ) -> tuple[Any, Any, _Prepared | None]:
+        """The lock and the runtime in one round trip (waiting up to lock_wait_s for the lock), and
+        the prepared order journaled and recorded pending in it when the runtime was as expected
+        (prepared again before every attempt: a wait for the lock may outlive the gate or fence)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            lock, loaded = self.store.lock_and_load(strategy_id, self.lock_ttl_ms, generation=self.generation)
+            prepared = prepare() if prepare is not None else None
+            if prepared is None:
+                lock, loaded = self.store.lock_and_load(strategy_id, self.lock_ttl_ms, generation=self.generation)
+                entry_id = None
+            else:
+                order = prepared.order
+                lock, loaded, entry_id = self.store.lock_load_and_journal(
+                    strategy_id, self.lock_ttl_ms, generation=self.generation, expected=prepared.expected,
+                    client_order_id=order.client_id, fields=order.fields, pending=order.pending)
             if lock is not None or time.monotonic() > deadline:
-                return lock, loaded
+                if prepared is not None and entry_id is not None:
+                    self.cache.put(strategy_id, prepared.order.pending)
+                    return lock, prepared.base, prepared
+                return lock, loaded, None
             time.sleep(0.005)
+
+    def _prepare(self, intent: OrderIntent, cancel: threading.Event) -> _Prepared | None:
+        """The order this intent will send if the stored runtime is still the last known one: only
+        when nothing could stop it between the lock and the send (no refusal, nothing pending)."""
+        expected = self.cache.get(intent.strategy_id)  # None: no record known (the store checks there is none)
+        base = expected or Runtime()
+        if base.pending_order or cancel.is_set() or self._problem(intent) or self._precondition(intent, base):
+            return None
+        if intent.purpose.reduces_risk and self.protective is not None and self.protective.holds(intent.strategy_id):
+            return None  # a venue-side protective stop is taken back first (_run)
+        return _Prepared(expected, base, self._order(intent, base))
 
     def _keep(self, held: _Held) -> None:
         """Extend the Redis lock while an order is in progress (F6/case 9): it never expires mid-order."""
@@ -407,6 +497,8 @@ class OrderPipeline:
         return runtime
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held) -> OrderResult:
+        if held.journaled is not None and runtime is held.journaled.base:
+            return self._place(intent, runtime, cancel, held)  # checked right before its one round trip
         if cancel.is_set():
             return self._refuse(intent, "cancelled by an operator stop (F25): not sent", runtime)
         refusal = self._validate(intent)  # again: waiting for the locks may have outlived the generation or gate
@@ -445,8 +537,9 @@ class OrderPipeline:
         if taken.fate not in (StopFate.TRIGGERED, StopFate.GONE):
             return self._refuse(intent, f"protective stop {client_id} may still be live at the venue "
                                         f"({taken.detail}): no exit of our own", runtime, level="ERROR")
-        self._journal_outcome(intent, client_id, taken.status, {"detail": taken.detail[:900],
-                                                                "reason": "taken back before an exit"})
+        self._record(intent, None, client_id, taken.status, {"detail": taken.detail[:900],
+                                                             "reason": "taken back before an exit"},
+                     its_outcome=False)
         self.protective.release(intent.strategy_id)  # type: ignore[union-attr]
         if taken.fate is StopFate.TRIGGERED and ours:
             exited = replace(runtime, position=Position.EXITED_BY_SL, quantity=0.0)
@@ -459,6 +552,40 @@ class OrderPipeline:
     def _place(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
                rounds: int = 1) -> OrderResult:
         """Journal the intent, record it pending, send it; exits loop over their remainders."""
+        prepared, held.journaled = held.journaled, None
+        if prepared is not None and runtime is prepared.base:
+            order = prepared.order  # journaled and recorded pending with the lock, in one round trip
+            pending = order.pending
+            if self._venue_now_ms() / 1000.0 + PREPARED_SLACK_S >= pending.pending_since:
+                # That round trip was slow: the recorded send deadline must still bound the signed timestamp.
+                pending = replace(pending, pending_since=self._send_deadline_s())
+                self._write(intent, pending)
+        else:
+            order = self._order(intent, runtime)
+            pending = order.pending
+            try:
+                self._journal_and_mark_pending(intent, order.client_id, order.fields, pending)
+            except StoreUnavailable:
+                return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
+        client_id = order.client_id
+        crash_windows.reached("after_journal", client_id)
+        result = self._send(intent, pending, client_id, order.side, order.quantity, cancel, held)
+        if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
+                and result.runtime is not None and result.runtime.position is Position.BOUGHT):
+            # F30: part (or none) of the exit executed; the rest goes again under the same intent.
+            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
+                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
+                                                           "left": result.runtime.quantity},
+                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
+                return replace(result, verdict=Verdict.REFUSED,
+                               reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
+            self._keep(held)
+            return self._place(intent, result.runtime, cancel, held, rounds + 1)
+        return result
+
+    def _order(self, intent: OrderIntent, runtime: Runtime) -> _Order:
+        """The order an intent makes from a runtime: client id (derived from the runtime, so every
+        retry and re-delivery reuses it), side, quantity, journal fields and the pending runtime."""
         if intent.purpose is Purpose.ENTRY:
             seq = runtime.entry_seq + 1
             client_id, side, quantity = entry_order_id(intent.strategy_id, seq), "BUY", intent.quantity
@@ -476,25 +603,7 @@ class OrderPipeline:
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
                           pending_since=self._send_deadline_s(),
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
-        pending = pending.with_order(client_id)
-        try:
-            self._journal_and_mark_pending(intent, client_id, fields, pending)
-        except StoreUnavailable:
-            return self._refuse(intent, "store unavailable: cannot journal the intent, not sent", runtime)
-        crash_windows.reached("after_journal", client_id)
-        result = self._send(intent, pending, client_id, side, quantity, cancel, held)
-        if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
-                and result.runtime is not None and result.runtime.position is Position.BOUGHT):
-            # F30: part (or none) of the exit executed; the rest goes again under the same intent.
-            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
-                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
-                                                           "left": result.runtime.quantity},
-                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
-                return replace(result, verdict=Verdict.REFUSED,
-                               reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
-            self._keep(held)
-            return self._place(intent, result.runtime, cancel, held, rounds + 1)
-        return result
+        return _Order(client_id, side, quantity, fields, self._stamped(pending.with_order(client_id)))
 
     def _precondition(self, intent: OrderIntent, runtime: Runtime) -> str | None:
         if runtime.status is not Status.ACTIVE and intent.purpose is Purpose.ENTRY:
@@ -655,8 +764,7 @@ class OrderPipeline:
         if looked.kind is OutcomeKind.NOT_FOUND and self._venue_now_ms() >= final_at:
             self._doubts.pop(client_id, None)
             cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
-            self._write(intent, cleared)
-            self._journal_outcome(intent, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
+            self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
             self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
                 log.bind(event="exit_resent", details={"client_order_id": client_id},
@@ -688,8 +796,7 @@ class OrderPipeline:
                 position = Position.EXITED_BY_SL if intent.purpose is Purpose.STOP_LOSS else Position.SOLD
                 updated = replace(cleared, position=position, quantity=0.0)
                 self.stops.disarm(intent.symbol, intent.strategy_id)
-        self._write(intent, updated)
-        self._journal_outcome(intent, client_id, state.status, {"qty": repr(qty), "avg_price": repr(price),
+        self._record(intent, updated, client_id, state.status, {"qty": repr(qty), "avg_price": repr(price),
                                                                 "attempts": str(attempts)})
         verdict = Verdict.FILLED if qty > 0 else Verdict.EXPIRED
         event = "order_filled" if state.status == "FILLED" else "order_closed_partly"
@@ -710,9 +817,8 @@ class OrderPipeline:
                f"{runtime.quantity:g} is gone at the venue")
         cleared = replace(runtime, position=Position.NONE, quantity=0.0, pending_order="", pending_purpose="",
                           pending_since=0.0, reason=why[:900])
-        self._write(intent, cleared)
+        self._record(intent, cleared, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
         self.stops.disarm(intent.symbol, intent.strategy_id)
-        self._journal_outcome(intent, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
         self._note_not_executed(client_id)
         log.bind(event="exit_nothing_to_reduce", details={"strategy": intent.strategy_id, "client_order_id": client_id,
                                                           "purpose": intent.purpose.value, "symbol": intent.symbol,
@@ -726,7 +832,7 @@ class OrderPipeline:
         looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
         state = order_state(looked.order) if looked.ok else None
         if state is not None and state.final:
-            self._journal_outcome(intent, client_id, state.status, {"qty": repr(state.executed_qty),
+            self._record(intent, None, client_id, state.status, {"qty": repr(state.executed_qty),
                                                                     "reason": "settled after the runtime moved on"})
             return OrderResult(intent, Verdict.REFUSED, f"{client_id} {state.status}; runtime had moved on", client_id)
         return OrderResult(intent, Verdict.UNKNOWN, f"{client_id} in doubt: {looked.describe()}", client_id)
@@ -741,9 +847,8 @@ class OrderPipeline:
     def _not_sent(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int) -> OrderResult:
         """Not sent again (cancel, gate, fence, bound): every earlier send is proven not executed."""
         cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
-        self._write(intent, cleared)
         verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
-        self._journal_outcome(intent, client_id, verdict.value, {"reason": why[:900]})
+        self._record(intent, cleared, client_id, verdict.value, {"reason": why[:900]})
         self._note_not_executed(client_id)
         log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
                                                     "attempts": attempts, "reason": why},
@@ -757,9 +862,9 @@ class OrderPipeline:
             status = Status.PAUSED if verdict is Verdict.ACCOUNT_PAUSED else Status.FAILED
             updated = replace(runtime, status=status, reason=reason[:900], pending_order="", pending_purpose="",
                               pending_since=0.0)
-            self._write(intent, updated)
+        if updated is not None or client_id is not None:
+            self._record(intent, updated, client_id, verdict.value, {"reason": reason[:900]})
         if client_id is not None:
-            self._journal_outcome(intent, client_id, verdict.value, {"reason": reason[:900]})
             self._note_not_executed(client_id)
         log.bind(event="safety_abort", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
                                                 "client_order_id": client_id, "reason": reason},
@@ -811,7 +916,25 @@ class OrderPipeline:
                 "runtime_write_lost_risk")
             raise
 
-    def _journal_outcome(self, intent: OrderIntent, client_id: str, outcome: str, fields: dict[str, str]) -> None:
-        """Only final outcomes are journaled; UNKNOWN stays open in the journal until settled."""
-        self.store.journal_outcome_or_buffer(client_id, outcome, {"strategy_id": intent.strategy_id, **fields},
-                                             final=True)
+    def _record(self, intent: OrderIntent, runtime: Runtime | None, client_id: str | None, outcome: str,
+                fields: dict[str, str], *, its_outcome: bool = True) -> None:
+        """The outcome write, one round trip (or the disk buffer): the runtime (None: unchanged),
+        the final journal outcome of `client_id` (only final outcomes are journaled; UNKNOWN stays
+        open until settled) and the acks of the queue entries waiting for it (issue 10 case 6);
+        `its_outcome=False`: an outcome that is not the intent's (a protective stop taken back)."""
+        stamped = None if runtime is None else self._stamped(runtime)
+        if stamped is not None:
+            self.cache.put(intent.strategy_id, stamped)
+        pending = self._acks.get(intent.strategy_id) if its_outcome else None
+        acks = pending.entries if pending is not None and not pending.written else ()
+        try:
+            self.store.record_outcome_or_buffer(intent.strategy_id, stamped, client_id, outcome,
+                                                {"strategy_id": intent.strategy_id, **fields}, final=True, acks=acks)
+        except StoreUnavailable:
+            if stamped is not None:
+                log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
+                    "runtime_write_lost_risk")
+            raise
+        if pending is not None:
+            pending.written = True
+        crash_windows.reached("after_write", client_id or "")

@@ -4,7 +4,10 @@ On start it runs the cold start (settle the journal, re-arm stops, compare with 
 re-check stops against the last price). Afterwards it reconciles periodically, after
 every store recovery and on request; while the venue and the runtime disagree about a
 symbol, entries on that symbol stay closed (a reconciliation barrier) and the drift is
-shown in status. A strategy disabled by its supervisor hands its position here: the
+shown in status. Per symbol, the sum of the strategies' recorded quantities, the venue's
+net position and their difference are kept for status (strategies sharing a symbol share
+its net position, issue 10 case 11); a drift is alerted once when it appears or changes
+(`reconcile_drift`). A strategy disabled by its supervisor hands its position here: the
 stop stays armed in the stop book and the position is listed as orphaned.
 """
 
@@ -17,12 +20,12 @@ from loguru import logger
 
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
-from actors.node_ids import DEGRADATION, POSITION_MANAGER
+from actors.node_ids import DEGRADATION, ENGINE, POSITION_MANAGER
 from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered, StrategyDisabled
 from actors.pipeline import OrderResult, Verdict
-from actors.recovery import (RecoveryReport, cold_start, correct_excess, load_and_arm, reconcile_open_orders,
-                             reconcile_positions, take_back_protective_stops)
-from actors.services import ENGINE, Services
+from actors.recovery import (RecoveryReport, cold_start, correct_excess, drifting, load_and_arm,
+                             reconcile_open_orders, symbol_positions, take_back_protective_stops)
+from actors.services import Services
 from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
@@ -39,6 +42,7 @@ class PositionManager(SupervisedActor):
             else reconcile_every_s
         self.report = RecoveryReport()
         self.drift: dict[str, dict[str, float]] = {}
+        self.positions: dict[str, dict[str, float]] = {}  # symbol -> {expected, venue, drift}, last reconcile
         self.orphaned: dict[str, str] = {}
         self.last_reconcile_at: float | None = None
         self.skipped = 0  # reconcile rounds skipped because the store was down
@@ -65,6 +69,7 @@ class PositionManager(SupervisedActor):
                     "cold_start_deferred")
             return False
         self.cold_start_pending = ""
+        self.positions = self.report.positions
         self._publish_drift(self.report.drift)
         self.last_reconcile_at = time.time()
         for strategy_id in self.report.in_doubt:
@@ -125,10 +130,14 @@ class PositionManager(SupervisedActor):
             log.bind(event="reconcile_skipped", details={"reason": reason, "error": str(exc), "skipped": self.skipped},
                      action_taken="round skipped; runtime cache kept; exits run from it").warning("reconcile_skipped")
             return None
-        drift = reconcile_positions(self.services, expected)
+        totals = symbol_positions(self.services, expected)
+        drift = None if totals is None else drifting(totals)
         if drift is not None and not reconcile_open_orders(self.services, drift):
             drift = None
-        if drift is not None:
+        if totals is not None and drift is not None:
+            for symbol, entry in drift.items():  # an unexplained open order's symbol: its real figures
+                entry.update(totals.get(symbol, {}))
+            self.positions = totals
             self._publish_drift(drift)
             for symbol in self.services.config.feeds.symbols:  # the reconnect barrier, if any, is lifted
                 self.services.directory.tell(DEGRADATION, signals.reconcile_barrier(symbol, False))
@@ -139,6 +148,7 @@ class PositionManager(SupervisedActor):
     def status_details(self) -> dict[str, Any]:
         return {
             "drift": dict(self.drift),
+            "positions": dict(self.positions),
             "orphaned": dict(self.orphaned),
             "armed_stops": self.services.stops.count(),
             "last_reconcile_at": self.last_reconcile_at,
@@ -152,16 +162,19 @@ class PositionManager(SupervisedActor):
         for symbol in set(self.drift) | set(drift):
             active = symbol in drift
             reason = (f"positions or open orders disagree with the venue: expected {drift[symbol]['expected']}, "
-                      f"venue {drift[symbol]['venue']}" + (
+                      f"venue {drift[symbol]['venue']} (drift {drift[symbol].get('drift', 0.0):+g})" + (
                           f", {drift[symbol]['unexplained_open_orders']:g} unexplained open order(s)"
                           if drift[symbol].get("unexplained_open_orders") else "")
                       ) if active else "positions and open orders agree with the venue"
             self.services.directory.tell(DEGRADATION, Signal(
                 source=NODE, cause="reconcile_drift", active=active, effect=Effect.BLOCK_ENTRIES,
                 scope=Scope.SYMBOL, key=symbol, reason=reason, clean_period=0.0))
-            if active:
+            if active and drift[symbol] != self.drift.get(symbol):  # alerted when it appears or changes
                 log.bind(event="reconcile_drift", details={"symbol": symbol, **drift[symbol]},
                          action_taken="entries closed on the symbol until it agrees").error("reconcile_drift")
+            elif not active:
+                log.bind(event="reconcile_drift_cleared", details={"symbol": symbol},
+                         action_taken="entries on the symbol may reopen").info("reconcile_drift_cleared")
         self.drift = drift
 
     def _schedule_reconcile(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
+from actors.node_ids import STATE_BUILDER
 from actors.stop_book import StopBook
 from runtime.config import StrategyConfig
 from runtime.store.runtime_state import Position, Runtime
@@ -22,7 +23,7 @@ def marks_from_tree(tree: Mapping[str, Any]) -> dict[str, float]:
     stack = [tree]
     while stack:
         node = stack.pop()
-        if node.get("id") == "state-builder":
+        if node.get("id") == STATE_BUILDER:
             symbols = (node.get("details") or {}).get("symbols") or {}
             return {s: float(d["price"]) for s, d in symbols.items() if isinstance(d, Mapping) and d.get("price")}
         stack.extend(c for c in node.get("children") or [] if isinstance(c, Mapping))

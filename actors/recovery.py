@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from actors.core.stop_index import StopHit
+from actors.node_ids import POSITION_MANAGER
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.protection import PROTECTIVE_STOP, StopFate, protective_stop_id, take_back_stop
@@ -26,7 +27,7 @@ from runtime.venue.budget import Priority
 from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
 
-log = logger.bind(component="position-manager")
+log = logger.bind(component=POSITION_MANAGER)
 
 
 @dataclass
@@ -34,7 +35,8 @@ class RecoveryReport:
     settled: dict[str, str] = field(default_factory=dict)  # client order id -> verdict
     armed: list[str] = field(default_factory=list)  # strategy ids whose stop was re-armed
     corrupt: dict[str, str] = field(default_factory=dict)  # strategy id -> problem
-    drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue}
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)  # symbol -> {expected, venue, drift}
+    positions: dict[str, dict[str, float]] = field(default_factory=dict)  # every symbol: the same figures
     triggered: dict[str, list[StopHit]] = field(default_factory=dict)  # symbol -> stops crossed by last price
     in_doubt: list[str] = field(default_factory=list)  # strategy ids whose order is still in doubt
 
@@ -44,6 +46,7 @@ class RecoveryReport:
             "armed": self.armed,
             "corrupt": self.corrupt,
             "drift": self.drift,
+            "positions": self.positions,
             "triggered": {s: [h.strategy_id for h in hits] for s, hits in self.triggered.items()},
             "in_doubt": self.in_doubt,
         }
@@ -171,19 +174,26 @@ def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]
     return expected
 
 
-def reconcile_positions(services: Services, expected: dict[str, float]) -> dict[str, dict[str, float]] | None:
-    """Compare expected long quantity per symbol with the venue. None when the venue can't say."""
+def symbol_positions(services: Services, expected: dict[str, float]) -> dict[str, dict[str, float]] | None:
+    """Per symbol: the sum of the strategies' recorded quantities (`expected`), the venue's net
+    position and their difference (`drift`, venue minus expected; strategies sharing a symbol
+    share the venue's net position, case 11 of issue 10). None when the venue can't say."""
     outcome = services.venue.positions()
     if outcome.kind is not OutcomeKind.ACCEPTED:
         log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
         return None
     venue = {p.symbol: float(p.amount) for p in outcome.data or []}
-    drift: dict[str, dict[str, float]] = {}
+    totals: dict[str, dict[str, float]] = {}
     for symbol in set(expected) | set(venue):
-        want, have = round(expected.get(symbol, 0.0), 12), round(venue.get(symbol, 0.0), 12)
-        if abs(Decimal(str(want)) - Decimal(str(have))) > Decimal("1e-9"):
-            drift[symbol] = {"expected": want, "venue": have}
-    return drift
+        want = Decimal(str(round(expected.get(symbol, 0.0), 12)))
+        have = Decimal(str(round(venue.get(symbol, 0.0), 12)))
+        totals[symbol] = {"expected": float(want), "venue": float(have), "drift": float(have - want)}
+    return totals
+
+
+def drifting(totals: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The symbols whose venue position differs from the sum of their strategies'."""
+    return {symbol: dict(t) for symbol, t in totals.items() if abs(t["drift"]) > 1e-9}
 
 
 def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]) -> bool:
@@ -258,7 +268,8 @@ def cold_start(services: Services) -> RecoveryReport:
     settle_journal(services, pipeline, report)
     take_back_protective_stops(services, report)
     expected = load_and_arm(services, report)
-    report.drift = reconcile_positions(services, expected) or {}
+    report.positions = symbol_positions(services, expected) or {}
+    report.drift = drifting(report.positions)
     recheck_stops(services, report)
     log.bind(event="cold_start", details=report.as_dict(), action_taken="stops re-armed; journal settled").info(
         "cold_start")

@@ -98,7 +98,7 @@ class Services:
             self.store.enqueue(intent.to_fields(), priority)
         except StoreUnavailable:
             if not intent.purpose.reduces_risk:
-                logger.bind(component="execution-engine", event="order_refused",
+                logger.bind(component=ENGINE, event="order_refused",
                             details={"strategy": intent.strategy_id, "reason": "store unavailable"},
                             action_taken="entry not queued").warning("order_refused")
                 return False

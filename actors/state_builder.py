@@ -55,19 +55,18 @@ from typing import Any, Callable, Mapping
 
 import pykka
 
-from actors.circuit_breaker import NODE_ID as CIRCUIT_BREAKER
+from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, ENGINE
 from actors.circuit_breaker import Mark
 from actors.core import signals
-from actors.degradation import NODE_ID as DEGRADATION
+from actors import node_ids
 from actors.degradation import ReportHealth
-from actors.feed import feed_node_id
 from actors.messages import BookTop, FeedState, PriceUpdate, ReportFeedState, StopsTriggered
-from actors.services import ENGINE, Services
+from actors.services import Services
 from actors.strategy import Tick
 from runtime.logging import log_event
 from supervision import SupervisedActor
 
-NODE_ID = "state-builder"
+NODE_ID = node_ids.STATE_BUILDER
 Levels = tuple[tuple[float, float], ...]
 
 
@@ -285,7 +284,7 @@ class StateBuilder(SupervisedActor):
             self._writer = _StoreWriter(self.services.store, lambda: not self.fenced)
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="state-builder-rebuild")
         for symbol in self.symbols:
-            self.services.directory.tell(feed_node_id(symbol), ReportFeedState(NODE_ID))
+            self.services.directory.tell(node_ids.feed(symbol), ReportFeedState(NODE_ID))
             self._rebuild(symbol)
         log_event(NODE_ID, "started", details={"generation": self.generation, "symbols": list(self.symbols)},
                   action_taken="state INVALID: entries blocked until snapshot + venue depth validate")

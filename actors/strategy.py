@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from loguru import logger
 
+from actors import node_ids
 from actors.core import signals
+from actors.messages import Fill, OrderUpdate
 from actors.orders import OrderIntent, Purpose
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
@@ -38,16 +40,6 @@ class Tick:
 
 
 @dataclass(frozen=True)
-class Fill:
-    purpose: str  # entry | exit | stop_loss | flatten
-    side: str
-    quantity: float
-    price: float
-    client_order_id: str
-    position: str  # the strategy's position after the fill
-
-
-@dataclass(frozen=True)
 class TimerFired:
     name: str
     token: int
@@ -56,16 +48,6 @@ class TimerFired:
 @dataclass(frozen=True)
 class _UserStart:
     """First message of every incarnation: build the user's Strategy and run its on_start."""
-
-
-@dataclass(frozen=True)
-class OrderUpdate:
-    """From the engine: what became of one of this strategy's intents."""
-
-    verdict: str
-    reason: str
-    fill: Fill | None
-    runtime: Runtime | None
 
 
 class Strategy:
@@ -147,7 +129,7 @@ class StrategyActor(SupervisedActor):
         self._make_strategy = make_strategy
         self.strategy: Strategy | None = None  # built by _UserStart, fresh per incarnation
         self.services = services
-        self.node_id = f"strategy:{config.id}"
+        self.node_id = node_ids.strategy(config.id)
         self.runtime = Runtime()
         self.ctx = Context(self)
         self._timers: dict[str, int] = {}
@@ -230,7 +212,7 @@ class StrategyActor(SupervisedActor):
 
     def _tell_failed(self, reason: str) -> None:
         """Visibility (F31): a failed strategy keeps the node at least REDUCED, logged at ERROR."""
-        self.services.directory.tell("degradation", signals.strategy_failed(self.config.id, True, reason))
+        self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_failed(self.config.id, True, reason))
         self._log.bind(event="strategy_failed", details={"reason": reason},
                        action_taken="node at least REDUCED until an operator repairs and enables it").error(
             "strategy_failed")

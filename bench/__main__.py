@@ -34,6 +34,7 @@ def flat_keys(results: dict[str, Any]) -> dict[str, Any]:
         flat["stop_path.p50_ms"] = {n: v["p50_ms"] for n, v in stop["stop_path"].items()}
         flat["stop_path.p99_ms"] = {n: v["p99_ms"] for n, v in stop["stop_path"].items()}
         flat["stop_path.cost_ratio_10000_100"] = stop["cost_ratio_10000_100"]
+        flat["redis_round_trips_per_order"] = stop["redis_round_trips_per_order"]
         flat["baseline_fanout.p99_ms"] = {n: v["p99_ms"] for n, v in stop["baseline_fanout"].items()}
     gates = results.get("gates")
     if gates:  # the worst of the rounds: a target is a bound, not an average

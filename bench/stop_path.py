@@ -4,6 +4,8 @@ Measured path: the state builder's work for one tick (`StopBook.triggered`) → 
 `StopsTriggered` message → the execution engine's pipeline (lock, load runtime,
 preconditions, journal intent in Redis) → the instant the HTTP request starts. The
 venue is the simulated exchange in its own process; Redis is the embedded redis-server.
+The Redis round trips each order makes before the wire are counted too (target: 1). The
+runtime cache is filled from the store first, as the daemon's cold start does.
 
 Baseline, measured in the same run: the naive design, where every tick is told to every
 strategy actor and each checks its own stop; latency is tick → the crossing actor's
@@ -32,6 +34,7 @@ from actors.execution import ExecutionEngine
 from actors.messages import StopsTriggered
 from actors.services import Services
 from actors.stop_book import StopBook
+from bench.round_trips import RoundTrips, per_order_summary
 from bench.stats import summary_ms
 from runtime.config import Config, FeedsConfig, NodeConfig, StrategyConfig
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET
@@ -80,16 +83,17 @@ def levels(n: int) -> list[float]:
     return [PRICE - 10.0 - 0.5 * i for i in range(n)]
 
 
-def setup_strategies(store: Store, n: int) -> list[StrategyConfig]:
-    strategies = []
+def setup_strategies(store: Store, n: int) -> tuple[list[StrategyConfig], dict[str, Runtime]]:
+    strategies, runtimes = [], {}
     pipe = store.client.pipeline(transaction=False)
     for i, level in enumerate(levels(n)):
         sid = f"b{i}"
         strategies.append(StrategyConfig(id=sid, kind="scheduled", symbol=SYMBOL, account="bench"))
         runtime = Runtime(position=Position.BOUGHT, quantity=QTY, entry_price=PRICE, stop_loss=level, entry_seq=1)
         pipe.hset(store.keys.runtime(sid), mapping=runtime.to_redis())
+        runtimes[sid] = runtime
     pipe.execute()
-    return strategies
+    return strategies, runtimes
 
 
 WARMUP_ORDERS = 20  # first connections, Lua script loads; excluded and reported
@@ -98,7 +102,7 @@ WARMUP_ORDERS = 20  # first connections, Lua script loads; excluded and reported
 def measure_stop_path(redis_url: str, rest_url: str, n: int, samples: int) -> dict[str, Any]:
     store = Store(redis_url, f"bench{n}")
     store.client.flushdb()
-    strategies = setup_strategies(store, n)
+    strategies, runtimes = setup_strategies(store, n)
     venue = BinanceFuturesConnector(rest_url, DEFAULT_API_KEY, DEFAULT_API_SECRET, timeout_s=2.0)
     venue.place_order(SYMBOL, "BUY", "MARKET", round(QTY * n, 6), f"bench{n}:seed")  # the position the stops close
     config = Config(node=NodeConfig(name="bench"), feeds=FeedsConfig(symbols=(SYMBOL,)), strategies=tuple(strategies))
@@ -107,19 +111,24 @@ def measure_stop_path(redis_url: str, rest_url: str, n: int, samples: int) -> di
     for strategy, level in zip(strategies, levels(n)):
         stops.arm(SYMBOL, strategy.id, level, QTY)
     services = Services(config=config, store=store, venue=venue, stops=stops, metrics=probe)
+    for sid, runtime in runtimes.items():
+        services.runtime_cache.put(sid, runtime)
+    round_trips = RoundTrips()
     services.gate.publish(Gate(Mode.NORMAL, False, frozenset(), 0.5, (), {}))
     root = Supervisor.start(name=f"bench{n}", children=[ChildSpec("execution-engine", ExecutionEngine, args=(services,))])
     try:
         # Levels descend 0.5 apart and ticks walk down them in order: each tick crosses exactly
         # the next armed stop, as a falling market does.
-        for level in levels(n)[:samples + WARMUP_ORDERS]:
-            tick_perf = time.perf_counter()
-            hits = tuple(stops.triggered(SYMBOL, level - 0.25))
-            services.directory.tell("execution-engine", StopsTriggered(SYMBOL, hits, tick_perf))
-            for _ in hits:
-                probe.done.acquire(timeout=10)
+        with round_trips.counting(services.pipeline):
+            for level in levels(n)[:samples + WARMUP_ORDERS]:
+                tick_perf = time.perf_counter()
+                hits = tuple(stops.triggered(SYMBOL, level - 0.25))
+                services.directory.tell("execution-engine", StopsTriggered(SYMBOL, hits, tick_perf))
+                for _ in hits:
+                    probe.done.acquire(timeout=10)
         summary = summary_ms(probe.samples[WARMUP_ORDERS:])
         summary["warmup_orders_excluded"] = WARMUP_ORDERS
+        summary["redis_round_trips_per_order"] = per_order_summary(round_trips.per_order[WARMUP_ORDERS:])
         return summary
     finally:
         root.stop(timeout=30)
@@ -193,6 +202,9 @@ def run(sizes: tuple[int, ...] = SIZES, samples: int = 200) -> dict[str, Any]:
     pykka.ActorRegistry.stop_all()
     return {
         "stop_path": stop_path,
+        # DESIGN §6 target 1: the worst of the sizes' typical order
+        "redis_round_trips_per_order": max(v["redis_round_trips_per_order"].get("median", 0)
+                                           for v in stop_path.values()),
         "tick_cost_us": costs,
         "cost_ratio_10000_100": round(costs[str(sizes[-1])] / costs[str(sizes[0])], 3),
         "baseline_fanout": fanout,

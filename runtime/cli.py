@@ -50,7 +50,7 @@ from runtime.metrics import BREAKER_OK_STATES
 from runtime.preflight import preflight
 from runtime.status_server import COMMANDS
 from runtime.history import render as render_history
-from runtime.status_view import closed_symbols, find_node, gate_lines, node_lines, position_lines
+from runtime.status_view import closed_symbols, drift_lines, find_node, gate_lines, node_lines, position_lines
 
 __all__ = ["main", "render_tree", "assess", "EXIT_OK", "EXIT_DEGRADED", "EXIT_UNREACHABLE"]
 
@@ -197,7 +197,7 @@ def render_tree(status: Mapping[str, Any], color: bool = False, now: float | Non
         header.append("breakers none")
 
     header[2:2] = gate_lines(status, paint)
-    money = position_lines(status, paint)
+    money = position_lines(status, paint) + drift_lines(status, paint)
     if money:
         header += ["", *money]
     tree = status.get("tree")

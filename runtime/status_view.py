@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
-__all__ = ["closed_symbols", "find_node", "gate_lines", "node_lines", "position_lines"]
+__all__ = ["closed_symbols", "drift_lines", "find_node", "gate_lines", "node_lines", "position_lines"]
 
 Paint = Callable[[str, str | None], str]
 
@@ -28,6 +28,21 @@ def gate_lines(status: Mapping[str, Any], paint: Paint) -> list[str]:
     """One line per closed symbol (none when every symbol is open)."""
     return [f"  {paint(symbol, 'red')} closed: {'; '.join(reasons) or '?'}"
             for symbol, reasons in closed_symbols(status).items()]
+
+
+def drift_lines(status: Mapping[str, Any], paint: Paint) -> list[str]:
+    """Per symbol: the strategies' summed quantities against the venue's net position (issue 10
+    case 11); a drifting symbol in red. No lines before the first reconcile."""
+    lines = []
+    for symbol, figures in (status.get("symbol_positions") or {}).items():
+        if not isinstance(figures, Mapping):
+            continue
+        orders = figures.get("unexplained_open_orders") or 0
+        line = (f"net {symbol}: strategies {figures.get('expected', 0):g}, venue {figures.get('venue', 0):g}, "
+                f"drift {figures.get('drift', 0):+g}" + (f", {orders:g} unexplained open order(s)" if orders else ""))
+        lines.append(paint(line + " -- DRIFT: entries closed until explained", "red")
+                     if figures.get("drifting") else line)
+    return lines
 
 
 def _money(value: Any) -> str:

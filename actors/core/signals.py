@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from actors import node_ids
 from actors.core.breakers import BreakerEvent, BreakerState
 from actors.core.feed_health import FeedHealth
 
@@ -101,7 +102,7 @@ class Signal:
 def feed_status(symbol: str, status: str, reason: str = "") -> Signal:
     """Entries on ``symbol`` are open only while its feed is LIVE (F7, F8, F9, F10)."""
     return Signal(
-        source=f"feed:{symbol}",
+        source=node_ids.feed(symbol),
         cause="feed_health",
         active=status != "LIVE",
         effect=Effect.BLOCK_ENTRIES,
@@ -116,7 +117,7 @@ def reconcile_barrier(symbol: str, active: bool, reason: str = "") -> Signal:
     """Every reconnect is a reconciliation barrier (DESIGN §3): entries on ``symbol`` wait until
     position-manager has compared open orders and positions with the venue."""
     return Signal(
-        source="position-manager",
+        source=node_ids.POSITION_MANAGER,
         cause="reconcile_barrier",
         active=active,
         effect=Effect.BLOCK_ENTRIES,
@@ -141,13 +142,13 @@ def from_feed_health(health: FeedHealth) -> list[Signal]:
 
 def stale_exit(symbol: str, active: bool, reason: str = "") -> Signal:
     """F10: stale longer than ``stale_exit_after`` with positions and policy ``flatten``."""
-    return Signal(f"feed:{symbol}", "stale_exit", active, Effect.FLATTEN, Scope.SYMBOL, symbol,
+    return Signal(node_ids.feed(symbol), "stale_exit", active, Effect.FLATTEN, Scope.SYMBOL, symbol,
                   reason or "stale beyond stale_exit_after: flatten", clean_period=0.0)
 
 
 def feed_degraded(symbol: str, cause: str, active: bool, reason: str = "") -> Signal:
     """F7 (> 5 reconnect failures, cause ``reconnect_failures``) or F12 (``corrupt_rate``): REDUCED."""
-    return Signal(f"feed:{symbol}", cause, active, Effect.REDUCED, reason=reason or cause)
+    return Signal(node_ids.feed(symbol), cause, active, Effect.REDUCED, reason=reason or cause)
 
 
 # -- monitors and components --------------------------------------------------
@@ -155,32 +156,32 @@ def feed_degraded(symbol: str, cause: str, active: bool, reason: str = "") -> Si
 
 def store(up: bool, reason: str = "") -> Signal:
     """F18: Redis down closes entries; the monitor clears it after replay + reconcile."""
-    return Signal("monitor:store", "store_down", not up, Effect.BLOCK_ENTRIES,
+    return Signal(node_ids.STORE_MONITOR, "store_down", not up, Effect.BLOCK_ENTRIES,
                   reason=reason or ("store up" if up else "store down"), clean_period=0.0)
 
 
 def clock_offset(offset_s: float, halt_above: float = 5.0) -> Signal:
     """F21: more than ``halt_above`` seconds off venue time halts entries (the 1 s alert is the monitor's)."""
     active = abs(offset_s) > halt_above
-    return Signal("monitor:clock", "clock_drift", active, Effect.BLOCK_ENTRIES,
+    return Signal(node_ids.CLOCK_MONITOR, "clock_drift", active, Effect.BLOCK_ENTRIES,
                   reason=f"clock offset {offset_s:+.3f}s" + (f" > {halt_above}s" if active else ""))
 
 
 def state_invalid(active: bool, reason: str = "") -> Signal:
     """F17: hot state INVALID while state-builder restarts and rebuilds."""
-    return Signal("state-builder", "state_invalid", active, Effect.BLOCK_ENTRIES,
+    return Signal(node_ids.STATE_BUILDER, "state_invalid", active, Effect.BLOCK_ENTRIES,
                   reason=reason or "hot state INVALID", clean_period=0.0)
 
 
 def rate_limited(active: bool, reason: str = "", clean_period: float = 300.0) -> Signal:
     """F5: persistent rate limiting -> REDUCED; ramps back after a clean period (5 min)."""
-    return Signal("execution-engine", "rate_limit", active, Effect.REDUCED,
+    return Signal(node_ids.ENGINE, "rate_limit", active, Effect.REDUCED,
                   reason=reason or "persistent rate limiting", clean_period=clean_period)
 
 
 def account_paused(account: str, active: bool, reason: str = "") -> Signal:
     """F3: TOKEN_INVALID pauses every strategy of the account until re-auth."""
-    return Signal("execution-engine", "token_invalid", active, Effect.BLOCK_ENTRIES, Scope.ACCOUNT, account,
+    return Signal(node_ids.ENGINE, "token_invalid", active, Effect.BLOCK_ENTRIES, Scope.ACCOUNT, account,
                   reason or "token invalid: re-auth required", clean_period=0.0)
 
 
@@ -207,7 +208,7 @@ def from_breaker(event: BreakerEvent) -> Signal:
     if scope is Scope.NODE or not key:
         scope, key = Scope.NODE, ""  # a keyed trip without its key is treated as node-wide
     return Signal(
-        source="circuit-breaker",
+        source=node_ids.CIRCUIT_BREAKER,
         cause=event.breaker,
         active=event.state is BreakerState.TRIPPED,
         effect=effect,
@@ -235,13 +236,13 @@ def supervisor_escalation(reason: str) -> Signal:
 def strategy_failed(strategy_id: str, active: bool, reason: str = "") -> Signal:
     """F14/F31: a strategy stopped by SAFETY_ABORT (a corrupt record, a permanent reject) keeps
     the node at least REDUCED until an operator repairs and enables it."""
-    return Signal(f"strategy:{strategy_id}", "strategy_failed", active, Effect.REDUCED,
+    return Signal(node_ids.strategy(strategy_id), "strategy_failed", active, Effect.REDUCED,
                   reason=reason or f"strategy {strategy_id} failed", clean_period=0.0)
 
 
 def position_unprotected(strategy_id: str, active: bool, reason: str = "") -> Signal:
     """F28: Redis down past protect_after_s and no venue-side stop holds this open position."""
-    return Signal("monitor:store", f"position_unprotected:{strategy_id}", active, Effect.REDUCED,
+    return Signal(node_ids.STORE_MONITOR, f"position_unprotected:{strategy_id}", active, Effect.REDUCED,
                   reason=reason or f"position of {strategy_id} unprotected", clean_period=0.0)
 
 

@@ -27,6 +27,16 @@ MAX_CONNECTIONS = 64  # per client; the embedded redis-server allows 10,000 clie
 POOL_WAIT_S = 2.0  # longest wait for a pooled connection when all MAX_CONNECTIONS are in use
 
 
+try:
+    from redis.driver_info import DriverInfo
+except ImportError:  # redis-py < 7.1 names them directly
+    _NO_SETINFO: dict[str, object] = {"lib_name": None, "lib_version": None}
+else:
+    # No CLIENT SETINFO handshake: two round trips per new connection, paid by the first order
+    # that needs one (DESIGN §6 counts one round trip per order before the wire).
+    _NO_SETINFO = {"driver_info": DriverInfo(name=None, lib_version=None)}
+
+
 def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
@@ -40,6 +50,7 @@ def connect(url: str, *, password: str | None = None, socket_timeout: float = DE
         "decode_responses": False,
         "health_check_interval": 0,
         "protocol": 2,  # RESP2: works with every Redis >= 6.2 and gives stable reply shapes
+        **_NO_SETINFO,
     }
     if password is not None:
         kwargs["password"] = password

@@ -106,11 +106,20 @@ class Journal:
         self, client_order_id: str, outcome: str, fields: Mapping[str, Any] | None = None, *,
         final: bool | None = None, record_id: str | None = None, at: float | None = None, source: str = "redis",
     ) -> Appended:
+        args = self.outcome_args(client_order_id, outcome, fields, final=final, record_id=record_id, at=at,
+                                 source=source)
+        return self._append_args("outcome", args)
+
+    def outcome_args(
+        self, client_order_id: str, outcome: str, fields: Mapping[str, Any] | None = None, *,
+        final: bool | None = None, record_id: str | None = None, at: float | None = None, source: str = "redis",
+    ) -> list[str]:
+        """The checked append arguments of an outcome (for scripts that write it with more)."""
         name = str(getattr(outcome, "value", outcome)).upper()
         if not name:
             raise ValueError("outcome must be a non-empty name")
         settles = name in SETTLING_OUTCOMES if final is None else bool(final)
-        return self._write("outcome", client_order_id, name, settles, fields or {}, record_id, at, source)
+        return self.entry_args("outcome", client_order_id, name, settles, fields or {}, record_id, at, source)
 
     def unsettled(self) -> list[JournalEntry]:
         """Intents with no settling outcome yet, in journal order (F19 cold start)."""
@@ -167,7 +176,10 @@ class Journal:
         self, kind: str, client_order_id: str, outcome: str | None, settles: bool, fields: Mapping[str, Any],
         record_id: str | None, at: float | None, source: str,
     ) -> Appended:
-        args = self.entry_args(kind, client_order_id, outcome, settles, fields, record_id, at, source)
+        return self._append_args(kind, self.entry_args(kind, client_order_id, outcome, settles, fields, record_id,
+                                                       at, source))
+
+    def _append_args(self, kind: str, args: list[str]) -> Appended:
         keys = [self._keys.journal_orders, self._keys.journal_open, self._keys.journal_records]
         with translated(f"journal_{kind}", self._keys.journal_orders):
             added, entry_id = self._append(keys=keys, args=args)

@@ -118,10 +118,13 @@ class OrderQueue:
 
     def ack(self, order: QueuedOrder) -> bool:
         """Acknowledge and delete a handled entry; False if it was not pending."""
-        with translated("queue_ack", order.stream):
+        return self.ack_entry(order.stream, order.entry_id)
+
+    def ack_entry(self, stream: str, entry_id: str) -> bool:
+        with translated("queue_ack", stream):
             pipe = self._client.pipeline(transaction=True)
-            pipe.xack(order.stream, self.group, order.entry_id)
-            pipe.xdel(order.stream, order.entry_id)
+            pipe.xack(stream, self.group, entry_id)
+            pipe.xdel(stream, entry_id)
             acked, _deleted = pipe.execute()
         return acked == 1
 

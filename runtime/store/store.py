@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +65,7 @@ log = logger.bind(component="store")
 BUFFER_JOURNAL_INTENT = "journal_intent"
 BUFFER_JOURNAL_OUTCOME = "journal_outcome"
 BUFFER_RUNTIME = "runtime"
+BUFFER_QUEUE_ACK = "queue_ack"
 
 T = TypeVar("T")
 
@@ -211,10 +212,14 @@ class Store:
 
     def lock_and_load(self, strategy_id: str, ttl_ms: int, *, generation: int = 0
                       ) -> tuple[Lock | None, Runtime | CorruptState | None]:
-        """The order path's first round trip: the lock (None if held) and the runtime (or the
-        CorruptState it failed with) in one script."""
+        """The lock (None if held) and the runtime (or the CorruptState it failed with) in one script."""
         self._up("lock_and_load")
         lock, loaded = self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
+        return self._noted(strategy_id, lock, loaded)
+
+    def _noted(self, strategy_id: str, lock: Lock | None, loaded: Runtime | CorruptState | str | None
+               ) -> tuple[Lock | None, Runtime | CorruptState | None]:
+        """Remember why a lock could not be taken when its holder was no owner (F31)."""
         key = self.keys.lock_state(strategy_id)
         if lock is None and isinstance(loaded, str):
             self.locks.stale[key] = loaded
@@ -222,12 +227,34 @@ class Store:
         self.locks.stale.pop(key, None)
         return lock, loaded
 
+    def lock_load_and_journal(
+        self, strategy_id: str, ttl_ms: int, *, generation: int, expected: Runtime | None, client_order_id: str,
+        fields: Mapping[str, Any], pending: Runtime,
+    ) -> tuple[Lock | None, Runtime | CorruptState | None, str | None]:
+        """The order path in one round trip (DESIGN §6): `lock_and_load`, and, when the stored
+        runtime is still `expected` (None: still no record), the intent journaled and `pending` written by the same script
+        (the third value is then the journal entry id, else None). Never while the disk buffer
+        holds records (their order is kept there): then it is `lock_and_load` alone."""
+        if self.buffer_pending():
+            return (*self.lock_and_load(strategy_id, ttl_ms, generation=generation), None)
+        self._up("lock_and_load")
+        lock, loaded, entry_id = self.order_path.lock_load_and_journal(
+            strategy_id, ttl_ms, generation, expected, client_order_id, fields, pending)
+        return (*self._noted(strategy_id, lock, loaded), entry_id)
+
     def journal_and_mark_pending(self, client_order_id: str, fields: Mapping[str, Any], strategy_id: str,
                                  runtime: Runtime) -> str:
-        """The order path's second round trip: journal the intent and write the pending runtime
-        atomically. Never while the disk buffer holds records (order is kept there)."""
+        """The order path's second round trip, when the first could not journal: journal the intent
+        and write the pending runtime atomically. Never while the disk buffer holds records (order
+        is kept there)."""
         self._up("journal_and_mark_pending")
         return self.order_path.journal_and_mark_pending(client_order_id, fields, strategy_id, runtime)
+
+    def load_order_scripts(self) -> None:
+        """Load the order path's Lua scripts (the engine does at start; Redis forgets them on restart,
+        then the first call loads them again itself)."""
+        self._up("load_scripts")
+        self.order_path.load_scripts()
 
     def release_lock(self, lock: Lock) -> bool:
         return self.locks.release(lock)
@@ -346,6 +373,54 @@ class Store:
 
         return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
 
+    def record_outcome_or_buffer(
+        self, strategy_id: str, runtime: Runtime | None, client_order_id: str | None, outcome: str,
+        fields: Mapping[str, Any] | None = None, *, final: bool | None = None, acks: Sequence[QueuedOrder] = (),
+    ) -> Recorded:
+        """The outcome write of an order, one round trip: the runtime (fenced; None leaves it), the
+        journal outcome (None: no client id, nothing to journal) and the ack of the queue entries
+        the intent came from (issue 10 case 6). With Redis down, all of it goes to the disk buffer
+        in that order (the acks replayed after the outcome), never part of it."""
+        record_id = new_record_id()
+        outcome = str(getattr(outcome, "value", outcome))
+        buffered: list[tuple[str, dict[str, Any], str]] = []
+        if runtime is not None:
+            self.keys.runtime(strategy_id)  # validate now, not at replay
+            buffered.append((BUFFER_RUNTIME, {"strategy_id": strategy_id, "runtime": runtime.to_redis()},
+                             new_record_id()))
+        entry = None
+        if client_order_id is not None:
+            entry = self.journal.outcome_args(client_order_id, outcome, fields, final=final, record_id=record_id)
+            buffered.append((BUFFER_JOURNAL_OUTCOME, {"client_order_id": client_order_id, "outcome": outcome,
+                                                      "fields": dict(fields or {}), "final": final}, record_id))
+        for queued in acks:
+            buffered.append((BUFFER_QUEUE_ACK, {"stream": queued.stream, "entry_id": queued.entry_id},
+                             new_record_id()))
+        pairs = [(queued.stream, queued.entry_id) for queued in acks]
+
+        def write() -> str:
+            self._up("record_outcome")
+            return self._repairing({**self._journal_types(), **self._queue_types()},
+                                   lambda: self.order_path.record_outcome(strategy_id, runtime, entry, pairs,
+                                                                          self.queue.group))
+
+        if self.buffer is not None and not self.buffer.is_empty():
+            for kind, data, rid in buffered:  # older records wait in the buffer: these go behind them
+                self.buffer.append(kind, data, rid)
+            return Recorded("buffer", record_id)
+        try:
+            entry_id = write()
+        except StoreUnavailable as exc:
+            if self.buffer is None:
+                raise
+            for kind, data, rid in buffered:
+                self.buffer.append(kind, data, rid)
+            log.bind(event="store_write_buffered", details={"kind": "outcome", "record_id": record_id,
+                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
+                "Redis down: record buffered to disk")
+            return Recorded("buffer", record_id)
+        return Recorded("redis", record_id, entry_id or None)
+
     def buffer_pending(self) -> bool:
         """True while the disk buffer holds records not yet replayed."""
         return self.buffer is not None and not self.buffer.is_empty()
@@ -366,6 +441,8 @@ class Store:
             appended = self.journal.outcome(
                 data["client_order_id"], data["outcome"], data["fields"], final=data["final"],
                 record_id=record.record_id, at=record.at, source="buffer")
+        elif record.kind == BUFFER_QUEUE_ACK:
+            return "applied" if self.queue.ack_entry(data["stream"], data["entry_id"]) else "duplicate"
         elif record.kind == BUFFER_RUNTIME:
             where = f"{self.buffer.path if self.buffer else 'buffer'}:{record.line}"
             self.runtime.write(data["strategy_id"], parse_runtime(data["runtime"], where))

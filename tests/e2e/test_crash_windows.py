@@ -3,9 +3,10 @@
 The real daemon (run.py) against a real Redis and the simulated exchange. Windows:
 after the intent is journaled and before the send; after the send and before the reply
 (the simulator holds the reply); after the reply and before the runtime write; after the
-runtime write and before the queue ack. Invariant: exactly one entry order at the venue (an
-intent journaled but never sent is settled once it can no longer execute, and the restarted
-strategy buys afresh), and a later stop crossing gives exactly one exit.
+outcome write (its queue ack included) and before the engine hears of it. Invariant: exactly
+one entry order at the venue (an intent journaled but never sent is settled once it can no
+longer execute, and the restarted strategy buys afresh), and a later stop crossing gives
+exactly one exit.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from actors.execution import ExecutionEngine
 from actors.position_manager import PositionManager
 from actors.services import Services
 from actors.core.signals import Signal
-from actors.strategy import OrderUpdate
+from actors.messages import OrderUpdate
 from runtime.config import parse_config
 from runtime.simexchange import SimExchange
 from runtime.store.store import Store

@@ -7,7 +7,6 @@ settle window: LATE_LANDING_S), then counts what the exchange executed.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 
@@ -15,6 +14,7 @@ from actors.core.degradation import Gate, Mode
 from actors.messages import Flatten, StopsTriggered, Wake
 from actors.orders import OrderIntent, Purpose
 from actors.recovery import cold_start
+from bench.round_trips import RoundTrips
 from runtime.store.errors import StaleGeneration
 from runtime.store.runtime_state import Position, Status
 from runtime.venue.budget import WeightBudget
@@ -245,26 +245,29 @@ def test_case8_generations_are_monotonic_across_processes_and_stale_side_effects
     assert executed(after, "s1:") == [], "the earlier process's queued entry never reached the venue"
 
 
-def test_stop_path_needs_two_redis_round_trips_before_the_wire(make_trading):
+def test_an_order_needs_one_redis_round_trip_before_the_wire(make_trading):
+    t = make_trading()
+    counter = RoundTrips()
+    with counter.counting(t.services.pipeline):
+        buy(t)
+        assert t.wait_update("s1").verdict == "FILLED"
+        cross_stop(t)
+        eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=10, what="exit by stop-loss")
+    assert counter.per_order == [1, 1], \
+        f"DESIGN §6: lock + load + journal intent in one Redis round trip, entry and stop-loss: {counter.per_order}"
+    assert [e.kind for e in t.store.entries()] == ["intent", "outcome", "intent", "outcome"]
+
+
+def test_a_runtime_changed_behind_the_cache_takes_the_two_round_trip_path_and_sends_once(make_trading):
     t = make_trading()
     buy(t)
     assert t.wait_update("s1").verdict == "FILLED"
-    calls: list[tuple[int, object]] = []
-    client, venue = t.store.client, t.services.venue
-    execute, place = client.execute_command, venue.place_order
-
-    def counted(*args, **kwargs):
-        calls.append((threading.get_ident(), args[0]))
-        return execute(*args, **kwargs)
-
-    before_send: list[list[object]] = []
-
-    def spy(*args, **kwargs):
-        before_send.append([cmd for ident, cmd in calls if ident == threading.get_ident()])
-        return place(*args, **kwargs)
-
-    client.execute_command, venue.place_order = counted, spy
-    cross_stop(t)
-    eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=10, what="exit by stop-loss")
-    assert len(before_send) == 1 and len(before_send[0]) == 2, \
-        f"lock+load, then journal+pending: two round trips before the order is on the wire: {before_send}"
+    stored = t.runtime("s1")
+    t.store.write_runtime("s1", replace(stored, reason="written by someone else"))  # the cache is now stale
+    counter = RoundTrips()
+    with counter.counting(t.services.pipeline):
+        cross_stop(t)
+        eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=10, what="exit by stop-loss")
+    assert counter.per_order == [2], f"lock + load, then journal + pending: {counter.per_order}"
+    assert t.runtime("s1").reason == "written by someone else", "the order was made from the stored runtime"
+    assert executed(t, "s1:") == ["s1:e1", "s1:x1"]

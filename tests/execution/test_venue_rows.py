@@ -17,7 +17,8 @@ from actors.core.stop_index import StopHit, StopSide
 from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
 from actors.services import Services
-from actors.strategy import OrderUpdate, ScheduledStrategy, StrategyActor
+from actors.messages import OrderUpdate
+from actors.strategy import ScheduledStrategy, StrategyActor
 from runtime.config import Config, StrategyConfig
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.budget import WeightBudget
