@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 CHAOS_STAMP := $(VENV)/.installed-chaos
 
-.PHONY: run test bench chaos soak install clean
+.PHONY: run test bench chaos soak soak-planted install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ chaos-%: $(CHAOS_STAMP)
 # `make soak` (random seed, 10 min, 50 strategies); `make soak SEEDS=regress`; `make soak ARGS="--seed 7 --minutes 5"`.
 soak: $(STAMP)
 	$(BIN)/python -m chaos.soak $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+# The checker's own test: each planted bug must fail its fixed-seed soak (`BUG=<name>`, default all);
+# `make soak-planted ARGS=--control` runs the same seeds without the bugs, which must pass.
+soak-planted: $(STAMP)
+	$(BIN)/python -m chaos.soak --planted $(or $(BUG),all) $(ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache

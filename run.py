@@ -34,9 +34,19 @@ SAME_PRESS_S = 0.2  # SIGINTs closer than this are one key press (e.g. `timeout 
 def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | None = None) -> int:
     """Validate exactly as check-config does, take the status port, then start. Exit 2 before any
     thread or Redis starts when the config, the environment or the port is not right."""
+    # A SIGTERM while the config loads (user modules are imported there) is recorded and honoured
+    # once the node exists: Python's default action would kill the process (-15), not stop it (exit 0).
+    early: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: early.append(signum))
+    from actors.planted import PlantedBugRefused, configured
     from runtime.config import ConfigError, demo_config, load_config
     from runtime.preflight import preflight
 
+    try:
+        configured(os.environ)
+    except PlantedBugRefused as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         config = load_config(config_path, now=time.time()) if config_path else demo_config(Path(data_dir or "var"),
                                                                                           now=time.time())
@@ -71,6 +81,8 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    for signum in early:
+        on_signal(signum, None)
     try:
         node.bind_status()
     except ConfigError as exc:
@@ -79,6 +91,11 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
     setup_logging(config.node.data_dir, console=log_format or ("human" if sys.stderr.isatty() else "json"))
     try:
         node.start()
+    except ConfigError as exc:  # the venue does not trade a configured symbol: nothing has traded yet
+        print(f"warden: bad config:\n{exc}", file=sys.stderr)
+        node.request_stop("bad config")
+        node.exit_code = EXIT_BAD_CONFIG
+        return node.stop()
     except StartAborted:
         log_event("node", "start_aborted", details={"reason": node.stop_reason}, level="WARNING",
                   action_taken="stopping what was started")

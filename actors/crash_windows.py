@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import threading
 
-from loguru import logger
-
 from actors.node_ids import ENGINE
+from runtime.logging import log_event
 
 WINDOWS = ("after_journal", "after_reply", "after_write")
 _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
@@ -26,7 +25,6 @@ _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
 def reached(name: str, client_order_id: str) -> None:
     if name != _WINDOW:
         return
-    logger.bind(component=ENGINE, event="crash_window",
-                details={"window": name, "client_order_id": client_order_id},
-                action_taken="thread frozen until the test kills the process").critical("crash_window")
+    log_event(ENGINE, "crash_window", details={"window": name, "client_order_id": client_order_id},
+              action_taken="thread frozen until the test kills the process", level="CRITICAL")
     threading.Event().wait()

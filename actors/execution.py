@@ -2,8 +2,9 @@
 
 Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
-messages. Stops and exits have their own pool, so an entry stuck in a 1/2/4 s retry
-never delays a stop-loss. Queue entries are acknowledged only once their outcome is
+messages. Stop-losses and flattens have their own pool, so neither an entry stuck in a
+1/2/4 s retry nor a strategy's exit waiting out a rate limit or an order in flight ever
+delays a stop-loss (seed 11); strategy exits have a pool of their own too. Queue entries are acknowledged only once their outcome is
 final: if this actor dies, a successor reclaims them and the pipeline, which derives
 the client order id from the runtime, settles rather than resends.
 
@@ -30,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from loguru import logger
-
 from actors.core import signals
 from actors.core.settle import FINAL_STATUSES, lookup_delay
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
@@ -41,14 +40,13 @@ from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Fill, 
 from actors import node_ids
 from actors.node_ids import CIRCUIT_BREAKER, DEGRADATION, ENGINE, POSITION_MANAGER
 from actors.services import Services
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Runtime, Status
 from runtime.venue.user_events import OrderUpdate as VenueOrderUpdate
 from runtime.venue.user_stream import UserDataStream
 from supervision import SupervisedActor
-
-log = logger.bind(component=ENGINE)
 
 
 @dataclass
@@ -107,11 +105,13 @@ class _Done:
 
 
 class ExecutionEngine(SupervisedActor):
-    def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8) -> None:
+    def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8,
+                 exit_workers: int = 4) -> None:
         super().__init__()
         self.services = services
         self.stop_workers = stop_workers
         self.order_workers = order_workers
+        self.exit_workers = exit_workers
         self.in_flight: dict[str, _Flight] = {}
         self.completed = 0
         self.rate_limits: deque[float] = deque()
@@ -127,6 +127,7 @@ class ExecutionEngine(SupervisedActor):
         self.pipeline = s.pipeline
         self.stop_pool = ThreadPoolExecutor(self.stop_workers, thread_name_prefix="engine-stop")
         self.order_pool = ThreadPoolExecutor(self.order_workers, thread_name_prefix="engine-order")
+        self.exit_pool = ThreadPoolExecutor(self.exit_workers, thread_name_prefix="engine-exit")
         s.directory.register(ENGINE, self.generation, self.actor_ref)
         self.user_stream = self._start_user_stream()
         try:
@@ -142,6 +143,7 @@ class ExecutionEngine(SupervisedActor):
             self.user_stream.stop()
         # F26: orders already in flight finish; queued ones stay un-acked in Redis for the next start.
         self.order_pool.shutdown(wait=True, cancel_futures=True)
+        self.exit_pool.shutdown(wait=True, cancel_futures=True)
         self.stop_pool.shutdown(wait=True, cancel_futures=True)
 
     def on_receive(self, message: Any) -> Any:
@@ -205,15 +207,15 @@ class ExecutionEngine(SupervisedActor):
                 for queued in batch:
                     self._accept(queued)
         except StoreUnavailable:
-            log.bind(event="queue_unavailable", action_taken="entries wait in Redis").warning("queue_unavailable")
+            log_event(ENGINE, "queue_unavailable", action_taken="entries wait in Redis", level="WARNING")
 
     def _accept(self, queued: QueuedOrder) -> None:
         try:
             intent = OrderIntent.from_fields(queued.intent)
         except ValueError as exc:
             # Bad input is named and journaled, never silently dropped.
-            log.bind(event="bad_intent", details={"entry": queued.entry_id, "error": str(exc)},
-                     action_taken="acknowledged and journaled as rejected").error("bad_intent")
+            log_event(ENGINE, "bad_intent", details={"entry": queued.entry_id, "error": str(exc)},
+                      action_taken="acknowledged and journaled as rejected", level="ERROR")
             self.services.store.journal_outcome_or_buffer(f"bad:{queued.entry_id}", "REJECTED", {"error": str(exc)})
             self.services.store.ack(queued)
             return
@@ -226,7 +228,7 @@ class ExecutionEngine(SupervisedActor):
             cancel = flight.cancel
         else:
             cancel = threading.Event()
-        pool = self.stop_pool if intent.purpose.reduces_risk else self.order_pool
+        pool = self._pool_for(intent.purpose)
         ref = self.actor_ref
         pipeline = self.pipeline
 
@@ -235,8 +237,8 @@ class ExecutionEngine(SupervisedActor):
                 result = pipeline.execute(intent, cancel, queued)
             except Exception as exc:  # noqa: BLE001 - an order must always come back with a verdict
                 result = OrderResult(intent, Verdict.UNKNOWN, f"pipeline error: {type(exc).__name__}: {exc}")
-                log.bind(event="pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
-                         action_taken="left unacknowledged for settlement").exception("pipeline_error")
+                log_event(ENGINE, "pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
+                          action_taken="left unacknowledged for settlement", level="ERROR", exc=exc)
                 queued_for_ack = None
             else:
                 queued_for_ack = queued
@@ -249,6 +251,11 @@ class ExecutionEngine(SupervisedActor):
             pool.submit(work)
         except RuntimeError:
             pass  # pool shut down (stopping): the entry stays in Redis
+
+    def _pool_for(self, purpose: Purpose) -> ThreadPoolExecutor:
+        if purpose is Purpose.EXIT:
+            return self.exit_pool
+        return self.stop_pool if purpose.reduces_risk else self.order_pool
 
     def _flatten(self, message: Flatten) -> None:
         """Dispatch one FLATTEN per open position in scope; FlattenDone once all have finished."""
@@ -345,18 +352,17 @@ class ExecutionEngine(SupervisedActor):
                 try:
                     runtime = pipeline.update_runtime(strategy_id, pause)
                 except (CorruptState, StaleGeneration, StoreUnavailable, RuntimeBusy) as exc:
-                    log.bind(event="account_pause_incomplete", details={"strategy": strategy_id, "error": str(exc)},
-                             action_taken="entries of the account stay closed at the gate").error(
-                        "account_pause_incomplete")
+                    log_event(ENGINE, "account_pause_incomplete",
+                              details={"strategy": strategy_id, "error": str(exc)},
+                              action_taken="entries of the account stay closed at the gate", level="ERROR")
                     continue
                 if runtime is not None and runtime.status is Status.PAUSED:
                     paused.append(strategy_id)
                     if strategy_id != origin:
                         services.directory.tell(node_ids.strategy(strategy_id),
                                                 OrderUpdate(Verdict.ACCOUNT_PAUSED.value, reason, None, runtime))
-            log.bind(event="account_paused", details={"account": account, "strategies": paused, "reason": reason},
-                     action_taken="every strategy of the account paused until an operator enables it").error(
-                "account_paused")
+            log_event(ENGINE, "account_paused", details={"account": account, "strategies": paused, "reason": reason},
+                      action_taken="every strategy of the account paused until an operator enables it", level="ERROR")
 
         try:
             self.order_pool.submit(work)
@@ -406,9 +412,9 @@ class ExecutionEngine(SupervisedActor):
         if strategy_id in self.unsettled:
             self._resettle(strategy_id)
         if update.executed_qty > 0 and (duplicate or self.pipeline.settled_not_executed(update.client_id)):
-            log.bind(event="late_fill_excess", details={"client_order_id": update.client_id,
-                                                        "executed_qty": str(update.executed_qty)},
-                     action_taken="reconcile and sell the excess at once, reduce-only").critical("late_fill_excess")
+            log_event(ENGINE, "late_fill_excess", details={"client_order_id": update.client_id,
+                                                           "executed_qty": str(update.executed_qty)},
+                      action_taken="reconcile and sell the excess at once, reduce-only", level="CRITICAL")
             self.services.directory.tell(POSITION_MANAGER, CorrectExcess(update.symbol, update.client_id,
                                                                         float(update.executed_qty)))
 
@@ -436,8 +442,8 @@ class ExecutionEngine(SupervisedActor):
             try:
                 result = pipeline.resettle(strategy_id, strategy.account, strategy.symbol, acks)
             except Exception as exc:  # noqa: BLE001 - the loop goes on: still in doubt
-                log.bind(event="settle_error", details={"strategy": strategy_id, "error": repr(exc)},
-                         action_taken="looked up again later").exception("settle_error")
+                log_event(ENGINE, "settle_error", details={"strategy": strategy_id, "error": repr(exc)},
+                          action_taken="looked up again later", level="ERROR", exc=exc)
                 result = OrderResult(OrderIntent(strategy_id, strategy.account, strategy.symbol, Purpose.EXIT),
                                      Verdict.UNKNOWN, f"settle error: {exc!r}")
             try:

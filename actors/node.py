@@ -25,8 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from loguru import logger
-
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
 from actors import node_ids
@@ -44,6 +42,7 @@ from actors.positions import account_rows, marks_from_tree, position_rows
 from actors.protection import open_positions, place_protective_stops
 from actors.services import Services
 from actors.state_builder import StateBuilder
+from actors.runtime_preload import RuntimePreload
 from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.alerts import WebhookAlerter
 from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, resolve_strategy_class
@@ -52,7 +51,7 @@ from runtime.preflight import Preflight, preflight
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
-from runtime.status_server import CommandError, StatusServer
+from runtime.status_server import Coalesced, CommandError, StatusServer
 from runtime.store.embedded import resolve_endpoint
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Runtime, Status
@@ -65,6 +64,7 @@ from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Run
 EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
 COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
 MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
+HEALTH_MAX_AGE_S = 0.5  # /health and /ready answer from a document at most this old
 START_BATCH = 100  # strategies queued to the strategies supervisor at once while starting
 
 
@@ -99,10 +99,10 @@ class Node:
         self.services: Services | None = None
         self.metrics = Metrics()
         self._strategy_specs: list[ChildSpec] = []  # the strategies supervisor's children, as started so far
+        self._runtime_preload = RuntimePreload()  # runtimes read in bulk for the strategies being started
         self._started = False  # every configured strategy started: only then is the root `running`
         self._stopped = False
         self._root_escalated = False
-        self.log = logger.bind(component="node")
 
     # --- start --------------------------------------------------------------------------
 
@@ -113,7 +113,8 @@ class Node:
         if self.status_server is None:
             server = StatusServer(self.status, self.command, self.metrics.registry, bind=self.config.status.bind,
                                   token=self.checked.secret("status.token_env"), on_scrape=self._refresh_metrics,
-                                  pages=console_pages(self._journal_since))
+                                  pages=console_pages(self._journal_since),
+                                  health_provider=Coalesced(lambda: self.status(positions=False), HEALTH_MAX_AGE_S))
             try:
                 self.status_server = server.bind()
             except OSError as exc:
@@ -132,12 +133,13 @@ class Node:
         if webhook:
             register_secret(webhook)  # webhook URLs often embed a token
             self.alerter = WebhookAlerter(webhook, self.config.node.name).start()
+        self.venue = self._connect_venue()
+        self._load_symbol_filters()
         data_dir = Path(self.config.node.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint = resolve_endpoint(self.config.store.url, data_dir / "redis", self.config.store.password_env)
         self.store = Store(self.endpoint, self.config.node.namespace, buffer_path=data_dir / "buffer" / "orders.jsonl")
         self._check_stop()
-        self.venue = self._connect_venue()
         if self.exchange is not None:
             self._forget_previous_run()
         self.generations = self._generations()
@@ -191,13 +193,28 @@ class Node:
         configured = self.config.strategies
         for first in range(0, len(configured), START_BATCH):
             self._check_stop()
-            specs = [self._strategy_spec(strategy) for strategy in configured[first:first + START_BATCH]]
+            batch = configured[first:first + START_BATCH]
+            self._preload_runtimes([strategy.id for strategy in batch])
+            specs = [self._strategy_spec(strategy) for strategy in batch]
             self._strategy_specs.extend(specs)
-            for future in [strategies.start_child(spec) for spec in specs]:
-                try:
-                    future.get(timeout=60)
-                except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
-                    pass
+            try:
+                for future in [strategies.start_child(spec) for spec in specs]:
+                    try:
+                        future.get(timeout=60)
+                    except (AlreadyPresent, AlreadyStarted):  # the supervisor restarted and started it from the list
+                        pass
+            finally:
+                self._runtime_preload.discard([strategy.id for strategy in batch])
+
+    def _preload_runtimes(self, strategy_ids: list[str]) -> None:
+        """One pipelined read for the batch about to start, each strategy's `on_start` takes its part.
+        Read just before the batch starts: an update sent before a strategy registers is then at most
+        one batch old, and the engine decides every order from its own record, never this view. Store
+        down: nothing is put, and each strategy falls back to its own read (and the runtime cache)."""
+        try:
+            self._runtime_preload.put(self.store.load_runtimes(strategy_ids))
+        except StoreUnavailable:
+            pass
 
     def _connect_venue(self) -> BinanceFuturesConnector:
         venue = self.config.venue
@@ -218,6 +235,24 @@ class Node:
         self.ws_url = ws_url
         return BinanceFuturesConnector(rest_url, key, secret, recv_window_ms=venue.recv_window_ms,
                                        timeout_s=venue.order_timeout_s)
+
+    def _load_symbol_filters(self) -> None:
+        """exchangeInfo before anything trades: the first order then pays no extra round trip, and
+        a symbol the venue does not trade is a ConfigError naming `feeds.symbols` (exit 2) before
+        Redis or the tree start. A venue that cannot answer now does not stop the start: the gate
+        stays closed until it reconciles, and the connector loads the filters at its first order."""
+        assert self.venue is not None
+        loaded = self.venue.load_exchange_info()
+        if not loaded.ok:
+            log_event("node", "exchange_info_unavailable", level="WARNING", details={"outcome": loaded.describe()},
+                      action_taken="symbol filters loaded before the first order instead")
+            return
+        unknown = [s for s in self.config.feeds.symbols if self.venue.symbol_filters(s) is None]
+        if unknown:
+            raise ConfigError([ConfigProblem(
+                "feeds.symbols", self.config.line_of("feeds.symbols"),
+                f"{', '.join(unknown)}: not a TRADING symbol at {self.venue.rest_url} (its exchangeInfo lists "
+                f"{len(loaded.data)} symbols)")], self.config.source)
 
     def _forget_previous_run(self) -> None:
         """An in-process simulated exchange starts empty, so state from a previous run could
@@ -244,7 +279,7 @@ class Node:
                 ChildSpec(node_ids.RESOURCE_MONITOR, ResourceMonitor, args=(s,),
                           kwargs={"rotate_logs": rotate_now, "cold_writes_allowed": s.cold_writes}),
                 ChildSpec(node_ids.CLOCK_MONITOR, ClockMonitor, args=(s,)),
-                ChildSpec(node_ids.HEARTBEAT_MONITOR, HeartbeatMonitor, args=(s, self.tree)),
+                ChildSpec(node_ids.HEARTBEAT_MONITOR, HeartbeatMonitor, args=(s, lambda: self.tree(details=False))),
             ]}),
             ChildSpec(node_ids.MARKET, Supervisor, kind="supervisor", kwargs={"children": [
                 *[ChildSpec(node_ids.feed(symbol), FeedActor, args=(s, symbol), kwargs={"ws_url": self.ws_url})
@@ -268,6 +303,7 @@ class Node:
         cls = self.checked.classes.get(strategy.id) if self.checked is not None else None
         return ChildSpec(node_ids.strategy(strategy.id), StrategyActor,
                          args=(strategy, strategy_factory(strategy, cls), self.services),
+                         kwargs={"preload": self._runtime_preload},
                          hang_timeout=self.config.supervision.hang_timeout_s, shutdown=5.0)
 
     # --- supervision callbacks ------------------------------------------------------------
@@ -346,7 +382,7 @@ class Node:
             try:
                 self.root.proxy().terminate_child("strategies").get(timeout=60)
             except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
-                self.log.bind(event="stop_strategies_failed", details={"error": repr(exc)}).error("stop failed")
+                log_event("node", "stop_strategies_failed", details={"error": repr(exc)}, level="ERROR")
             self.root.stop(block=True, timeout=120)
         if self.services is not None:
             if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:
@@ -374,13 +410,16 @@ class Node:
 
     def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
         """Open positions from the store; the last known runtime where the store is down or the
-        record is missing or malformed (F31: a bad record never costs a protective stop)."""
+        record is missing or malformed (F31: a bad record never costs a protective stop). One
+        pipelined read per 1,000 strategies."""
+        try:
+            stored = self.store.load_runtimes([s.id for s in self.config.strategies])
+        except StoreUnavailable:
+            stored = {}
+
         def runtime_of(strategy_id: str) -> Runtime | None:
-            try:
-                runtime = self.store.load_runtime(strategy_id)
-            except (StoreUnavailable, CorruptState):
-                return self.services.runtime_cache.get(strategy_id)
-            return runtime if runtime is not None else self.services.runtime_cache.get(strategy_id)
+            runtime = stored.get(strategy_id)
+            return runtime if isinstance(runtime, Runtime) else self.services.runtime_cache.get(strategy_id)
 
         return open_positions(self.config.strategies, runtime_of)
 
@@ -412,11 +451,14 @@ class Node:
 
     # --- status and commands ----------------------------------------------------------------
 
-    def tree(self) -> dict[str, Any]:
-        if self.root is None:
+    def tree(self, while_starting: bool = True, details: bool = True) -> dict[str, Any]:
+        """The status tree; `while_starting=False`: before every strategy has started, only the root
+        node saying `starting` (what /ready needs, without walking thousands of children);
+        `details=False`: without the nodes' details (what monitor:heartbeat reads)."""
+        if self.root is None or not (while_starting or self._started):
             return {"id": "root", "kind": "supervisor", "state": "starting", "restarts": 0, "last_error": None,
                     "last_exit_at": None, "generation": 0, "children": []}
-        tree = tree_status(self.root)
+        tree = tree_status(self.root, details)
         if not self._started and tree.get("state") == "running":
             tree["state"] = "starting"  # strategies are still being started: not healthy, not ready yet
         return tree
@@ -425,18 +467,21 @@ class Node:
         ref = self.services.directory.ref(node_id) if self.services is not None else None
         return actor_of(ref) if ref is not None else None
 
-    def status(self) -> dict[str, Any]:
+    def status(self, positions: bool = True) -> dict[str, Any]:
+        """The status document (DESIGN §7). `positions=False` is what /health and /ready need: no
+        positions or accounts (no per-strategy store read), and no walk of the tree while the
+        strategies are still starting (the answer then is `starting` anyway)."""
         degradation = self._find(node_ids.DEGRADATION)
         breaker = self._find(node_ids.CIRCUIT_BREAKER)
         down = "degradation is down" if self.root is not None else "starting"
         snap = degradation.snapshot() if degradation is not None else {
             "mode": "UNKNOWN", "trading": "HALTED", "gate": {"open": False, "reasons": [down]}}
-        tree = self.tree()
+        tree = self.tree(while_starting=positions)
         session = breaker.session() if breaker is not None else {}
-        positions = position_rows(self.config.strategies, self._runtime_reader(), self.services.stops,
-                                  marks_from_tree(tree), session.get("realized_by_key") or {}) \
-            if self.services is not None else []
-        return {
+        rows = position_rows(self.config.strategies, self._runtime_reader(), self.services.stops,
+                             marks_from_tree(tree), session.get("realized_by_key") or {}) \
+            if self.services is not None and positions else []
+        document = {
             "node": self.config.node.name,
             "pid": os.getpid(),
             "started_at": self.started_at,
@@ -445,13 +490,16 @@ class Node:
             "trading": snap["trading"],
             "gate": snap["gate"],
             "breakers": breaker.statuses() if breaker is not None else [],
-            "positions": positions,
-            "accounts": account_rows(positions),
+            "positions": rows,
+            "accounts": account_rows(rows),
             "symbol_positions": self._symbol_positions(),
             "session": {k: v for k, v in session.items() if not k.endswith("_by_key")},
             "venue": {"budget": self.venue.budget.snapshot() if self.venue is not None else None},
             "tree": tree,
         }
+        if not positions:
+            del document["positions"], document["accounts"]
+        return document
 
     def _symbol_positions(self) -> dict[str, Any]:
         """Per symbol at the last reconcile: the sum of the strategies' recorded quantities
@@ -468,31 +516,36 @@ class Node:
         """Journal entries from `since` on (stream ids are milliseconds), for GET /history."""
         if self.store is None:  # still starting
             return []
-        return self.store.journal.entries(start=f"{int(since * 1000)}-0" if since else "-")
+        return self.store.journal.since(since)
 
     def _runtime_reader(self) -> Callable[[str], Runtime | None]:
         """Runtimes for one status document: the engine's cache, else the strategy actor's copy,
-        else the store, which is given up for the rest of the document after its first failure
-        (Redis down or hung must not make /status wait once per strategy)."""
-        store_failed = False
+        else the store: at the first miss, every runtime neither holds is read in one pipelined
+        round trip per 1,000 (not one per strategy: a /status during a 10,000-strategy start
+        stays cheap); a store failure gives the store up for the rest of the document."""
+        stored: dict[str, Runtime | None | CorruptState] | None = None
 
-        def runtime_of(strategy_id: str) -> Runtime | None:
-            nonlocal store_failed
+        def held(strategy_id: str) -> Runtime | None:
             cached = self.services.runtime_cache.get(strategy_id)
             if cached is not None:
                 return cached
             actor = self._find(node_ids.strategy(strategy_id))
-            if actor is not None and isinstance(getattr(actor, "runtime", None), Runtime):
-                return actor.runtime
-            if store_failed:
-                return None
-            try:
-                return self.store.load_runtime(strategy_id)
-            except StoreUnavailable:
-                store_failed = True
-            except Exception:  # noqa: BLE001 - a status read never fails on one unreadable record (F14)
-                pass
-            return None
+            runtime = getattr(actor, "runtime", None) if actor is not None else None
+            return runtime if isinstance(runtime, Runtime) else None
+
+        def runtime_of(strategy_id: str) -> Runtime | None:
+            nonlocal stored
+            runtime = held(strategy_id)
+            if runtime is not None:
+                return runtime
+            if stored is None:
+                missing = [s.id for s in self.config.strategies if held(s.id) is None]
+                try:
+                    stored = self.store.load_runtimes(missing)
+                except Exception:  # noqa: BLE001 - Redis down or hung: the document goes without them
+                    stored = {}
+            found = stored.get(strategy_id)
+            return found if isinstance(found, Runtime) else None  # F14: unreadable -> shown without
 
         return runtime_of
 

@@ -35,9 +35,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from loguru import logger
-
-from actors import crash_windows, node_ids
+from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
@@ -46,13 +44,13 @@ from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, ne
 from actors.ports import OrderStore, Venue
 from actors.protection import ProtectiveStops, StopFate, protective_stop_id, take_back_stop
 from actors.stop_book import StopBook
-from runtime.store.errors import CorruptState, StoreUnavailable
+from runtime.logging import log_event
+from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
-log = logger.bind(component=ENGINE)
 
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
@@ -438,8 +436,8 @@ class OrderPipeline:
             if self.store.extend_lock(held.lock):
                 held.extended_at = time.monotonic()
             else:
-                log.bind(event="lock_lost", details={"key": held.lock.key},
-                         action_taken="order continues; the runtime write is fenced").error("lock_lost")
+                log_event(ENGINE, "lock_lost", details={"key": held.lock.key},
+                          action_taken="order continues; the runtime write is fenced", level="ERROR")
         except StoreUnavailable:
             pass
 
@@ -459,10 +457,17 @@ class OrderPipeline:
                         self.store.replace_corrupt_runtime(intent.strategy_id, runtime, str(exc))
                     except StoreUnavailable:
                         pass  # the exit's own writes go to the disk buffer
+                    except StaleGeneration as stale:
+                        # A newer incarnation repaired the record first: it owns the strategy and
+                        # this one could record nothing, so it sends nothing.
+                        return self._refuse(intent, f"fenced: a newer writer repaired the runtime ({stale})",
+                                            level="ERROR")
                 return runtime
             # F14: that strategy only. Its stop stays armed; nothing is sent on a bad record.
             return self._abort(intent, None, f"SAFETY_ABORT: {exc}", mark=False)
         except StoreUnavailable:
+            if intent.purpose is Purpose.STOP_LOSS and planted.on("stop_skipped_while_redis_down"):
+                return self._refuse(intent, "planted bug: stop-loss skipped while Redis is down")
             return self._last_known(intent, "store unavailable")
         if runtime is None and intent.purpose.reduces_risk:
             cached = self.cache.get(intent.strategy_id)
@@ -489,11 +494,10 @@ class OrderPipeline:
                                                 f"no long position on {intent.symbol}: nothing to exit", level="ERROR")
         if failed:
             runtime = replace(runtime, status=Status.FAILED, reason=failed[:900])
-        log.bind(event="exit_from_last_known_runtime",
-                 details={"strategy": intent.strategy_id, "purpose": intent.purpose.value, "why": why,
-                          "position": runtime.position.value, "quantity": runtime.quantity},
-                 action_taken="risk-reducing order runs from the last known runtime, reduce-only").error(
-            "exit_from_last_known_runtime")
+        log_event(ENGINE, "exit_from_last_known_runtime",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value, "why": why,
+                           "position": runtime.position.value, "quantity": runtime.quantity},
+                  action_taken="risk-reducing order runs from the last known runtime, reduce-only", level="ERROR")
         return runtime
 
     def _run(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held) -> OrderResult:
@@ -515,7 +519,7 @@ class OrderPipeline:
         problem = self._precondition(intent, runtime)
         if problem:
             return self._refuse(intent, problem, runtime)
-        if intent.purpose.reduces_risk:
+        if intent.purpose.reduces_risk and not planted.on("exit_ignores_fence"):
             taken = self._take_back_protective(intent, runtime)
             if taken is not None:
                 return taken
@@ -530,10 +534,10 @@ class OrderPipeline:
             return None
         taken = take_back_stop(self.venue, intent.symbol, client_id)
         ours = client_id == protective_stop_id(intent.strategy_id, runtime.entry_seq)  # this position's stop
-        log.bind(event="protective_stop_taken_back", details={"strategy": intent.strategy_id,
-                                                              "client_order_id": client_id, "fate": taken.fate.value,
-                                                              "detail": taken.detail},
-                 action_taken="checked before an exit of our own").warning("protective_stop_taken_back")
+        log_event(ENGINE, "protective_stop_taken_back",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id, "fate": taken.fate.value,
+                           "detail": taken.detail},
+                  action_taken="checked before an exit of our own", level="WARNING")
         if taken.fate not in (StopFate.TRIGGERED, StopFate.GONE):
             return self._refuse(intent, f"protective stop {client_id} may still be live at the venue "
                                         f"({taken.detail}): no exit of our own", runtime, level="ERROR")
@@ -574,9 +578,9 @@ class OrderPipeline:
                 and result.runtime is not None and result.runtime.position is Position.BOUGHT):
             # F30: part (or none) of the exit executed; the rest goes again under the same intent.
             if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
-                log.bind(event="exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
-                                                           "left": result.runtime.quantity},
-                         action_taken="position stays open; stop re-armed for the next tick").error("exit_incomplete")
+                log_event(ENGINE, "exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
+                                                              "left": result.runtime.quantity},
+                          action_taken="position stays open; stop re-armed for the next tick", level="ERROR")
                 return replace(result, verdict=Verdict.REFUSED,
                                reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
             self._keep(held)
@@ -641,14 +645,28 @@ class OrderPipeline:
         attempt = 1  # sends so far, this one included
         limited = 0  # earlier sends the venue or the request budget rate-limited
         sent_at: float | None = None
+        in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups, a backoff ago
         while True:
             if attempt > 1:
+                # Seed 1001: looked up first, so a resend refused below never calls a late fill "not
+                # executed", and again right before the send, after the take-back and the write.
+                found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
+                                                 sent_at) if in_doubt else None
+                if found is not None:
+                    return found
                 why = self._resend_refusal(intent, cancel)
                 if why is not None:
                     return self._not_sent(intent, runtime, client_id, why, attempt - 1)
+                taken = self._take_back_protective(intent, runtime) if intent.purpose.reduces_risk else None
+                if taken is not None:  # seed 296462: a protective stop was placed while this exit waited
+                    return self._not_sent(intent, taken.runtime or runtime, client_id, taken.reason, attempt - 1)
                 self._keep(held)
                 runtime = replace(runtime, pending_since=self._send_deadline_s())
                 self._write(intent, runtime)
+                found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
+                                                 sent_at) if in_doubt else None
+                if found is not None:
+                    return found
             if sent_at is None:
                 sent_at = time.perf_counter()
             outcome = self.venue.place_order(
@@ -656,6 +674,7 @@ class OrderPipeline:
                 reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
             )
             crash_windows.reached("after_reply", client_id)
+            in_doubt = False
             # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out (entries only
             # until their bound), so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT.
             counted = attempt - limited
@@ -671,7 +690,9 @@ class OrderPipeline:
                 if resolved is _NOT_FOUND:
                     return self._unknown(intent, runtime, client_id, "accepted, then not found", attempt, sent_at)
                 return resolved  # type: ignore[return-value]
-            if decision.action is RetryAction.LOOKUP_THEN_RETRY:
+            if decision.action is RetryAction.LOOKUP_THEN_RETRY and planted.on("resend_without_lookup"):
+                delay = self.retry.backoff(counted)
+            elif decision.action is RetryAction.LOOKUP_THEN_RETRY:
                 resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), doubt_of(outcome),
                                          cancel, held, attempt, sent_at)
                 if resolved is not _NOT_FOUND:
@@ -680,6 +701,7 @@ class OrderPipeline:
                     return self._abort(intent, runtime, "SAFETY_ABORT: lookup found nothing and retries are "
                                        "exhausted; position unchanged", client_id=client_id, attempts=attempt)
                 delay = self.retry.backoff(counted)
+                in_doubt = True
             elif decision.action is RetryAction.RETRY_AFTER:
                 delay = decision.delay
                 if outcome.kind is OutcomeKind.RATE_LIMITED:
@@ -699,15 +721,40 @@ class OrderPipeline:
             if intent.purpose is Purpose.ENTRY and self.wall_clock() + delay - intent.created_at > self.entry_bound_s:
                 return self._not_sent(intent, runtime, client_id, f"entry could not be sent within "
                                       f"{self.entry_bound_s:g}s of its intent: dropped, never sent late", attempt)
-            log.bind(event="order_retry", details={"client_order_id": client_id, "attempt": attempt,
-                                                   "outcome": outcome.describe(), "delay_s": round(delay, 3)},
-                     action_taken="retry with the same client order id").warning("order_retry")
+            log_event(ENGINE, "order_retry", details={"client_order_id": client_id, "attempt": attempt,
+                                                                  "outcome": outcome.describe(), "delay_s": round(delay, 3)},
+                      action_taken="retry with the same client order id", level="WARNING")
             if cancel.wait(delay):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
 
     def _venue_now_ms(self) -> float:
         return float(self.venue.clock.now_ms())
+
+    def _look_before_resend(
+        self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, cancel: threading.Event,
+        held: _Held, attempts: int, sent_at: float | None,
+    ) -> OrderResult | None:
+        """Seed 1001: a NOT_FOUND is final only at the instant of its lookup; an "unknown" send may
+        execute later than the settle window, during the retry backoff. Binance takes a resend of
+        a filled order's client id as a new order, so the resend looks the order up once more right
+        before it goes. None: still not there (or the look was inconclusive), send it again."""
+        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        state = order_state(looked.order) if looked.ok else None
+        if state is None:
+            return None
+        log_event(ENGINE, "order_found_before_resend",
+                  details={"client_order_id": client_id, "status": state.status,
+                           "executed_qty": state.executed_qty},
+                  action_taken="not sent again: the earlier send executed late", level="WARNING")
+        if state.final:
+            return self._apply(intent, runtime, client_id, side, state, attempts, sent_at)
+        resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), None, cancel, held,
+                                 attempts, sent_at)
+        if resolved is _NOT_FOUND:
+            return self._unknown(intent, runtime, client_id, "found open before a resend, then not found",
+                                 attempts, sent_at)
+        return resolved  # type: ignore[return-value]
 
     def _resolve(
         self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, last_send_ms: float,
@@ -767,8 +814,8 @@ class OrderPipeline:
             self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
             self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
-                log.bind(event="exit_resent", details={"client_order_id": client_id},
-                         action_taken="exit sent again under the same intent").warning("exit_resent")
+                log_event(ENGINE, "exit_resent", details={"client_order_id": client_id},
+                          action_taken="exit sent again under the same intent", level="WARNING")
                 return self._place(origin, cleared, cancel, held)
             return OrderResult(intent, Verdict.REFUSED, f"{client_id} never reached the venue; settled", client_id,
                                runtime=cleared)
@@ -800,10 +847,10 @@ class OrderPipeline:
                                                                 "attempts": str(attempts)})
         verdict = Verdict.FILLED if qty > 0 else Verdict.EXPIRED
         event = "order_filled" if state.status == "FILLED" else "order_closed_partly"
-        log.bind(event=event, details={"client_order_id": client_id, "purpose": intent.purpose.value,
-                                       "status": state.status, "side": side, "qty": qty, "price": price,
-                                       "attempts": attempts},
-                 action_taken=f"position {updated.position.value} {updated.quantity:g}").info(event)
+        log_event(ENGINE, event, details={"client_order_id": client_id, "purpose": intent.purpose.value,
+                                                      "status": state.status, "side": side, "qty": qty, "price": price,
+                                                      "attempts": attempts},
+                  action_taken=f"position {updated.position.value} {updated.quantity:g}")
         reason = "filled" if state.status == "FILLED" else f"{state.status}: executedQty {qty:g}"
         return OrderResult(intent, verdict, reason, client_id, side, qty, price, updated, attempts, sent_at)
 
@@ -820,11 +867,12 @@ class OrderPipeline:
         self._record(intent, cleared, client_id, "REJECTED", {"code": str(outcome.code), "reason": why[:900]})
         self.stops.disarm(intent.symbol, intent.strategy_id)
         self._note_not_executed(client_id)
-        log.bind(event="exit_nothing_to_reduce", details={"strategy": intent.strategy_id, "client_order_id": client_id,
-                                                          "purpose": intent.purpose.value, "symbol": intent.symbol,
-                                                          "quantity": runtime.quantity, "outcome": outcome.describe()},
-                 action_taken="final, not sent again; runtime follows the venue; symbol reconciled").critical(
-            "exit_nothing_to_reduce")
+        log_event(ENGINE, "exit_nothing_to_reduce",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                           "purpose": intent.purpose.value, "symbol": intent.symbol,
+                           "quantity": runtime.quantity, "outcome": outcome.describe()},
+                  action_taken="final, not sent again; runtime follows the venue; symbol reconciled",
+                  level="CRITICAL")
         return OrderResult(intent, Verdict.EXPIRED, why, client_id, "SELL", runtime=cleared, attempts=attempts,
                            reconcile=f"exit {client_id} refused -2022")
 
@@ -840,8 +888,8 @@ class OrderPipeline:
     def _unknown(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int,
                  sent_at: float | None) -> OrderResult:
         """Leave the order pending: it counts as filled for risk and blocks a resend."""
-        log.bind(event="order_unknown", details={"client_order_id": client_id, "why": why},
-                 action_taken="kept pending; the settle loop looks it up until it settles").error("order_unknown")
+        log_event(ENGINE, "order_unknown", details={"client_order_id": client_id, "why": why},
+                  action_taken="kept pending; the settle loop looks it up until it settles", level="ERROR")
         return OrderResult(intent, Verdict.UNKNOWN, why, client_id, runtime=runtime, attempts=attempts, sent_at=sent_at)
 
     def _not_sent(self, intent: OrderIntent, runtime: Runtime, client_id: str, why: str, attempts: int) -> OrderResult:
@@ -850,9 +898,10 @@ class OrderPipeline:
         verdict = Verdict.CANCELLED if "cancelled" in why else Verdict.REFUSED
         self._record(intent, cleared, client_id, verdict.value, {"reason": why[:900]})
         self._note_not_executed(client_id)
-        log.bind(event="order_not_resent", details={"strategy": intent.strategy_id, "client_order_id": client_id,
-                                                    "attempts": attempts, "reason": why},
-                 action_taken="not sent again; nothing of it executed").warning("order_not_resent")
+        log_event(ENGINE, "order_not_resent",
+                  details={"strategy": intent.strategy_id, "client_order_id": client_id,
+                           "attempts": attempts, "reason": why},
+                  action_taken="not sent again; nothing of it executed", level="WARNING")
         return OrderResult(intent, verdict, why, client_id, runtime=cleared, attempts=attempts)
 
     def _abort(self, intent: OrderIntent, runtime: Runtime | None, reason: str, *, client_id: str | None = None,
@@ -866,15 +915,18 @@ class OrderPipeline:
             self._record(intent, updated, client_id, verdict.value, {"reason": reason[:900]})
         if client_id is not None:
             self._note_not_executed(client_id)
-        log.bind(event="safety_abort", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
-                                                "client_order_id": client_id, "reason": reason},
-                 action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged").error("safety_abort")
+        log_event(ENGINE, "safety_abort",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
+                           "client_order_id": client_id, "reason": reason},
+                  action_taken=f"{verdict.value}: strategy {intent.strategy_id} only; position unchanged",
+                  level="ERROR")
         return OrderResult(intent, verdict, reason, client_id, runtime=updated, attempts=attempts)
 
     def _refuse(self, intent: OrderIntent, reason: str, runtime: Runtime | None = None, *,
                 level: str = "INFO") -> OrderResult:
-        log.bind(event="order_refused", details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
-                                                 "reason": reason}, action_taken="not sent").log(level, "order_refused")
+        log_event(ENGINE, "order_refused",
+                  details={"strategy": intent.strategy_id, "purpose": intent.purpose.value,
+                           "reason": reason}, action_taken="not sent", level=level)
         return OrderResult(intent, Verdict.REFUSED, reason, runtime=runtime)
 
     # --- persistence --------------------------------------------------------------------
@@ -912,8 +964,8 @@ class OrderPipeline:
         try:
             self.store.write_runtime_or_buffer(intent.strategy_id, runtime)
         except StoreUnavailable:
-            log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
-                "runtime_write_lost_risk")
+            log_event(ENGINE, "runtime_write_lost_risk", details={"strategy": intent.strategy_id},
+                      level="CRITICAL")
             raise
 
     def _record(self, intent: OrderIntent, runtime: Runtime | None, client_id: str | None, outcome: str,
@@ -932,8 +984,8 @@ class OrderPipeline:
                                                 {"strategy_id": intent.strategy_id, **fields}, final=True, acks=acks)
         except StoreUnavailable:
             if stamped is not None:
-                log.bind(event="runtime_write_lost_risk", details={"strategy": intent.strategy_id}).critical(
-                    "runtime_write_lost_risk")
+                log_event(ENGINE, "runtime_write_lost_risk", details={"strategy": intent.strategy_id},
+                          level="CRITICAL")
             raise
         if pending is not None:
             pending.written = True

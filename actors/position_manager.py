@@ -16,8 +16,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from loguru import logger
-
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
 from actors.node_ids import DEGRADATION, ENGINE, POSITION_MANAGER
@@ -26,12 +24,12 @@ from actors.pipeline import OrderResult, Verdict
 from actors.recovery import (RecoveryReport, cold_start, correct_excess, drifting, load_and_arm,
                              reconcile_open_orders, symbol_positions, take_back_protective_stops)
 from actors.services import Services
+from runtime.logging import log_event
 from runtime.store.errors import StoreUnavailable
 from supervision import SupervisedActor
 
 NODE = POSITION_MANAGER
 PERIODIC = "periodic"
-log = logger.bind(component=NODE)
 
 
 class PositionManager(SupervisedActor):
@@ -64,9 +62,8 @@ class PositionManager(SupervisedActor):
             first = not self.cold_start_pending
             self.cold_start_pending = str(exc)
             if first:
-                log.bind(event="cold_start_deferred", details={"error": str(exc)},
-                         action_taken="entries stay closed; cold start runs once the store answers").error(
-                    "cold_start_deferred")
+                log_event(NODE, "cold_start_deferred", details={"error": str(exc)},
+                          action_taken="entries stay closed; cold start runs once the store answers", level="ERROR")
             return False
         self.cold_start_pending = ""
         self.positions = self.report.positions
@@ -105,10 +102,9 @@ class PositionManager(SupervisedActor):
             runtime = self.services.runtime_cache.get(message.strategy_id)
             if runtime is not None and runtime.position.value == "bought":
                 self.orphaned[message.strategy_id] = message.reason
-                log.bind(event="position_handed_over", details={"strategy": message.strategy_id,
-                                                                "reason": message.reason},
-                         action_taken="stop stays armed; position kept by position-manager").warning(
-                    "position_handed_over")
+                log_event(NODE, "position_handed_over", details={"strategy": message.strategy_id,
+                                                                 "reason": message.reason},
+                          action_taken="stop stays armed; position kept by position-manager", level="WARNING")
         return None
 
     def reconcile(self, reason: str) -> dict[str, dict[str, float]] | None:
@@ -127,8 +123,9 @@ class PositionManager(SupervisedActor):
             expected = load_and_arm(self.services, RecoveryReport())
         except StoreUnavailable as exc:
             self.skipped += 1
-            log.bind(event="reconcile_skipped", details={"reason": reason, "error": str(exc), "skipped": self.skipped},
-                     action_taken="round skipped; runtime cache kept; exits run from it").warning("reconcile_skipped")
+            log_event(NODE, "reconcile_skipped",
+                      details={"reason": reason, "error": str(exc), "skipped": self.skipped},
+                      action_taken="round skipped; runtime cache kept; exits run from it", level="WARNING")
             return None
         totals = symbol_positions(self.services, expected)
         drift = None if totals is None else drifting(totals)
@@ -142,7 +139,7 @@ class PositionManager(SupervisedActor):
             for symbol in self.services.config.feeds.symbols:  # the reconnect barrier, if any, is lifted
                 self.services.directory.tell(DEGRADATION, signals.reconcile_barrier(symbol, False))
             self.last_reconcile_at = time.time()
-            log.bind(event="reconciled", details={"reason": reason, "drift": drift}).info("reconciled")
+            log_event(NODE, "reconciled", details={"reason": reason, "drift": drift})
         return drift
 
     def status_details(self) -> dict[str, Any]:
@@ -170,11 +167,11 @@ class PositionManager(SupervisedActor):
                 source=NODE, cause="reconcile_drift", active=active, effect=Effect.BLOCK_ENTRIES,
                 scope=Scope.SYMBOL, key=symbol, reason=reason, clean_period=0.0))
             if active and drift[symbol] != self.drift.get(symbol):  # alerted when it appears or changes
-                log.bind(event="reconcile_drift", details={"symbol": symbol, **drift[symbol]},
-                         action_taken="entries closed on the symbol until it agrees").error("reconcile_drift")
+                log_event(NODE, "reconcile_drift", details={"symbol": symbol, **drift[symbol]},
+                          action_taken="entries closed on the symbol until it agrees", level="ERROR")
             elif not active:
-                log.bind(event="reconcile_drift_cleared", details={"symbol": symbol},
-                         action_taken="entries on the symbol may reopen").info("reconcile_drift_cleared")
+                log_event(NODE, "reconcile_drift_cleared", details={"symbol": symbol},
+                          action_taken="entries on the symbol may reopen")
         self.drift = drift
 
     def _schedule_reconcile(self) -> None:

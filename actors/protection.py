@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from actors import planted
 from runtime.logging import log_event
 from runtime.store.errors import BufferWriteError, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime
@@ -114,7 +115,8 @@ def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime
                       action_taken="the intent is journaled: the next cold start looks it up")
         if live:
             services.protective.hold(strategy.id, client_id)
-            services.stops.disarm(strategy.symbol, strategy.id)
+            if not planted.on("exit_ignores_fence"):
+                services.stops.disarm(strategy.symbol, strategy.id)
             done.placed[strategy.id] = client_id
             log_event(component, "protective_stop_placed", level="WARNING",
                       details={"strategy": strategy.id, "client_order_id": client_id, "stop": runtime.stop_loss,

@@ -13,21 +13,18 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from loguru import logger
-
 from actors.core.stop_index import StopHit
 from actors.node_ids import POSITION_MANAGER
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
 from actors.protection import PROTECTIVE_STOP, StopFate, protective_stop_id, take_back_stop
 from actors.services import Services
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position, Runtime
 from runtime.venue.budget import Priority
 from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
-
-log = logger.bind(component=POSITION_MANAGER)
 
 
 @dataclass
@@ -53,8 +50,7 @@ class RecoveryReport:
 
 
 def register_strategies(services: Services) -> None:
-    for strategy in services.config.strategies:
-        services.store.put_strategy(strategy.id, strategy.as_dict())
+    services.store.put_strategies({s.id: s.as_dict() for s in services.config.strategies})
 
 
 def fence_runtimes(services: Services, report: RecoveryReport) -> None:
@@ -63,11 +59,10 @@ def fence_runtimes(services: Services, report: RecoveryReport) -> None:
     refused by the store (StaleGeneration)."""
     if not services.generation:
         return
-    for strategy in services.config.strategies:
-        try:
-            services.store.fence(strategy.id, services.generation)
-        except CorruptState as exc:
-            report.corrupt[strategy.id] = str(exc)
+    fenced = services.store.fence_all([s.id for s in services.config.strategies], services.generation)
+    for strategy_id, outcome in fenced.items():
+        if isinstance(outcome, CorruptState):
+            report.corrupt[strategy_id] = str(outcome)
 
 
 def settle_journal(services: Services, pipeline: OrderPipeline, report: RecoveryReport) -> None:
@@ -113,8 +108,9 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
             try:
                 services.pipeline.update_runtime(strategy_id, exited)
             except (CorruptState, RuntimeBusy) as exc:
-                log.bind(event="take_back_incomplete", details={"strategy": strategy_id, "error": str(exc)},
-                         action_taken="runtime left; reconciliation shows the drift").error("take_back_incomplete")
+                log_event(POSITION_MANAGER, "take_back_incomplete",
+                          details={"strategy": strategy_id, "error": str(exc)},
+                          action_taken="runtime left; reconciliation shows the drift", level="ERROR")
             services.stops.disarm(symbol, strategy_id)
             services.store.journal_outcome(client_id, "FILLED", {"strategy_id": strategy_id,
                                                                  "reason": "protective stop triggered while down"},
@@ -143,10 +139,11 @@ def _local_stop_can_take_over(services: Services, strategy_id: str, client_id: s
         runtime, problem = runtime or services.runtime_cache.get(strategy_id), "runtime record missing"
     if runtime is not None:
         return True
-    log.bind(event="protective_stop_kept", details={"strategy": strategy_id, "client_order_id": client_id,
-                                                    "problem": problem},
-             action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
-                          "the record").error("protective_stop_kept")
+    log_event(POSITION_MANAGER, "protective_stop_kept",
+              details={"strategy": strategy_id, "client_order_id": client_id,
+                       "problem": problem},
+              action_taken="venue-side stop left in place: it is this position's stop until an operator repairs "
+                           "the record", level="ERROR")
     return False
 
 
@@ -157,11 +154,11 @@ def load_and_arm(services: Services, report: RecoveryReport) -> dict[str, float]
     exits made from it are checked against the venue. A position a venue-side protective
     stop still holds is not re-armed locally (one crossing, one exit)."""
     expected: dict[str, float] = {s: 0.0 for s in services.config.feeds.symbols}
+    loaded = services.store.load_runtimes([s.id for s in services.config.strategies])
     for strategy in services.config.strategies:
-        try:
-            runtime = services.store.load_runtime(strategy.id)
-        except CorruptState as exc:
-            report.corrupt[strategy.id] = str(exc)
+        runtime = loaded[strategy.id]
+        if isinstance(runtime, CorruptState):
+            report.corrupt[strategy.id] = str(runtime)
             continue
         if runtime is None:
             continue
@@ -180,7 +177,8 @@ def symbol_positions(services: Services, expected: dict[str, float]) -> dict[str
     share the venue's net position, case 11 of issue 10). None when the venue can't say."""
     outcome = services.venue.positions()
     if outcome.kind is not OutcomeKind.ACCEPTED:
-        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        log_event(POSITION_MANAGER, "reconcile_unavailable", details={"outcome": outcome.describe()},
+                  level="WARNING")
         return None
     venue = {p.symbol: float(p.amount) for p in outcome.data or []}
     totals: dict[str, dict[str, float]] = {}
@@ -201,7 +199,8 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
     drift on their symbol (entries closed there until explained). False when the venue can't say."""
     outcome = services.venue.open_orders()
     if not outcome.ok:
-        log.bind(event="reconcile_unavailable", details={"outcome": outcome.describe()}).warning("reconcile_unavailable")
+        log_event(POSITION_MANAGER, "reconcile_unavailable", details={"outcome": outcome.describe()},
+                  level="WARNING")
         return False
     strategies = {s.id for s in services.config.strategies}
     for order in outcome.data or []:
@@ -215,8 +214,8 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
         symbol = str(order.get("symbol", ""))
         entry = drift.setdefault(symbol, {"expected": 0.0, "venue": 0.0})
         entry["unexplained_open_orders"] = entry.get("unexplained_open_orders", 0.0) + 1.0
-        log.bind(event="reconcile_open_order", details={"symbol": symbol, "client_order_id": client_id}).error(
-            "reconcile_open_order")
+        log_event(POSITION_MANAGER, "reconcile_open_order",
+                  details={"symbol": symbol, "client_order_id": client_id}, level="ERROR")
     return True
 
 
@@ -240,9 +239,10 @@ def correct_excess(services: Services, symbol: str, quantity: float, cause: str)
     placed = services.venue.place_order(symbol, "SELL", "MARKET", excess, client_id, reduce_only=True,
                                         priority=Priority.STOP)
     services.store.journal_outcome_or_buffer(client_id, placed.kind.value, {"detail": placed.describe()}, final=True)
-    log.bind(event="excess_corrected", details={"symbol": symbol, "excess": excess, "expected": expected,
-                                                "venue": held, "cause": cause, "outcome": placed.describe()},
-             action_taken="reduce-only SELL of the excess; reconciled again").critical("excess_corrected")
+    log_event(POSITION_MANAGER, "excess_corrected",
+              details={"symbol": symbol, "excess": excess, "expected": expected,
+                       "venue": held, "cause": cause, "outcome": placed.describe()},
+              action_taken="reduce-only SELL of the excess; reconciled again", level="CRITICAL")
     return client_id
 
 
@@ -271,6 +271,6 @@ def cold_start(services: Services) -> RecoveryReport:
     report.positions = symbol_positions(services, expected) or {}
     report.drift = drifting(report.positions)
     recheck_stops(services, report)
-    log.bind(event="cold_start", details=report.as_dict(), action_taken="stops re-armed; journal settled").info(
-        "cold_start")
+    log_event(POSITION_MANAGER, "cold_start", details=report.as_dict(),
+              action_taken="stops re-armed; journal settled")
     return report

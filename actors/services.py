@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from loguru import logger
-
 from actors.core.retry import RetryConfig, RetryPolicy
 from actors.core.settle import SettleTiming
 from actors.directory import Directory
@@ -28,11 +26,11 @@ from actors.stop_book import StopBook
 from actors.ticks import TickSubscriptions
 from actors.timers import TimerWheel
 from runtime.config import Config
+from runtime.logging import log_event
 from runtime.metrics import Metrics
 from runtime.store.errors import StoreUnavailable
 from runtime.store.queue import Priority as QueuePriority
 from supervision import Fence
-
 
 
 def _allowed() -> threading.Event:
@@ -98,9 +96,9 @@ class Services:
             self.store.enqueue(intent.to_fields(), priority)
         except StoreUnavailable:
             if not intent.purpose.reduces_risk:
-                logger.bind(component=ENGINE, event="order_refused",
-                            details={"strategy": intent.strategy_id, "reason": "store unavailable"},
-                            action_taken="entry not queued").warning("order_refused")
+                log_event(ENGINE, "order_refused",
+                          details={"strategy": intent.strategy_id, "reason": "store unavailable"},
+                          action_taken="entry not queued", level="WARNING")
                 return False
             return self.directory.tell(ENGINE, DirectIntent(intent))
         return self.directory.tell(ENGINE, Wake())

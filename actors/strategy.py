@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from loguru import logger
-
 from actors import node_ids
 from actors.core import signals
 from actors.messages import Fill, OrderUpdate
 from actors.orders import OrderIntent, Purpose
+from actors.runtime_preload import RuntimePreload
+from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StoreUnavailable
 from runtime.store.runtime_state import Position, Runtime, Status
 from supervision import SupervisedActor
@@ -123,9 +123,11 @@ class Context:
 class StrategyActor(SupervisedActor):
     """Hosts one strategy. Node id `strategy:<id>`. `make_strategy` builds the user object."""
 
-    def __init__(self, config: StrategyConfig, make_strategy: Callable[[], Strategy], services: Services) -> None:
+    def __init__(self, config: StrategyConfig, make_strategy: Callable[[], Strategy], services: Services,
+                 preload: RuntimePreload | None = None) -> None:
         super().__init__()
         self.config = config
+        self._preload = preload
         self._make_strategy = make_strategy
         self.strategy: Strategy | None = None  # built by _UserStart, fresh per incarnation
         self.services = services
@@ -134,14 +136,13 @@ class StrategyActor(SupervisedActor):
         self.ctx = Context(self)
         self._timers: dict[str, int] = {}
         self._aborted: str | None = None
-        self._log = logger.bind(component=self.node_id)
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def on_start(self) -> None:
         self.services.directory.register(self.node_id, self.generation, self.actor_ref)
         try:
-            self.runtime = self.services.store.load_runtime(self.config.id) or Runtime()
+            self.runtime = self._load_runtime() or Runtime()
         except CorruptState as exc:
             # F14: SAFETY_ABORT this strategy only; a restart would read the same bytes.
             self._abort(f"SAFETY_ABORT: {exc}")
@@ -158,6 +159,17 @@ class StrategyActor(SupervisedActor):
         # this strategy only -- never a failed start that brings the strategies supervisor, and with it
         # the daemon's boot, down, nor a 10 s stall of the supervisor that restarts every strategy.
         self.actor_ref.tell(_UserStart())
+
+    def _load_runtime(self) -> Runtime | None:
+        """This strategy's record: from the starter's bulk read when it made one for this start
+        (one round trip per batch, not per strategy), else its own read (a restart)."""
+        if self._preload is not None:
+            found, loaded = self._preload.take(self.config.id)
+            if found:
+                if isinstance(loaded, CorruptState):
+                    raise loaded
+                return loaded
+        return self.services.store.load_runtime(self.config.id)
 
     def on_stop(self) -> None:
         self.cancel_timers()
@@ -213,17 +225,16 @@ class StrategyActor(SupervisedActor):
     def _tell_failed(self, reason: str) -> None:
         """Visibility (F31): a failed strategy keeps the node at least REDUCED, logged at ERROR."""
         self.services.directory.tell(node_ids.DEGRADATION, signals.strategy_failed(self.config.id, True, reason))
-        self._log.bind(event="strategy_failed", details={"reason": reason},
-                       action_taken="node at least REDUCED until an operator repairs and enables it").error(
-            "strategy_failed")
+        log_event(self.node_id, "strategy_failed", details={"reason": reason},
+                  action_taken="node at least REDUCED until an operator repairs and enables it", level="ERROR")
 
     def _abort(self, reason: str) -> None:
         self._aborted = reason
         self._tell_failed(reason)
         self.cancel_timers()
         self.services.ticks.unsubscribe(self.config.symbol, self.node_id)
-        self._log.bind(event="safety_abort", details={"reason": reason},
-                       action_taken="strategy halted; operator must repair runtime").error("safety_abort")
+        log_event(self.node_id, "safety_abort", details={"reason": reason},
+                  action_taken="strategy halted; operator must repair runtime", level="ERROR")
 
     # --- what the context does --------------------------------------------------------
 

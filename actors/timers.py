@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pykka
 
-from loguru import logger
+from runtime.logging import log_event
 
 
 class TimerWheel:
@@ -80,5 +80,4 @@ class TimerWheel:
             try:
                 callback()
             except Exception as exc:  # noqa: BLE001 - one bad callback must not stop every timer
-                logger.bind(component="timer-wheel", event="timer_callback_failed",
-                            details={"error": repr(exc)}).error("timer_callback_failed")
+                log_event("timer-wheel", "timer_callback_failed", details={"error": repr(exc)}, level="ERROR")

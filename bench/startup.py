@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from typing import Any
 
 import psutil
 import requests
+
+from chaos.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOL = "BTCUSDT"
@@ -42,16 +43,10 @@ def config_text(n: int, data_dir: Path, port: int) -> str:
     return "\n".join(head + body) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_to_ready(n: int, timeout_s: float = 300.0) -> dict[str, Any]:
     """One daemon with `n` strategies: seconds from spawn to /ready, RSS when ready, clean SIGTERM exit."""
     with tempfile.TemporaryDirectory(prefix=f"bench-startup-{n}-") as tmp:
-        port = _free_port()
+        port = free_port()
         path = Path(tmp) / "warden.toml"
         path.write_text(config_text(n, Path(tmp) / "data", port), encoding="utf-8")
         log = open(Path(tmp) / "daemon.log", "wb")  # noqa: SIM115 - owned by the process

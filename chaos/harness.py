@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,10 +37,39 @@ NAMESPACE = "chaos"
 CUE = "chaos.cue:OnCue"
 
 
+_PORT_SLICE = 1500  # ports per pytest-xdist worker, below the kernel's ephemeral range
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a server that another process binds later (a daemon's status server).
+
+    Drawn from below the kernel's ephemeral range, so no outbound connection and no port-0 bind
+    can take it between now and then (a restarted daemon rebinds it too); each pytest-xdist
+    worker draws from its own slice, and a port is handed out once per process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    floor = _ephemeral_floor()
+    low = floor - _PORT_SLICE * (1 + (int(worker) if worker.isdigit() else 0) % 8)
+    if low < 1024:
+        low = 1024
+    for port in random.sample(range(low, low + _PORT_SLICE), _PORT_SLICE):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}..{low + _PORT_SLICE - 1}")
 
 
 class Timeout(AssertionError):
@@ -65,6 +95,31 @@ def quiet_for(seconds: float, probe: Callable[[], Any], what: str, interval: flo
         now = probe()
         if now != before:
             raise AssertionError(f"{what}: changed from {before!r} to {now!r}")
+        time.sleep(interval)
+
+
+def steady_for(seconds: float, probe: Callable[[], Any], what: str, timeout: float = 60.0,
+               interval: float = 0.05) -> Any:
+    """Wait (bounded) until `probe()` has kept one value for `seconds`, e.g. no new venue request
+    for the settle window; returns that value. Unlike a sleep, a late change just restarts the clock."""
+    deadline = time.monotonic() + timeout
+    value, since = probe(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout}s waiting for {seconds:g} s of no change: {what} (last {value!r})")
+        time.sleep(interval)
+        now = probe()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
+
+
+def never_for(seconds: float, probe: Callable[[], Any], what: str, interval: float = 0.1) -> None:
+    """`probe()` must stay falsy for `seconds` (an unreadable answer, None, counts as falsy)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := probe():
+            raise AssertionError(f"{what}: {value!r} after {seconds - (deadline - time.monotonic()):.1f} s")
         time.sleep(interval)
 
 
@@ -114,15 +169,18 @@ class Cluster:
 
     def __init__(self, name: str, strategies: list[StrategySpec], *, symbols: tuple[str, ...] = ("BTCUSDT",),
                  start_price: float = 100_000.0, extra_toml: str = "", workdir: Path | None = None,
-                 data_dir: Path | None = None, settings: dict[str, str] | None = None) -> None:
+                 data_dir: Path | None = None, settings: dict[str, str] | None = None,
+                 daemon_env: dict[str, str] | None = None) -> None:
         """`settings`: extra TOML lines for a table the harness writes itself, e.g.
-        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML)."""
+        `{"store": "protect_after_s = 2.0"}` (a table can appear only once in TOML).
+        `daemon_env`: extra environment of every daemon process (e.g. a planted bug)."""
         self.name = name
         self.strategies = strategies
         self.symbols = symbols
         self.start_price = start_price
         self.extra_toml = extra_toml
         self.settings = settings or {}
+        self.daemon_env = daemon_env or {}
         self.redis_hung = False
         self._tmp = tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") if workdir is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else workdir
@@ -184,7 +242,7 @@ class Cluster:
         self.daemon_starts += 1
         log = open(self.workdir / f"daemon-{self.daemon_starts}.log", "wb")  # noqa: SIM115 - owned by the process
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{self.workdir}", "PYTHONUNBUFFERED": "1",
-               "WARDEN_CHAOS_HOOKS": "1"}
+               "WARDEN_CHAOS_HOOKS": "1", **self.daemon_env}
         self.daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait_ready:

@@ -1,9 +1,17 @@
-"""The chaos report: a terminal table, var/chaos-report.json and a timeline PNG per scenario."""
+"""The chaos report: a terminal table, var/chaos-report.json and a timeline PNG per scenario.
+
+`python -m chaos.report --markdown [var/chaos-report.json]` prints the README's table from a
+saved report; `--update-readme README.md` writes it into the README's chaos section in place.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from chaos.scenario import Result
 
@@ -55,3 +63,49 @@ def timeline_png(result: Result, path: Path) -> Path | None:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+README_BLOCK = re.compile(r"^Latest full run \(.*?\n\n(?:\|.*\n)+", re.MULTILINE)
+
+
+def markdown(rows: list[dict[str, Any]], when: str) -> str:
+    """The README's chaos table from `chaos-report.json` rows, with its one-line heading."""
+    passed = sum(1 for r in rows if r.get("passed"))
+    fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+    lines = [f"Latest full run (2-core machine, {when}), {passed}/{len(rows)} passing:", "",
+             "| scenario | row | result | detect ms | recover ms | duplicates | lost |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['scenario']} | {r['row']} | {'PASS' if r.get('passed') else 'FAIL'} | {fmt(r.get('detect_ms'))} "
+              f"| {fmt(r.get('recover_ms'))} | {r.get('duplicates', 0)} | {r.get('lost', 0)} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if not README_BLOCK.search(text):
+        raise SystemExit(f"{readme}: no 'Latest full run (...)' table to replace")
+    readme.write_text(README_BLOCK.sub(lambda _: table, text, count=1), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("report", nargs="?", type=Path, default=Path("var/chaos-report.json"))
+    parser.add_argument("--markdown", action="store_true", help="print the README table")
+    parser.add_argument("--update-readme", type=Path, metavar="README", help="replace the README's table in place")
+    args = parser.parse_args(argv)
+    try:
+        rows = json.loads(args.report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read the chaos report {args.report}: {exc}")
+    when = datetime.fromtimestamp(args.report.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+    table_md = markdown(rows, when)
+    if args.update_readme:
+        update_readme(args.update_readme, table_md)
+    if args.markdown or not args.update_readme:
+        print(table_md, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -165,8 +165,7 @@ class Looper(Strategy):
 
 
 _BURN = (
-    "import os, time\n"
-    "os.nice(19)\n"
+    "import time\n"
     "end = time.time() + {seconds!r}\n"
     "x = 0\n"
     "while time.time() < end:\n"
@@ -175,14 +174,16 @@ _BURN = (
 
 
 class CpuBurner(Strategy):
-    """F22: `burners` niced child processes spin for `burn_s` (their own deadline); `tick_burn_ms` per tick here."""
+    """F22: `burners` child processes (default: one more than the cores) spin for `burn_s` (their own
+    deadline); `tick_burn_ms` per tick here. Not niced: the resources breaker measures the daemon's own
+    process tree, and niced burners lose the cores to whatever else runs (the harness, the simulator)."""
 
     def __init__(self) -> None:
         self._children: list[subprocess.Popen[bytes]] = []
 
     def on_start(self, ctx: Context) -> None:
         seconds = float(_param(ctx, "burn_s", 40.0))
-        count = int(_param(ctx, "burners", os.cpu_count() or 1))
+        count = int(_param(ctx, "burners", (os.cpu_count() or 1) + 1))
         for _ in range(count):
             self._children.append(subprocess.Popen([sys.executable, "-c", _BURN.format(seconds=seconds)],
                                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

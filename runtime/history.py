@@ -45,7 +45,9 @@ def _number(value: Any) -> float | None:
 def orders(entries: Iterable[Any], strategy: str | None = None, since: float | None = None,
            limit: int | None = None) -> list[dict[str, Any]]:
     """Journal entries (objects with kind, client_order_id, outcome, final, fields, at) -> one
-    row per order, newest first: {client_order_id, strategy, account, symbol, side, purpose,
+    row per order, newest first (by when it was sent); with `since`, the orders sent or with an
+    outcome at or after it (a fill since then of an order sent before it is listed):
+    {client_order_id, strategy, account, symbol, side, purpose,
     quantity, reason, at, outcome (the last one; null while open), settled, filled_qty,
     avg_price, detail, outcomes [{outcome, at, final}]}."""
     rows: dict[str, dict[str, Any]] = {}
@@ -74,8 +76,8 @@ def orders(entries: Iterable[Any], strategy: str | None = None, since: float | N
         detail = fields.get("reason") or fields.get("detail")
         if detail:
             row["detail"] = str(detail)
-    selected = [r for r in rows.values()
-                if (strategy is None or r["strategy"] == strategy) and (since is None or r["at"] >= since)]
+    selected = [r for r in rows.values() if (strategy is None or r["strategy"] == strategy)
+                and (since is None or max([r["at"]] + [o["at"] for o in r["outcomes"]]) >= since)]
     selected.sort(key=lambda r: r["at"], reverse=True)
     return selected[:limit] if limit else selected
 

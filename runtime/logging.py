@@ -2,9 +2,11 @@
 
 Every line has exactly `timestamp` (int, ns since the epoch), `level`,
 `component`, `event`, `details` (object) and `action_taken` (string or null).
-`log_event` is the way to write one; plain `loguru.logger` calls and stdlib
-`logging` records (pykka, urllib3, ...) are rendered into the same shape
-(component = the logger's name, event = the message).
+`log_event(component, event, details=..., action_taken=..., level=..., exc=...)` is the
+one way project code writes a line (tests/ops/test_logging_style.py refuses any other
+call style); records from libraries (stdlib `logging`: pykka, urllib3, ...; plain
+`loguru.logger` calls) are rendered into the same shape (component = the logger's
+name, event = the message).
 
 Secrets never appear: values under secret-looking keys (`secret`, `token`,
 `password`, `api_key`, `signature`, `authorization`, ...; keys ending in `_env`

@@ -34,9 +34,9 @@ from types import TracebackType
 from typing import Any
 
 import pykka
-from loguru import logger
 from pykka import messages
 
+from runtime.logging import log_event
 from supervision import injection
 from supervision.errors import ActorCrashed
 from supervision.incarnation import Incarnation, fail_dead, take_spawning
@@ -205,4 +205,5 @@ class SupervisedActor(pykka.ThreadingActor):
             self._release()
         except BaseException as exc:  # noqa: BLE001 - the exit must still be reported
             self._incarnation.record_exit(ExitReason.from_exception(exc))
-            logger.opt(exception=exc).error(f"{self}: cleanup failed")
+            log_event(self._incarnation.child_id, "cleanup_failed", details={"generation": self._incarnation.generation},
+                      level="ERROR", exc=exc)

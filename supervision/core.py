@@ -180,6 +180,7 @@ class Hung:
 @dataclass(frozen=True)
 class Terminated:
     overran: tuple[tuple[str, int], ...]  # (child, generation) that did not stop in time
+    stopped: int = 0  # how many were asked to stop, overran included
 
 
 @dataclass(frozen=True)
@@ -375,9 +376,16 @@ def _hung(state: CoreState, event: Hung, now: Now, out: list[Command]) -> None:
 
 
 def _terminated(state: CoreState, event: Terminated, now: Now, out: list[Command]) -> None:
+    if len(event.overran) == 1:
+        child_id, generation = event.overran[0]
+        out.append(Log("child_killed", "ERROR", {"child": child_id, "generation": generation}, "abandoned and fenced"))
+    elif event.overran:
+        # A mass stop (10,000 strategies) that overruns: one line naming every killed child, not one each.
+        killed = [f"{child_id}@{generation}" for child_id, generation in event.overran]
+        out.append(Log("children_killed", "ERROR", {"stopped": max(event.stopped, len(killed)), "killed": len(killed),
+                                                    "children": killed}, "abandoned and fenced"))
     for child_id, generation in event.overran:
         out.append(Fence(child_id, generation))
-        out.append(Log("child_killed", "ERROR", {"child": child_id, "generation": generation}, "abandoned and fenced"))
         child = state.children.get(child_id)
         if child is None:
             continue

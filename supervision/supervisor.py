@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import pykka
-from loguru import logger
 
+from runtime.logging import log_event
 from supervision import core
 from supervision.actor import SupervisedActor, actor_of
 from supervision.core import ChildState, Now, RetryDue
@@ -128,7 +128,7 @@ class Supervisor(SupervisedActor):
         self._watchdog: HangWatchdog | None = None
         self._timers: set[threading.Timer] = set()
         self._escalation: str | None = None
-        self._log = logger.bind(component=f"supervisor:{self._name}")
+        self._component = f"supervisor:{self._name}"
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
@@ -235,12 +235,14 @@ class Supervisor(SupervisedActor):
         """The status-tree node of DESIGN §7, recursively (same as `status_node`)."""
         return self.status_node()
 
-    def status_node(self) -> dict[str, Any]:
+    def status_node(self, details: bool = True) -> dict[str, Any]:
         """The status-tree node of DESIGN §7, recursively. Safe from any thread.
 
         The child table is copied under the lock; children's `status_details()` and
         sub-supervisors' nodes are read after it is released, so slow user code there
         never delays a restart. An exception in `status_details` shows as `details.error`.
+        `details=False` leaves every `status_details()` out (states, restarts and errors only:
+        a watcher that reads the tree twice a second need not call into 10,000 actors).
         """
         with self._lock:
             rows = [(self._child_node(child_id, child), self._live_actor(child_id, child))
@@ -255,7 +257,7 @@ class Supervisor(SupervisedActor):
                 "last_exit_at": None,
                 "generation": self.generation,
             }
-        node["children"] = [self._with_details(child_node, actor) for child_node, actor in rows]
+        node["children"] = [self._with_details(child_node, actor, details) for child_node, actor in rows]
         return node
 
     def current_generation(self, child_id: str) -> int | None:
@@ -297,8 +299,8 @@ class Supervisor(SupervisedActor):
         elif isinstance(command, core.Schedule):
             self._schedule(command)
         elif isinstance(command, core.Log):
-            self._log.bind(event=command.event, details=command.details, action_taken=command.action).log(
-                command.level, command.event)
+            log_event(self._component, command.event, details=command.details, action_taken=command.action,
+                      level=command.level)
         elif isinstance(command, core.NotifyDisabled):
             if self._on_child_disabled is not None:
                 self._call_user("on_child_disabled", self._on_child_disabled, command.child_id, command.reason)
@@ -361,7 +363,7 @@ class Supervisor(SupervisedActor):
         if parallel:
             for child_id, life, deadline in stopping:
                 self._await_stop(child_id, life, deadline, overran)
-        return core.Terminated(tuple(overran))
+        return core.Terminated(tuple(overran), stopped=len(stopping))
 
     def _await_stop(self, child_id: str, life: _Life, deadline: float | None, overran: list[tuple[str, int]]) -> None:
         incarnation = life.incarnation
@@ -404,8 +406,7 @@ class Supervisor(SupervisedActor):
         try:
             callback(*args)
         except BaseException as exc:  # noqa: BLE001
-            self._log.opt(exception=exc).bind(event="callback_failed", details={"callback": name}).error(
-                "callback_failed")
+            log_event(self._component, "callback_failed", details={"callback": name}, level="ERROR", exc=exc)
 
     def _revoke(self, incarnation: Incarnation) -> None:
         if self._fence is not None:
@@ -468,30 +469,30 @@ class Supervisor(SupervisedActor):
             "children": [],
         }
 
-    def _with_details(self, node: dict[str, Any], actor: SupervisedActor | None) -> dict[str, Any]:
+    def _with_details(self, node: dict[str, Any], actor: SupervisedActor | None, details: bool) -> dict[str, Any]:
         """Runs outside the lock: sub-supervisor nodes and user `status_details()`."""
         if isinstance(actor, Supervisor):
-            sub = actor.status_node()
+            sub = actor.status_node(details)
             node["strategy"] = sub["strategy"]
             node["children"] = sub["children"]
-        elif actor is not None and hasattr(actor, "status_details"):
+        elif details and actor is not None and hasattr(actor, "status_details"):
             try:
                 node["details"] = actor.status_details()
             except BaseException as exc:  # noqa: BLE001 - user code: logged, never fatal to the status read
                 node["details"] = {"error": f"{type(exc).__name__}: {exc}"}
-                self._log.opt(exception=exc).bind(event="callback_failed",
-                                                  details={"callback": "status_details", "child": node["id"]}).error(
-                    "callback_failed")
+                log_event(self._component, "callback_failed",
+                          details={"callback": "status_details", "child": node["id"]}, level="ERROR", exc=exc)
         return node
 
 
-def tree_status(ref: pykka.ActorRef[Any]) -> dict[str, Any]:
+def tree_status(ref: pykka.ActorRef[Any], details: bool = True) -> dict[str, Any]:
     """The status tree under a supervisor, read without going through its inbox.
 
     A supervisor busy waiting out a child's shutdown timeout still answers this at once,
     which is what an operator looking at a troubled node needs. Safe from any thread.
+    `details=False`: without the children's `status_details()`.
     """
     actor = actor_of(ref)
     if not isinstance(actor, Supervisor):
         raise TypeError(f"{ref!r} is not a Supervisor")
-    return actor.status_node()
+    return actor.status_node(details)

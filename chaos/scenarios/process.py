@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import requests
 
-from chaos.harness import Cluster, StrategySpec, quiet_for, wait_for
+from chaos.harness import Cluster, StrategySpec, Timeout, quiet_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 from runtime.store.errors import StoreUnavailable
 
@@ -610,15 +610,19 @@ def resource_exhaustion(result: Result) -> None:
         c.start_daemon()
         t0 = time.monotonic()
         wait_for(lambda: position(c, "g1") == "bought", 20, "g1 bought (its stop armed)")
-        cpu: list[float] = []
+        cpu: list[tuple[float | None, float | None]] = []  # (daemon tree, whole host)
 
         def breaker_tripped() -> bool:
-            value = details(c, "monitor:resources").get("cpu_percent")
-            if value is not None:
-                cpu.append(value)
+            seen = details(c, "monitor:resources")
+            cpu.append((seen.get("cpu_percent"), seen.get("system_cpu_percent")))
             return tripped(c, "resources")
 
-        wait_for(breaker_tripped, 45, "resources breaker tripped (CPU > 95 % for 30 s)", interval=0.5)
+        try:
+            wait_for(breaker_tripped, 45, "resources breaker tripped (CPU > 95 % for 30 s)", interval=0.5)
+        except Timeout as exc:
+            # The daemon's own tree must reach 95 % of every core: on a host busy with other work the
+            # niced burners get little CPU, and this says so rather than looking like an engine bug.
+            raise Timeout(f"{exc}; last (daemon tree %, host %) samples: {cpu[-8:]}") from None
         result.detect_ms = ms_since(t0)
         t_trip = time.time()
         result.notes["cpu_samples"] = cpu[-10:]

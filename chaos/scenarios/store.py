@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from chaos.harness import NAMESPACE, Cluster, StrategySpec, Timeout, wait_for
+from chaos.harness import NAMESPACE, Cluster, StrategySpec, Timeout, steady_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 
 RECV_WINDOW_S = 5.0  # the daemon's default recv_window_ms: a late request cannot land after it
@@ -25,6 +25,11 @@ def running_unrestarted(c: Cluster, *node_ids: str) -> list[str]:
         if node.get("state") != "running" or int(node.get("restarts", -1)) != 0:
             bad.append(f"{node_id}={node.get('state')}/{node.get('restarts')}")
     return bad
+
+
+def settle(c: Cluster) -> None:
+    """Before counting orders: no new request at the venue for SETTLE_S (late ones can no longer land)."""
+    steady_for(SETTLE_S, lambda: len(c.exchange.ledger()), "the venue's ledger settled", timeout=SETTLE_S + 30)
 
 
 CORE = ("execution-engine", "position-manager", "monitor:store", "state-builder", "degradation")
@@ -59,7 +64,7 @@ def redis_hang(result: Result) -> None:
         wait_for(lambda: c.gate_open(), 30, "gate reopened after the hang")
         result.recover_ms = ms_since(t1)
         wait_for(lambda: c.open_stops() == [], 15, "h2's protective stop taken back")
-        time.sleep(SETTLE_S)
+        settle(c)
         result.check([len(c.exits("h1")), len(c.exits("h2"))] == [1, 0],
                      f"one crossing, one exit ({[len(c.exits('h1')), len(c.exits('h2'))]})")
         result.check(c.runtime("h1").position.value == "exited_by_sl", "h1 exited_by_sl after replay")
@@ -98,7 +103,7 @@ def redis_long_outage(result: Result) -> None:
         wait_for(lambda: c.gate_open(), 30, "gate reopened after replay and reconcile")
         result.recover_ms = ms_since(t1)
         wait_for(lambda: c.open_stops() == [], 15, "protective stops taken back after recovery")
-        time.sleep(SETTLE_S)
+        settle(c)
         result.check([len(c.exits("o1")), len(c.exits("o2"))] == [1, 0],
                      f"one crossing, one exit ({[len(c.exits('o1')), len(c.exits('o2'))]})")
         journal = {(e.kind, e.client_order_id) for e in c.store.entries()}
@@ -162,7 +167,7 @@ def store_garbage(result: Result) -> None:
                              if client.type(k) == b"string"), f"{key}'s bad value quarantined, not deleted")
         result.check(bool(client.keys(f"{ns}:runtime:{{g1}}:quarantine:*")), "g1's corrupt record kept aside")
         result.check(c.daemon.poll() is None and c.status()["mode"] != "HARD_SHUTDOWN", "nothing escalated")
-        time.sleep(SETTLE_S)
+        settle(c)
         result.check([len(c.exits(f"g{i}")) for i in (1, 2, 3, 4, 5)] == [1, 1, 1, 0, 0],
                      f"one exit per crossing ({[len(c.exits(f'g{i}')) for i in (1, 2, 3, 4, 5)]})")
 
@@ -190,7 +195,7 @@ def store_garbage(result: Result) -> None:
         result.check(c.status()["mode"] == "REDUCED", f"mode at least REDUCED ({c.status()['mode']})")
         c.exchange.set_price("BTCUSDT", 95_000.0)  # crosses g5 (local) and g4 (venue-side)
         wait_for(lambda: c.exits("g4") and c.exits("g5"), 15, "g4 and g5 exited once each")
-        time.sleep(SETTLE_S)
+        settle(c)
         counts = [len(c.exits(f"g{i}")) for i in (1, 2, 3, 4, 5)]
         result.check(counts == [1] * 5, f"one exit per crossing over both runs ({counts})")
         result.notes["quarantined"] = sorted(k.decode() for k in client.keys(f"{ns}:*quarantine*"))

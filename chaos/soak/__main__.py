@@ -1,9 +1,11 @@
-"""`python -m chaos.soak [--seed N | --seeds regress] [--minutes M] [--strategies K]`.
+"""`python -m chaos.soak [--seed N | --seeds regress | --planted BUG] [--minutes M] [--strategies K]`.
 
 Runs the soak (a random seed, printed, unless given), writes var/soak/<seed>/report.json,
 recording.json and timeline.png, prints one verdict line per seed and every violation,
 and exits non-zero on any violation. `--seeds regress` replays chaos/soak_seeds.txt.
 `--check var/soak/<seed>/recording.json` re-runs only the checker on a saved recording.
+`--planted BUG|all` tests the checker: the daemon runs with that planted bug (actors.planted)
+on a fixed seed, and the run passes only if the soak reports the invariant the bug breaks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from loguru import logger
 from chaos.soak import report
 from chaos.soak.checker import check
 from chaos.soak.nemesis import KINDS
+from chaos.soak.planted import PLANTED, run_planted
 from chaos.soak.recording import Recording
 from chaos.soak.runner import Settings, run_soak
 
@@ -55,9 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("var/soak"))
     parser.add_argument("--no-tmpfs", action="store_true", help="do not mount a tmpfs data_dir (no disk_full)")
     parser.add_argument("--check", type=Path, help="only check a saved recording.json")
+    parser.add_argument("--planted", choices=(*PLANTED, "all"),
+                        help="the checker's own test: run the fixed seed that provokes this planted bug in the daemon "
+                             "and pass only if the soak reports the invariant it breaks")
+    parser.add_argument("--control", action="store_true",
+                        help="with --planted: the same seed and faults without the bug; passes only if the "
+                             "invariant holds (the violation is the bug's, not the seed's)")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="WARNING")  # the simulator's INFO lines would drown the soak's own
+    if args.planted:
+        return _planted(list(PLANTED) if args.planted == "all" else [args.planted], args.out, args.control)
     if args.check:
         recordings = [Recording.load(args.check)]
         return _report(recordings[0], args.check.parent)
@@ -78,6 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(seed, minutes, args.strategies, args.out, only, not args.no_tmpfs)
         failed += _report(run_soak(settings), settings.directory)
     return 1 if failed else 0
+
+
+def _planted(bugs: list[str], out: Path, control: bool) -> int:
+    missed = 0
+    for bug in bugs:
+        print(f"soak: {'control for ' if control else ''}planted bug {bug}: {PLANTED[bug].invariant} must "
+              f"{'hold' if control else 'be reported'}", flush=True)
+        outcome = run_planted(PLANTED[bug], out, control)
+        print(outcome.line(), flush=True)
+        missed += not outcome.passed
+    return 1 if missed else 0
 
 
 def _report(recording: Recording, directory: Path) -> int:

@@ -63,6 +63,8 @@ class Settings:
     out: Path = Path("var/soak")
     kinds: tuple[str, ...] | None = None  # restrict the catalogue (the smoke soak)
     tmpfs: bool = True  # data_dir on a small tmpfs, so "disk nearly full" is real
+    planted: str | None = None  # a planted bug the daemon runs with (actors.planted): the checker's own test
+    settle_s: float = SETTLE_S  # bound on the end's settle wait
 
     @property
     def duration_s(self) -> float:
@@ -356,7 +358,8 @@ def run_soak(settings: Settings, log: Callable[[str], None] = print) -> Recordin
                           [StrategyInfo(s.id, s.symbol, s.account, "class" if s.cls else "scheduled") for s in specs])
     try:
         with Cluster(f"soak-{settings.seed}", specs, symbols=SYMBOLS, start_price=START_PRICE, extra_toml=EXTRA_TOML,
-                     workdir=workdir, data_dir=data_dir) as cluster:
+                     workdir=workdir, data_dir=data_dir,
+                     daemon_env={"WARDEN_PLANTED_BUG": settings.planted} if settings.planted else None) as cluster:
             cluster.exchange.configure_market(volatility=VOLATILITY)
             world = World(settings, cluster, tmpfs)
             _run(world, events, recording, log)
@@ -385,8 +388,8 @@ def _run(world: World, events: list[FaultEvent], recording: Recording, log: Call
         world.run_nemesis(events, t0)
         world.stop.wait(max(0.0, t0 + world.settings.duration_s - time.monotonic()))
         healed = world.heal_everything()
-        if not world.wait_settled(SETTLE_S, LATE_S):
-            log(f"soak: not settled {SETTLE_S:.0f} s after the end: the checker will say what is left")
+        if not world.wait_settled(world.settings.settle_s, LATE_S):
+            log(f"soak: not settled {world.settings.settle_s:.0f} s after the end: the checker will say what is left")
         cluster.exchange.pause_market()  # nothing moves (or triggers) after the end state is read
         recording.final = world.read_final(healed)
         world.signal_daemon(signal.SIGTERM)

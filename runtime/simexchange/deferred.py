@@ -15,9 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from loguru import logger
-
-log = logger.bind(component="simexchange")
+from runtime.logging import log_event
 
 
 class Deferred:
@@ -70,5 +68,5 @@ class Deferred:
                 _, _, what, job = heapq.heappop(self._jobs)
             try:
                 job()
-            except Exception:
-                log.exception(f"simexchange deferred job failed: {what}")
+            except Exception as exc:
+                log_event("simexchange", "deferred_job_failed", details={"job": what}, level="ERROR", exc=exc)

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from loguru import logger
-
+from runtime.logging import log_event
 from runtime.simexchange import userdata
 from runtime.simexchange.deferred import Deferred
 from runtime.simexchange.faults import FaultBoard
@@ -29,7 +28,6 @@ from runtime.simexchange.matching import MatchingEngine, build_markets
 from runtime.simexchange.rest import AdminRouter, FapiRouter, Route, SimHTTPServer, WeightWindow
 from runtime.simexchange.wsserver import USER_KEY, StreamServer
 
-log = logger.bind(component="simexchange")
 
 DEFAULT_API_KEY = "warden-sim-key"
 DEFAULT_API_SECRET = "warden-sim-secret-not-for-production"
@@ -125,8 +123,8 @@ class SimExchange:
         self._ws.every(lambda: self.mark_interval_s, self.engine.mark, "mark-ticker")
         self._ws.every(lambda: LISTEN_KEY_CHECK_S, self._expire_listen_keys, "listen-key-expiry")
         self._started = True
-        log.info("simexchange listening", event="simexchange_started",
-                 details={"rest_url": self.rest_url, "ws_url": self.ws_url, "symbols": self.symbols})
+        log_event("simexchange", "simexchange_started",
+                  details={"rest_url": self.rest_url, "ws_url": self.ws_url, "symbols": self.symbols})
         return self
 
     def stop(self) -> None:
@@ -141,7 +139,7 @@ class SimExchange:
             self._http_thread.join(5.0)
         self.deferred.stop()
         self._ws.stop()
-        log.info("simexchange stopped", event="simexchange_stopped")
+        log_event("simexchange", "simexchange_stopped")
 
     def __enter__(self) -> SimExchange:
         return self.start()
@@ -272,7 +270,7 @@ class SimExchange:
     # -- internals -------------------------------------------------------------------------------
 
     def _on_fault(self, name: str, params: dict[str, Any], on: bool) -> None:
-        log.info("simexchange fault switched", event="fault", details={"name": name, "on": on, **params})
+        log_event("simexchange", "fault", details={"name": name, "on": on, **params})
         if not on:
             return
         if name == "ws_drop":

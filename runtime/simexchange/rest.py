@@ -25,8 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from loguru import logger
-
+from runtime.logging import log_event
 from runtime.simexchange.faults import FaultBoard, FaultError, RequestInfo, fault_catalog
 from runtime.simexchange.matching import ERROR_TEXT, Defer, FillPlan, MatchingEngine, VenueError
 from runtime.venue.budget import request_weight, retry_after_ceil
@@ -35,7 +34,6 @@ from runtime.venue.signing import verify
 if TYPE_CHECKING:
     from runtime.simexchange.exchange import SimExchange
 
-log = logger.bind(component="simexchange")
 
 MAX_RECV_WINDOW_MS = 60_000
 
@@ -423,7 +421,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             else:
                 reply = self.server.fapi.handle(method, url.path, url.query, raw_body, self.headers)
         except Exception as exc:  # a simulator bug must show up as a 500 naming it, not a hung client
-            log.exception("simexchange handler failed")
+            log_event("simexchange", "handler_failed", details={"method": method, "path": url.path},
+                      level="ERROR", exc=exc)
             reply = Reply.json(500, {"code": -1000, "msg": f"simulator error: {type(exc).__name__}: {exc}"})
         if reply.hold_s > 0:
             time.sleep(reply.hold_s)

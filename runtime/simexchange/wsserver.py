@@ -3,19 +3,24 @@
 Runs a ``websockets`` asyncio server in its own thread. Streams are served as
 Binance does: combined ``/stream?streams=a/b`` (frames ``{"stream", "data"}``)
 or raw ``/ws/a/b`` (the event alone), plus live ``SUBSCRIBE`` /
-``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` requests. A stream name in the URL that
-is not served is accepted and never sends anything (as on Binance; a live
-SUBSCRIBE to one is answered with an error naming it); an unknown path is
-refused at the handshake (HTTP 400).
+``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` requests. A stream name that is not
+served, in the URL or in a live SUBSCRIBE, is accepted (SUBSCRIBE answers
+``{"result": null}``), listed, and never sends anything: Binance acknowledges
+every SUBSCRIBE, unknown symbol or stream type included, and tells the client
+nothing. Only a malformed request (bad JSON, unknown method, params not a list of
+names) gets an error; an unknown path is refused at the handshake (HTTP 400).
 
 Routes, as after Binance's USD-M base-URL split (2026-03-06; legacy URLs
 retired 2026-04-23): ``/public`` carries depth and bookTicker, ``/market``
 carries markPrice, aggTrade and forceOrder, ``/private`` carries the
 user-data stream of a listenKey. A stream asked for on the wrong route is
 accepted and silently withheld, as Binance does: the root (legacy) path still
-serves the /public streams and never a /market one. A /private handshake with
-an unknown or expired listenKey is refused (HTTP 400); when a key expires its
-sockets get ``listenKeyExpired`` and are closed.
+serves the /public streams and never a /market one. A listenKey is a stream
+name like any other: a /private handshake (or SUBSCRIBE) with an unknown, deleted
+or expired key is accepted and gets nothing, no event and no close (Binance sends
+``listenKeyExpired`` only for a key that was valid on the connection and then
+expired), so a client must check its key with the REST API (PUT: -1125). When a
+valid key expires or is deleted, its sockets get ``listenKeyExpired`` and are closed.
 
 ``publish`` is the only entry from other threads: it hops onto the loop with
 ``call_soon_threadsafe`` (FIFO), so events reach every socket in the order they
@@ -38,14 +43,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from loguru import logger
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from runtime.logging import log_event
 from runtime.simexchange.faults import FaultBoard
 
-log = logger.bind(component="simexchange")
 
 STREAM_SUFFIXES = {
     "depth": "depth", "depth@100ms": "depth", "depth@250ms": "depth", "depth@500ms": "depth",
@@ -65,7 +69,7 @@ STALL_CHECK_S = 0.02
 
 
 class StreamNameError(ValueError):
-    """A stream name the exchange does not serve; the message says why and what is valid."""
+    """A handshake path or live request the exchange refuses; the message says why and what is valid."""
 
 
 @dataclass(eq=False)
@@ -157,8 +161,8 @@ class StreamServer:
         future = asyncio.run_coroutine_threadsafe(self._close(), loop)
         try:
             future.result(timeout_s)
-        except Exception:  # best effort: the loop is stopped below regardless
-            log.warning("simexchange WebSocket server did not close cleanly")
+        except Exception as exc:  # best effort: the loop is stopped below regardless
+            log_event("simexchange", "ws_close_unclean", details={"error": repr(exc)}, level="WARNING")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout_s)
 
@@ -171,8 +175,8 @@ class StreamServer:
                 await asyncio.sleep(interval())
                 try:
                     action()
-                except Exception:
-                    log.exception(f"simexchange periodic task {name} failed")
+                except Exception as exc:
+                    log_event("simexchange", "periodic_task_failed", details={"task": name}, level="ERROR", exc=exc)
 
         def schedule() -> None:
             self._tasks.append(self.loop.create_task(tick(), name=name))  # type: ignore[union-attr]
@@ -204,19 +208,15 @@ class StreamServer:
 
     # -- stream names -------------------------------------------------------------------------
 
-    def canonical(self, name: str) -> str:
-        """Stream name -> the key events are published under; ``StreamNameError`` if not served."""
+    def canonical(self, name: str) -> str | None:
+        """Stream name -> the key events are published under; None for a name not served
+        (uppercase symbol, unknown symbol or stream type)."""
         if name in ALL_MARKET_STREAMS:
             return ALL_MARKET_STREAMS[name]
         symbol, _, suffix = name.partition("@")
-        if symbol != symbol.lower():
-            raise StreamNameError(f"stream {name!r}: the symbol must be lowercase ({symbol.lower()!r})")
-        if symbol not in self.symbols:
-            raise StreamNameError(f"stream {name!r}: unknown symbol {symbol!r}; served: {sorted(self.symbols)}")
         kind = STREAM_SUFFIXES.get(suffix)
-        if kind is None:
-            raise StreamNameError(f"stream {name!r}: unknown stream type {suffix!r}; served: "
-                                  f"{sorted(STREAM_SUFFIXES)} and {sorted(ALL_MARKET_STREAMS)}")
+        if symbol not in self.symbols or kind is None:  # self.symbols is lowercase: BTCUSDT@depth is not served
+            return None
         return f"{symbol}@{kind}"
 
     def parse_path(self, path: str) -> tuple[str, bool, list[str]]:
@@ -237,28 +237,17 @@ class StreamServer:
                                   "or [/public|/market|/private]/ws/<stream>")
         if route == PRIVATE:  # /private/ws/<key>, /private/ws?listenKey=<key>, or none yet (SUBSCRIBE it later)
             names += query.get("listenKey", [])
-            for name in names:
-                if not self.listen_key_valid(name):
-                    raise StreamNameError(f"listenKey {name[:8]}... does not exist or has expired; "
-                                          "POST /fapi/v1/listenKey for a new one")
         return route, combined, names
 
-    def _private_key(self, listen_key: str) -> str:
-        """A listenKey SUBSCRIBEd on /private: its events' key, or ``StreamNameError`` if not valid."""
-        if not self.listen_key_valid(listen_key):
-            raise StreamNameError(f"listenKey {listen_key[:8]}... does not exist or has expired")
-        return USER_KEY
+    def _key_or_withheld(self, route: str, name: str) -> str:
+        """A stream name's key; a name not served gets a key nothing is published under.
 
-    def _key_or_withheld(self, name: str) -> str:
-        """A handshake stream name's key; a name not served gets a key nothing is published under.
-
-        Binance accepts any name in the URL (ccxt connects to ``/public/ws/0`` and SUBSCRIBEs
-        afterwards) and sends nothing for one it does not serve: no error, no frames.
+        Binance accepts any name, in the URL or a SUBSCRIBE (ccxt connects to ``/public/ws/0`` and
+        SUBSCRIBEs afterwards), and sends nothing for one it does not serve: no error, no frames.
+        On /private the names are listenKeys: only the account's valid key carries its events.
         """
-        try:
-            return self.canonical(name)
-        except StreamNameError:
-            return f"?{name}"
+        key = (USER_KEY if self.listen_key_valid(name) else None) if route == PRIVATE else self.canonical(name)
+        return key or f"?{name}"
 
     # -- loop side --------------------------------------------------------------------------
 
@@ -287,14 +276,10 @@ class StreamServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
-        try:
-            route, combined, names = self.parse_path(ws.request.path)
-        except StreamNameError as exc:  # the listenKey expired between handshake check and here
-            await ws.close(1008, str(exc)[:100])
-            return
+        route, combined, names = self.parse_path(ws.request.path)  # checked by _process_request
         sub = Subscriber(ws, combined, asyncio.Queue(QUEUE_LIMIT), route)
         for name in names:
-            sub.add(name, USER_KEY if route == PRIVATE else self._key_or_withheld(name))
+            sub.add(name, self._key_or_withheld(route, name))
         self._subs.add(sub)
         if self._stalled:
             self._pause(sub)
@@ -339,7 +324,7 @@ class StreamServer:
                 raise StreamNameError(f"unknown method {method!r}; use SUBSCRIBE, UNSUBSCRIBE or LIST_SUBSCRIPTIONS")
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 raise StreamNameError("'params' must be a list of stream names")
-            keys = [self._private_key(p) if sub.route == PRIVATE else self.canonical(p) for p in params]
+            keys = [self._key_or_withheld(sub.route, p) for p in params]
         except StreamNameError as exc:
             self._reply(sub, {"error": {"code": 2, "msg": f"Invalid request: {exc}"}, "id": req_id})
             return
@@ -373,7 +358,8 @@ class StreamServer:
         try:
             sub.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            log.warning("simexchange: slow WebSocket consumer disconnected")
+            log_event("simexchange", "slow_consumer_disconnected", details={"route": sub.route, "streams": len(sub.streams)},
+                      action_taken="socket closed 1008", level="WARNING")
             self._subs.discard(sub)
             asyncio.get_running_loop().create_task(sub.ws.close(1008, "slow consumer"))
 

@@ -39,12 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from loguru import logger
-
+from runtime.logging import log_event
 from runtime.store._codec import dump_json
 from runtime.store.errors import BufferWriteError, CorruptState, StaleGeneration, StoreUnavailable
 
-log = logger.bind(component="store")
 _CRC = re.compile(rb"[0-9a-f]{8}")
 
 
@@ -165,10 +163,10 @@ class DiskBuffer:
                 self._apply(target, record, report)
             offset += len(complete)
         if report.seen or report.corrupt:
-            log.bind(event="disk_buffer_replayed", details={"path": str(self.path), "applied": report.applied,
-                     "duplicates": report.duplicates, "refused": report.refused,
-                     "corrupt": [str(c) for c in report.corrupt]},
-                     action_taken="buffer truncated").info("disk buffer replayed")
+            log_event("store", "disk_buffer_replayed",
+                      details={"path": str(self.path), "applied": report.applied, "duplicates": report.duplicates,
+                               "refused": report.refused, "corrupt": [str(c) for c in report.corrupt]},
+                      action_taken="buffer truncated")
         return report
 
     # -- internals ----------------------------------------------------------
@@ -176,9 +174,9 @@ class DiskBuffer:
         try:
             verdict = target.apply_buffered(record)
         except StoreUnavailable:
-            log.bind(event="disk_buffer_replay_interrupted", details={"path": str(self.path), "line": record.line,
-                     "applied": report.applied}, action_taken="buffer kept; replay again when Redis is back"
-                     ).warning("disk buffer replay interrupted")
+            log_event("store", "disk_buffer_replay_interrupted",
+                      details={"path": str(self.path), "line": record.line, "applied": report.applied},
+                      action_taken="buffer kept; replay again when Redis is back", level="WARNING")
             raise
         except (StaleGeneration, CorruptState, ValueError, TypeError, KeyError, AttributeError) as exc:
             report.refused += 1
@@ -233,8 +231,8 @@ class DiskBuffer:
     def _skip(self, bad: CorruptLine, raw: bytes, report: ReplayReport) -> None:
         """Report a line or record that cannot be replayed, and keep its bytes for the operator."""
         report.corrupt.append(bad)
-        log.bind(event="disk_buffer_line_skipped", details={"where": str(bad)},
-                 action_taken="skipped; kept in " + str(self.corrupt_path)).error(str(bad))
+        log_event("store", "disk_buffer_line_skipped", details={"where": str(bad)},
+                  action_taken="skipped; kept in " + str(self.corrupt_path), level="ERROR")
         self._keep_corrupt(bad, raw)
 
     def _keep_corrupt(self, bad: CorruptLine, raw: bytes) -> None:
@@ -245,8 +243,8 @@ class DiskBuffer:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            log.bind(event="disk_buffer_corrupt_not_saved", details={"where": str(bad), "error": str(exc)},
-                     action_taken="none").error("could not save corrupt buffer line")
+            log_event("store", "disk_buffer_corrupt_not_saved", details={"where": str(bad), "error": str(exc)},
+                      action_taken="none", level="ERROR")
 
 
 def _parse_line(raw: bytes, line_no: int) -> BufferedRecord | str:

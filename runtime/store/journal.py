@@ -138,16 +138,18 @@ class Journal:
         for (client_order_id, entry_id), reply in zip(pointers, replies):
             # A bad index entry is set aside (F31): one dangling pointer never blocks a cold start.
             if not reply:
-                quarantine_field(self._client, open_key, client_order_id,
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
                                  f"points at journal entry {entry_id}, which does not exist")
                 continue
             try:
                 entry = self._parse(reply[0][0], reply[0][1])
             except CorruptState as exc:
-                quarantine_field(self._client, open_key, client_order_id, f"points at a malformed entry: {exc}")
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
+                                 f"points at a malformed entry: {exc}")
                 continue
             if entry.kind != "intent" or entry.client_order_id != client_order_id:
-                quarantine_field(self._client, open_key, client_order_id, f"points at {entry_id}, which is not its intent")
+                quarantine_field(self._client, open_key, client_order_id, entry_id,
+                                 f"points at {entry_id}, which is not its intent")
                 continue
             found.append(entry)
         return sorted(found, key=lambda e: _entry_key(e.entry_id))
@@ -170,6 +172,33 @@ class Journal:
             if len(batch) < page:
                 return out
             cursor = "(" + text(batch[-1][0], key, "entry id")
+
+    def since(self, since: float | None, lookback: int = 10_000, page: int = 1000) -> list[JournalEntry]:
+        """Entries that reached the journal at or after `since` (epoch seconds; None: all), oldest
+        first, plus the earlier intents of orders that have an outcome in that window (an order sent
+        before `since` and filled after it), looked for in at most `lookback` older entries: what
+        `GET /history` folds into orders (stream ids are milliseconds)."""
+        if not since:
+            return self.entries()
+        start = f"{int(since * 1000)}-0"
+        window = self.entries(start=start, page=page)
+        have = {e.client_order_id for e in window if e.kind == "intent"}
+        missing = {e.client_order_id for e in window if e.kind == "outcome"} - have
+        earlier: list[JournalEntry] = []
+        cursor, key = "(" + start, self._keys.journal_orders
+        while missing and lookback > 0:
+            with translated("journal_entries", key):
+                batch = self._client.xrevrange(key, cursor, "-", count=min(page, lookback))
+            for eid, fields in batch:
+                entry = self._parse(eid, fields)
+                if entry.kind == "intent" and entry.client_order_id in missing:
+                    missing.discard(entry.client_order_id)
+                    earlier.append(entry)
+            if len(batch) < min(page, lookback):
+                break
+            lookback -= len(batch)
+            cursor = "(" + text(batch[-1][0], key, "entry id")
+        return earlier[::-1] + window
 
     # -- internals ---------------------------------------------------------
     def _write(

@@ -35,6 +35,7 @@ import redis
 
 from runtime.store._codec import show, text
 from runtime.store.errors import CorruptState, StaleGeneration, translated
+from runtime.store.fencing import FENCED
 from runtime.store.journal import Journal, new_record_id
 from runtime.store.keys import Keys
 from runtime.store.locks import Lock, lock_token
@@ -111,19 +112,10 @@ return {4, id}
 # KEYS[1] journal, KEYS[2] open index, KEYS[3] records index, KEYS[4] runtime.
 # ARGV[1] record id, ARGV[2] client id, ARGV[3] n = journal entry args, ARGV[4..3+n] entry field/values,
 # ARGV[4+n] writer generation, ARGV[5+n..] runtime field/values.
-_JOURNAL_AND_MARK_PENDING = """
-local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= nil end
-local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+_JOURNAL_AND_MARK_PENDING = FENCED + """
 local n = tonumber(ARGV[3])
-local kind = redis.call('TYPE', KEYS[4])['ok']
-if kind == 'hash' then
-  local stored = redis.call('HGET', KEYS[4], 'generation')
-  if not stored then return {'corrupt', false} end
-  if not canonical(stored) then return {'corrupt', stored} end
-  if gt(stored, ARGV[4 + n]) then return {'stale', stored} end
-elseif kind ~= 'none' then
-  return {'wrongtype', kind}
-end
+local no = refused(KEYS[4], ARGV[4 + n])
+if no then return no end
 local id = redis.call('HGET', KEYS[3], ARGV[1])
 if not id then
   id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4, 3 + n))
@@ -140,9 +132,7 @@ return {'ok', id}
 # ARGV[1] n = runtime args (0: no runtime write), ARGV[2] m = journal append args (0: no outcome),
 # ARGV[3] consumer group, ARGV[4..3+n] writer generation then runtime field/values,
 # ARGV[4+n..3+n+m] record id, kind, client id, final, entry field/values; then one entry id per ack.
-_RECORD_OUTCOME = """
-local function canonical(s) return s == '0' or string.match(s, '^[1-9]%d*$') ~= nil end
-local function gt(a, b) if #a ~= #b then return #a > #b end return a > b end
+_RECORD_OUTCOME = FENCED + """
 local function typed(key, want)
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'none' and kind ~= want then
@@ -150,17 +140,8 @@ local function typed(key, want)
   end
 end
 local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
-if n > 0 then
-  local kind = redis.call('TYPE', KEYS[1])['ok']
-  if kind == 'hash' then
-    local stored = redis.call('HGET', KEYS[1], 'generation')
-    if not stored then return {'corrupt', false} end
-    if not canonical(stored) then return {'corrupt', stored} end
-    if gt(stored, ARGV[4]) then return {'stale', stored} end
-  elseif kind ~= 'none' then
-    return {'wrongtype', kind}
-  end
-end
+local no = n > 0 and refused(KEYS[1], ARGV[4])
+if no then return no end
 local bad = m > 0 and (typed(KEYS[2], 'stream') or typed(KEYS[3], 'hash') or typed(KEYS[4], 'hash'))
 if bad then return bad end
 for i = 5, #KEYS do

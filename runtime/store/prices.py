@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -46,6 +47,11 @@ class Prices:
         key = self._keys.price(symbol)
         with translated("last_price", key):
             raw = self._client.hgetall(key)
+        return self.parse(symbol, raw)
+
+    def parse(self, symbol: str, raw: dict[Any, Any]) -> Price | None:
+        """The schema-checked price from `price:{symbol}`'s HGETALL reply; CorruptState if malformed."""
+        key = self._keys.price(symbol)
         if not raw:
             return None
         values = decode_mapping(raw, key)

@@ -25,14 +25,13 @@ from enum import StrEnum
 from typing import Any
 
 import redis
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.store._codec import dump_json, json_object, show, text
 from runtime.store.connection import socket_timeout_of
 from runtime.store.errors import CorruptState, translated
 from runtime.store.keys import Keys
 
-log = logger.bind(component="store")
 
 _BLOCK_MARGIN_MS = 100
 
@@ -211,8 +210,9 @@ class OrderQueue:
             pipe.xack(key, self.group, entry_id)
             pipe.xdel(key, entry_id)
             pipe.execute()
-        log.bind(event="queue_entry_corrupt", details={"key": key, "entry_id": entry_id, "field": corrupt.field,
-                 "problem": corrupt.problem}, action_taken=f"moved to {self._keys.queue_dead}").error(str(corrupt))
+        log_event("store", "queue_entry_corrupt",
+                  details={"key": key, "entry_id": entry_id, "field": corrupt.field, "problem": corrupt.problem},
+                  action_taken=f"moved to {self._keys.queue_dead}", level="ERROR")
 
     def _drop(self, key: str, entry_id: Any) -> None:
         with translated("queue_drop", key):

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import redis
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.store.connection import DEFAULT_SOCKET_TIMEOUT_S, connect, decodes_responses
 from runtime.store.disk_buffer import BufferedRecord, DiskBuffer, ReplayReport
 from runtime.store.documents import Document, Documents
@@ -55,11 +55,10 @@ from runtime.store.keys import Keys
 from runtime.store.locks import Lock, Locks
 from runtime.store.order_path import OrderPath
 from runtime.store.prices import Price, Prices
-from runtime.store.quarantine import quarantine_key
+from runtime.store.quarantine import quarantine_if_still_bad, quarantine_key
 from runtime.store.queue import OrderQueue, Priority, QueuedOrder
 from runtime.store.runtime_state import Runtime, parse_runtime
 
-log = logger.bind(component="store")
 
 # Kinds of disk-buffer records, and what replay does with each.
 BUFFER_JOURNAL_INTENT = "journal_intent"
@@ -146,7 +145,8 @@ class Store:
 
     def _repairing(self, expected: Mapping[str, tuple[str, ...]], call: Callable[[], T]) -> T:
         """`call()`; when it meets a key of the wrong Redis type among `expected` (key -> allowed
-        types), quarantine that key and call once more on a fresh one (F31)."""
+        types), quarantine every such key and call once more (F31). The retry runs even when
+        nothing was moved here: another writer may have repaired the key in between."""
         try:
             return call()
         except (CorruptState, redis.ResponseError) as exc:
@@ -154,20 +154,9 @@ class Store:
                 raise
             if isinstance(exc, redis.ResponseError) and not reply_code(exc).startswith("WRONGTYPE"):
                 raise
-            if not self._quarantine_wrong_types(expected, str(exc)):
-                raise
+            for key, allowed in expected.items():
+                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}: {exc}", wrong_unless=allowed)
         return call()
-
-    def _quarantine_wrong_types(self, expected: Mapping[str, tuple[str, ...]], problem: str) -> bool:
-        moved = False
-        for key, allowed in expected.items():
-            with translated("type_check", key):
-                kind = self.client.type(key)
-            kind_text = kind.decode() if isinstance(kind, bytes) else str(kind)
-            if kind_text not in (*allowed, "none"):
-                quarantine_key(self.client, key, f"expected {' or '.join(allowed)}, found {kind_text}: {problem}")
-                moved = True
-        return moved
 
     def close(self) -> None:
         self.probe.close()
@@ -187,6 +176,11 @@ class Store:
         self._up("load_runtime")
         return self.runtime.load(strategy_id)
 
+    def load_runtimes(self, strategy_ids: Sequence[str]) -> dict[str, Runtime | None | CorruptState]:
+        """`load_runtime` for many, pipelined: each id maps to its record, None, or its CorruptState."""
+        self._up("load_runtimes")
+        return self.runtime.load_many(strategy_ids)
+
     def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
         """Raises StaleGeneration when a newer generation has written (§1 Fencing)."""
         self._up("write_runtime")
@@ -194,15 +188,22 @@ class Store:
 
     def replace_corrupt_runtime(self, strategy_id: str, runtime: Runtime, problem: str) -> str | None:
         """Quarantine a malformed `runtime:{id}` and write `runtime` in its place (F31: an exit made
-        from the last known runtime must be recorded). Returns where the bad record went."""
+        from the last known runtime must be recorded). Returns where the bad record went; None when
+        another writer repaired it after it was read (it is kept, and the write is fenced as usual:
+        StaleGeneration when that writer is newer)."""
         self._up("replace_corrupt_runtime")
-        aside = quarantine_key(self.client, self.keys.runtime(strategy_id), problem)
+        key = self.keys.runtime(strategy_id)
+        aside = quarantine_if_still_bad(self.client, key, problem, lambda raw: parse_runtime(raw, key) if raw else None)
         self.runtime.write(strategy_id, runtime)
         return aside
 
     def fence(self, strategy_id: str, generation: int) -> bool:
         """Raise the stored generation so older incarnations' writes are refused."""
         return self.runtime.fence(strategy_id, generation)
+
+    def fence_all(self, strategy_ids: Sequence[str], generation: int) -> dict[str, bool | CorruptState]:
+        """`fence` for many, pipelined: each id maps to whether it was raised, or its CorruptState."""
+        return self.runtime.fence_many(strategy_ids, generation)
 
     # -- locks ------------------------------------------------------------------
     def acquire_lock(self, strategy_id: str, ttl_ms: int, *, generation: int = 0) -> Lock | None:
@@ -280,13 +281,11 @@ class Store:
         finally:
             try:
                 if not self.release_lock(lock):
-                    log.bind(event="lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
-                             action_taken="none; the lock had expired or changed hands").warning(
-                        "lock expired before release")
+                    log_event("store", "lock_lost", details={"key": lock.key, "ttl_ms": lock.ttl_ms},
+                              action_taken="none; the lock had expired or changed hands", level="WARNING")
             except StoreUnavailable:
-                log.bind(event="lock_release_failed", details={"key": lock.key},
-                         action_taken=f"lock expires by itself within {lock.ttl_ms} ms").warning(
-                    "Redis down at lock release")
+                log_event("store", "lock_release_failed", details={"key": lock.key},
+                          action_taken=f"lock expires by itself within {lock.ttl_ms} ms", level="WARNING")
 
     # -- order queue ------------------------------------------------------------
     def _queue_types(self) -> dict[str, tuple[str, ...]]:
@@ -347,7 +346,7 @@ class Store:
     def journal_intent_or_buffer(self, client_order_id: str, fields: Mapping[str, Any]) -> Recorded:
         record_id = new_record_id()
         return self._redis_or_buffer(
-            BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id,
+            [(BUFFER_JOURNAL_INTENT, {"client_order_id": client_order_id, "fields": dict(fields)}, record_id)],
             lambda: self.journal_intent(client_order_id, fields, record_id=record_id),
         )
 
@@ -359,7 +358,7 @@ class Store:
         outcome = str(getattr(outcome, "value", outcome))
         data = {"client_order_id": client_order_id, "outcome": outcome, "fields": dict(fields or {}), "final": final}
         return self._redis_or_buffer(
-            BUFFER_JOURNAL_OUTCOME, data, record_id,
+            [(BUFFER_JOURNAL_OUTCOME, data, record_id)],
             lambda: self.journal_outcome(client_order_id, outcome, fields, final=final, record_id=record_id),
         )
 
@@ -371,7 +370,7 @@ class Store:
         def write() -> None:
             self.write_runtime(strategy_id, runtime)
 
-        return self._redis_or_buffer(BUFFER_RUNTIME, data, new_record_id(), write)
+        return self._redis_or_buffer([(BUFFER_RUNTIME, data, new_record_id())], write)
 
     def record_outcome_or_buffer(
         self, strategy_id: str, runtime: Runtime | None, client_order_id: str | None, outcome: str,
@@ -404,22 +403,7 @@ class Store:
                                    lambda: self.order_path.record_outcome(strategy_id, runtime, entry, pairs,
                                                                           self.queue.group))
 
-        if self.buffer is not None and not self.buffer.is_empty():
-            for kind, data, rid in buffered:  # older records wait in the buffer: these go behind them
-                self.buffer.append(kind, data, rid)
-            return Recorded("buffer", record_id)
-        try:
-            entry_id = write()
-        except StoreUnavailable as exc:
-            if self.buffer is None:
-                raise
-            for kind, data, rid in buffered:
-                self.buffer.append(kind, data, rid)
-            log.bind(event="store_write_buffered", details={"kind": "outcome", "record_id": record_id,
-                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
-                "Redis down: record buffered to disk")
-            return Recorded("buffer", record_id)
-        return Recorded("redis", record_id, entry_id or None)
+        return self._redis_or_buffer(buffered, write, record_id)
 
     def buffer_pending(self) -> bool:
         """True while the disk buffer holds records not yet replayed."""
@@ -451,22 +435,30 @@ class Store:
             raise ValueError(f"unknown buffer record kind {record.kind!r}")
         return "duplicate" if appended.duplicate else "applied"
 
-    def _redis_or_buffer(self, kind: str, data: dict[str, Any], record_id: str, write: Callable[[], Any]) -> Recorded:
+    def _redis_or_buffer(self, records: Sequence[tuple[str, dict[str, Any], str]], write: Callable[[], Any],
+                         record_id: str | None = None) -> Recorded:
+        """`write()` to Redis, or, when Redis is down (or the buffer still holds older records),
+        append `records` (kind, data, record id) to the disk buffer, in order, all of them.
+        Returned as `record_id` (default: the first record's)."""
+        record_id = record_id or records[0][2]
         if self.buffer is not None and not self.buffer.is_empty():
-            # Older records wait in the buffer: this one goes behind them, never ahead.
-            self.buffer.append(kind, data, record_id)
+            # Older records wait in the buffer: these go behind them, never ahead.
+            for kind, data, rid in records:
+                self.buffer.append(kind, data, rid)
             return Recorded("buffer", record_id)
         try:
             result = write()
         except StoreUnavailable as exc:
             if self.buffer is None:
                 raise
-            self.buffer.append(kind, data, record_id)
-            log.bind(event="store_write_buffered", details={"kind": kind, "record_id": record_id,
-                     "cause": str(exc)}, action_taken=f"appended to {self.buffer.path}").warning(
-                "Redis down: record buffered to disk")
+            for kind, data, rid in records:
+                self.buffer.append(kind, data, rid)
+            log_event("store", "store_write_buffered",
+                      details={"kind": "+".join(kind for kind, _, _ in records), "record_id": record_id,
+                               "cause": str(exc)},
+                      action_taken=f"appended to {self.buffer.path}", level="WARNING")
             return Recorded("buffer", record_id)
-        return Recorded("redis", record_id, result if isinstance(result, str) else None)
+        return Recorded("redis", record_id, result if isinstance(result, str) and result else None)
 
     # -- prices, strategies, snapshots --------------------------------------------
     def set_price(self, symbol: str, price: float, ts: float | None = None) -> None:
@@ -480,7 +472,7 @@ class Store:
         try:
             return self.prices.get(symbol)
         except CorruptState as exc:
-            quarantine_key(self.client, exc.key, str(exc))
+            quarantine_if_still_bad(self.client, exc.key, str(exc), lambda raw: self.prices.parse(symbol, raw))
             return None
 
     def put_strategy(self, strategy_id: str, definition: Mapping[str, Any]) -> None:
@@ -490,6 +482,19 @@ class Store:
         if isinstance(symbol, str):
             expected[self.keys.symbol_strategies(symbol)] = ("set",)
         self._repairing(expected, lambda: self.documents.put_strategy(strategy_id, definition))
+
+    def put_strategies(self, definitions: Mapping[str, Mapping[str, Any]], chunk: int = 1000) -> None:
+        """`put_strategy` for many: one round trip per `chunk` definitions; a chunk that meets a
+        key of the wrong type is put one by one, which quarantines and repairs that key (F31)."""
+        self._up("put_strategies")
+        items = list(definitions.items())
+        for first in range(0, len(items), chunk):
+            part = dict(items[first:first + chunk])
+            try:
+                self.documents.put_strategies(part)
+            except redis.ResponseError:
+                for strategy_id, definition in part.items():
+                    self.put_strategy(strategy_id, definition)
 
     def load_strategy(self, strategy_id: str) -> dict[str, Any] | None:
         return self.documents.load_strategy(strategy_id)

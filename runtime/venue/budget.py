@@ -76,6 +76,8 @@ DEFAULT_WEIGHT_SHARE: Mapping[Priority, float] = {
     Priority.BACKGROUND: 0.6,
 }
 # Fraction of the token bucket a priority must leave untouched (STOP may borrow).
+STOP_BORROW_TOKENS = 8.0  # what a borrowing priority (STOP) may borrow at least, whatever the rate
+
 DEFAULT_TOKEN_RESERVE: Mapping[Priority, float] = {
     Priority.STOP: -1.0,
     Priority.EXIT: 0.0,
@@ -221,8 +223,9 @@ class WeightBudget:
 
     def _token_need(self, priority: Priority) -> float:
         reserve = self._reserve[priority]
-        if reserve < 0:  # may borrow down to -capacity: never paced in practice
-            return 1.0 + reserve * self._capacity()
+        if reserve < 0:  # may borrow down to -capacity, and never less than STOP_BORROW_TOKENS: a dip
+            # crossing several stops at the minimum rate (a one-token bucket) sends them all (soak seed 480472)
+            return 1.0 + reserve * max(self._capacity(), STOP_BORROW_TOKENS)
         return 1.0 + reserve * (self._capacity() - 1.0)
 
     def _prune(self, now: float) -> None:

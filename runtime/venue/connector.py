@@ -26,9 +26,9 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from loguru import logger
 from requests.adapters import HTTPAdapter
 
+from runtime.logging import log_event
 from runtime.venue.budget import Priority, RequestBudget, WeightBudget, request_weight
 from runtime.venue.clock import ServerClock
 from runtime.venue.filters import SymbolFilters, parse_exchange_info
@@ -46,7 +46,6 @@ from runtime.venue.outcomes import (
 )
 from runtime.venue.signing import ParamValue, encode_params, signed_query
 
-log = logger.bind(component="venue")
 
 SIDES = frozenset({"BUY", "SELL"})
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -113,8 +112,8 @@ class BinanceFuturesConnector:
         except MalformedReply as exc:
             return malformed(str(exc), mutating=False, http_status=outcome.http_status)
         sample = self.clock.observe(server_ms, sent_at, received_at)
-        log.debug("clock synced", event="clock_sync", details={"offset_ms": round(sample.offset_ms, 1),
-                                                              "rtt_ms": round(sample.rtt_ms, 1)})
+        log_event("venue", "clock_sync", details={"offset_ms": round(sample.offset_ms, 1),
+                                                 "rtt_ms": round(sample.rtt_ms, 1)}, level="DEBUG")
         return _with_data(outcome, server_ms)
 
     sync_clock = server_time
@@ -137,12 +136,12 @@ class BinanceFuturesConnector:
                priority: Priority) -> tuple[Decimal | None, Decimal | None] | VenueOutcome:
         """Round to the symbol's filters and check them; a local REJECTED_PERMANENT if the venue would refuse.
 
-        exchangeInfo is loaded on first use; if it cannot be loaded the order goes out as given
-        (the venue still checks) and the next order tries again.
+        The node loads exchangeInfo at start; if the venue could not answer then, it is loaded here
+        at the first order, and if that fails too the order goes out as given (the venue still
+        checks) and the next order tries again.
         """
         if self._filters is None and not self.load_exchange_info(priority=priority).ok:
-            log.warning("exchangeInfo unavailable; order sent unrounded", event="filters_unavailable",
-                        details={"client_order_id": client_order_id})
+            log_event("venue", "filters_unavailable", details={"client_order_id": client_order_id}, level="WARNING")
             return quantity, price
         filters = self.symbol_filters(symbol)
         if filters is None:
@@ -362,7 +361,7 @@ class BinanceFuturesConnector:
             return _with_data(outcome, parse(outcome.data))
         except MalformedReply as exc:
             bad = malformed(str(exc), mutating=False, http_status=outcome.http_status)
-            log.warning("malformed reply", event="malformed_reply", details={"path": path, "what": str(exc)})
+            log_event("venue", "malformed_reply", details={"path": path, "what": str(exc)}, level="WARNING")
             return bad
 
     def _call(
@@ -417,16 +416,16 @@ class BinanceFuturesConnector:
     def _log(self, method: str, path: str, priority: Priority, outcome: VenueOutcome) -> None:
         details = {"method": method, "path": path, "priority": priority.name, "outcome": outcome.describe()}
         if outcome.ok:
-            log.debug("venue request", event="venue_request", details=details)
+            log_event("venue", "venue_request", details=details, level="DEBUG")
         else:
-            log.warning("venue request not ok", event="venue_request", details=details,
-                        action_taken="returned outcome to caller")
+            log_event("venue", "venue_request", details=details, action_taken="returned outcome to caller",
+                      level="WARNING")
 
 
 def _local_reject(client_order_id: str, reason: str) -> VenueOutcome:
     """An order the symbol filters refuse: permanent, and provably never sent."""
-    log.warning("order refused by symbol filters", event="filters_reject",
-                details={"client_order_id": client_order_id, "reason": reason}, action_taken="not sent")
+    log_event("venue", "filters_reject", details={"client_order_id": client_order_id, "reason": reason},
+              action_taken="not sent", level="WARNING")
     return VenueOutcome(OutcomeKind.REJECTED_PERMANENT, message=f"not sent: {reason}",
                         client_order_id=client_order_id, sent=False)
 

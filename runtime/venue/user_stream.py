@@ -14,8 +14,11 @@ Interface (for the execution engine, which wires it; DESIGN §4, F29, F30)::
     stream.stats()      # {"connected", "connects", "frames", "malformed", "last_malformed", ...}
 
 The thread: creates the listenKey through the connector (POST /fapi/v1/listenKey),
-connects, calls ``on_reconnect()``, then delivers each event to its callback in
-the order the venue sent them. It PUTs the key every ``keepalive_s`` (Binance:
+connects, checks the key with a PUT (a socket on a key the venue no longer knows is
+accepted and stays silent forever: Binance sends ``listenKeyExpired`` only for a key
+that expires while connected, so -1125 here is the only sign; it is alerted and the
+stream starts over with a new key), calls ``on_reconnect()``, then delivers each event
+to its callback in the order the venue sent them. It PUTs the key every ``keepalive_s`` (Binance:
 a key lives 60 minutes after the last POST/PUT). On ``listenKeyExpired``, a
 failed keepalive (-1125), a close or any socket error it drops the socket and
 starts over with a NEW key after a backoff (``backoff_s``, growing, with jitter,
@@ -40,8 +43,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import websocket
-from loguru import logger
 
+from runtime.logging import log_event
 from runtime.venue.connector import BinanceFuturesConnector
 from runtime.venue.user_events import (
     AccountUpdate,
@@ -52,11 +55,11 @@ from runtime.venue.user_events import (
 )
 from runtime.venue.ws import MalformedMessage, user_stream_url
 
-log = logger.bind(component="user_stream")
 
 DEFAULT_KEEPALIVE_S = 30 * 60.0
 DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-RECV_POLL_S = 0.2  # how often the thread looks at stop / keepalive while the socket is quiet
+RECV_POLL_S = 0.2
+LISTEN_KEY_UNKNOWN = -1125  # "This listenKey does not exist."  # how often the thread looks at stop / keepalive while the socket is quiet
 
 
 class UserDataStream:
@@ -100,7 +103,8 @@ class UserDataStream:
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {"connected": False, "connects": 0, "frames": 0, "events": 0,
                                        "malformed": 0, "last_malformed": None, "callback_errors": 0,
-                                       "keepalives": 0, "listen_key_expired": 0, "last_error": None}
+                                       "keepalives": 0, "listen_key_expired": 0, "listen_key_invalid": 0,
+                                       "last_error": None}
 
     # -- caller side ---------------------------------------------------------------------
 
@@ -160,12 +164,14 @@ class UserDataStream:
             self._note_error(f"connect failed: {type(exc).__name__}: {exc}")
             return
         ws.settimeout(RECV_POLL_S)
+        if not self._key_alive():
+            ws.close(timeout=0.5)
+            return
         with self._lock:
             self._ws = ws
             self._stats["connected"] = True
             self._stats["connects"] += 1
-        log.info("user-data stream connected", event="user_stream_connected",
-                 details={"connects": self._stats["connects"]})
+        log_event("user_stream", "user_stream_connected", details={"connects": self._stats["connects"]})
         try:
             self._call(self._on_reconnect)
             self._read(ws)
@@ -177,6 +183,20 @@ class UserDataStream:
                 ws.close(timeout=0.5)
             except Exception:  # noqa: BLE001 - the socket may already be gone
                 pass
+
+    def _key_alive(self) -> bool:
+        """PUT the key just connected with; False (alerted or noted) when the venue does not know it."""
+        kept = self.connector.keepalive_listen_key()
+        self._bump("keepalives")
+        if kept.ok:
+            return True
+        if kept.code == LISTEN_KEY_UNKNOWN:
+            self._bump("listen_key_invalid")
+            log_event("user_stream", "alert_listen_key_invalid", details={"outcome": kept.describe()},
+                      action_taken="socket dropped; a new listenKey and a new connection", level="ERROR")
+        else:
+            self._note_error(f"listenKey check failed: {kept.describe()}")
+        return False
 
     def _read(self, ws: websocket.WebSocket) -> None:
         next_keepalive = self._clock() + self.keepalive_s
@@ -210,13 +230,13 @@ class UserDataStream:
             with self._lock:
                 self._stats["malformed"] += 1
                 self._stats["last_malformed"] = str(exc)
-            log.warning("user-data frame dropped", event="user_stream_malformed", details={"reason": str(exc)},
-                        action_taken="dropped and counted")
+            log_event("user_stream", "user_stream_malformed", details={"reason": str(exc)},
+                      action_taken="dropped and counted", level="WARNING")
             return None
         if isinstance(event, ListenKeyExpired):
             self._bump("listen_key_expired")
-            log.warning("listenKey expired", event="user_stream_listen_key_expired",
-                        action_taken="reconnecting with a new listenKey")
+            log_event("user_stream", "user_stream_listen_key_expired",
+                      action_taken="reconnecting with a new listenKey", level="WARNING")
             return "expired"
         if event is not None:
             self._bump("events")
@@ -233,14 +253,14 @@ class UserDataStream:
             return
         try:
             callback(*args)
-        except Exception:  # a callback bug must not end the stream
+        except Exception as exc:  # a callback bug must not end the stream
             self._bump("callback_errors")
-            log.exception("user-data callback failed", event="user_stream_callback_error")
+            log_event("user_stream", "user_stream_callback_error", level="ERROR", exc=exc)
 
     def _close_listen_key(self) -> None:
         outcome = self.connector.close_listen_key()
         if not outcome.ok:
-            log.debug("listenKey not closed", event="user_stream_close", details={"outcome": outcome.describe()})
+            log_event("user_stream", "user_stream_close", details={"outcome": outcome.describe()}, level="DEBUG")
 
     def _bump(self, name: str) -> None:
         with self._lock:
@@ -249,5 +269,5 @@ class UserDataStream:
     def _note_error(self, what: str) -> None:
         with self._lock:
             self._stats["last_error"] = what
-        log.warning("user-data stream interrupted", event="user_stream_interrupted", details={"what": what},
-                    action_taken="reconnecting with backoff")
+        log_event("user_stream", "user_stream_interrupted", details={"what": what},
+                  action_taken="reconnecting with backoff", level="WARNING")

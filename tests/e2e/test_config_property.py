@@ -7,16 +7,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from chaos.harness import free_port
 from runtime.cli import main as cli_main
 from tests.waiting import eventually
 
@@ -76,11 +77,6 @@ GOOD = {
 MUTABLE = [i for i, line in enumerate(BASE.splitlines()) if " = " in line and not line.startswith("data_dir")]
 PROBLEM_RE = re.compile(r"^\S+\.toml:\d+: (\S+: )?.+$|^\S+\.toml: \S+: is required")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 GOOD_LINES = [i for i in MUTABLE if BASE.splitlines()[i].split(" = ", 1)[0] in GOOD]

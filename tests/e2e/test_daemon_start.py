@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from chaos.harness import free_port
 import requests
 
 from runtime.cli import main as cli_main
@@ -21,11 +23,6 @@ from tests.waiting import eventually
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp: Path, *, bind: str | None = None, extra: str = "", strategies: int = 2,
@@ -182,3 +179,25 @@ def test_issue13_halt_and_resume_are_awaited(daemon_url, capsys):
     assert code == 0 and "applied=True" in out and "trading=HALTED" in out
     code, out, _ = cli(capsys, "resume", "--url", daemon_url)
     assert code == 0 and "applied=True" in out and "trading=HALTED" not in out
+
+
+def test_issue9_a_symbol_the_venue_does_not_trade_exits_2_before_redis_starts(tmp_path):
+    """exchangeInfo is loaded at start: a configured symbol the venue does not list fails the start
+    (exit 2, field and line named) before Redis or the tree start, not at the first order."""
+    from runtime.simexchange import SimExchange
+
+    exchange = SimExchange(["BTCUSDT"], {"BTCUSDT": 100_000.0}, seed=1, volatility=0.0).start()
+    try:
+        path = tmp_path / "warden.toml"
+        path.write_text(
+            f'[node]\nname = "e2e"\ndata_dir = "{tmp_path / "data"}"\n[status]\nbind = "127.0.0.1:{free_port()}"\n'
+            f'[venue]\nkind = "binance_futures"\nrest_url = "{exchange.rest_url}"\nws_url = "{exchange.ws_url}"\n'
+            'api_key_env = "WARDEN_E2E_KEY"\napi_secret_env = "WARDEN_E2E_SECRET"\n'
+            '[feeds]\nsymbols = ["BTCUSDT", "XRPUSDT"]\n', encoding="utf-8")
+        done = run_daemon(path, env={"WARDEN_E2E_KEY": exchange.api_key, "WARDEN_E2E_SECRET": exchange.api_secret})
+    finally:
+        exchange.stop()
+    assert done.returncode == 2, f"a symbol the venue does not trade is a bad config: {done.stderr[-800:]}"
+    assert "warden.toml:13: feeds.symbols: XRPUSDT: not a TRADING symbol" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "redis").exists(), "refused before the embedded Redis started"

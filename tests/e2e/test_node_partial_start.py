@@ -78,3 +78,15 @@ def test_issue13_strategies_started_one_by_one_survive_a_restart_of_their_superv
     finally:
         node.request_stop("test over")
         assert node.stop() == 0
+
+
+def test_issue9_symbol_filters_are_loaded_at_start_before_any_order(tmp_path):
+    node = Node(config_for(tmp_path))
+    try:
+        node.start()
+        filters = node.venue.symbol_filters("BTCUSDT")
+        assert filters is not None, "exchangeInfo is loaded at start: the first order pays no extra round trip"
+        assert filters.step_size > 0 and filters.tick_size > 0
+    finally:
+        node.request_stop("test over")
+        assert node.stop() == 0

@@ -6,11 +6,16 @@ Orders are counted only after late requests can no longer land (recvWindow 1 s +
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from chaos.harness import Cluster, StrategySpec, wait_for
+from tests.e2e.test_daemon_start import ROOT, write_config
 from tests.e2e.test_store_faults import FAST, LATE_REQUESTS_S, assert_finished_clean
 
 
@@ -48,3 +53,33 @@ def test_seed21_I1_I5_restart_under_redis_outage_takes_back_protective_stops_and
             f"I1: one crossing, one exit per position (a scheduled P1 may buy again after the restart: e2/x2): " \
             f"{[e['client_order_id'] for e in c.exits('P1') + c.exits('P2')]}"
         assert_finished_clean(c)
+
+
+@pytest.mark.timeout(120)
+def test_seed480472_I5_sigterm_before_the_handler_is_installed_is_still_a_clean_stop(tmp_path) -> None:
+    """Seed 480472: SIGTERM reached a daemon 0.5 s after it started, while run.py was still loading
+    its config (user strategy modules are imported there); Python's default action killed it: -15."""
+    (tmp_path / "slow_start.py").write_text(
+        "import pathlib, time\nfrom actors.strategy import Strategy\n"
+        f"here = pathlib.Path({str(tmp_path)!r})\n"
+        "(here / 'importing').touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not (here / 'go').exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "class Slow(Strategy):\n    pass\n")
+    path = write_config(tmp_path, strategies=0,
+                        strategy_toml='[[strategies]]\nid = "slow"\nsymbol = "BTCUSDT"\nclass = "slow_start:Slow"\n')
+    daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": f"{ROOT}:{tmp_path}"})
+    try:
+        wait_for(lambda: (tmp_path / "importing").exists(), 60, "run.py loading the config (importing the module)")
+        daemon.send_signal(signal.SIGTERM)
+        (tmp_path / "go").touch()
+        code = daemon.wait(timeout=90)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+    err = daemon.stderr.read().decode(errors="replace") if daemon.stderr else ""
+    assert code == 0, f"I5: a SIGTERM while the daemon is still starting is a clean stop (exit 0), got {code}: {err[-1500:]}"

@@ -117,13 +117,14 @@ def exchange() -> Iterator[SimExchange]:
 def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
     made: list[Trading] = []
 
-    def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS) -> Trading:
+    def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS,
+             retry: RetryConfig = FAST_RETRY) -> Trading:
         config = parse_config(CONFIG.format(namespace=namespace, settle_window_s=SETTLE_WINDOW_S), "test.toml")
         store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
         venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
                                         recv_window_ms=recv_window_ms)
         generations = store.generations()  # as the node does: Redis-reserved, monotonic across processes
-        services = Services(config=config, store=store, venue=venue, retry=FAST_RETRY, generation=generations(),
+        services = Services(config=config, store=store, venue=venue, retry=retry, generation=generations(),
                             ws_url=exchange.ws_url)
         services.gate.publish(OPEN_GATE)
         trading = Trading(services, exchange, store, None, {s.id: [] for s in config.strategies}, generations)
@@ -141,14 +142,15 @@ def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
         trading.store.close()
 
 
-def start_tree(trading: Trading) -> None:
+def start_tree(trading: Trading, **engine: Any) -> None:
+    """The execution subtree; `engine`: ExecutionEngine keyword arguments (pool sizes)."""
     services = trading.services
     inboxes = [ChildSpec(f"strategy:{sid}", Inbox, args=(services, f"strategy:{sid}", updates))
                for sid, updates in trading.updates.items()]
     inboxes.append(ChildSpec("degradation", Inbox, args=(services, "degradation", trading.signals)))
     trading.root = Supervisor.start(name="root", children=[
         ChildSpec("execution", Supervisor, kind="supervisor", kwargs={"strategy": "rest_for_one", "children": [
-            ChildSpec("execution-engine", ExecutionEngine, args=(services,)),
+            ChildSpec("execution-engine", ExecutionEngine, args=(services,), kwargs=engine),
             ChildSpec("position-manager", PositionManager, args=(services,)),
         ]}),
         ChildSpec("inboxes", Supervisor, kind="supervisor", kwargs={"children": inboxes}),

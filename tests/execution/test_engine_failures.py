@@ -6,6 +6,7 @@ Invariant checked everywhere: the exchange never executes two orders for one int
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from actors.messages import StopsTriggered
 from actors.core.stop_index import StopHit, StopSide
@@ -203,3 +204,30 @@ def test_f4_send_delayed_past_its_recv_window_is_rejected_on_arrival_then_sent_o
         "the late first request arrived after its recvWindow and was refused; the resend went after that"
     assert places[1]["time_ms"] >= places[0]["time_ms"], "resent only once the first could no longer execute"
     assert t.runtime("s1").position is Position.BOUGHT
+
+
+def test_f31_exit_on_a_corrupt_runtime_repaired_by_a_newer_writer_is_refused_as_fenced(
+        make_trading, redis_client, monkeypatch):
+    """A stop-loss exit reads a corrupt runtime; before it sets the record aside, a newer
+    incarnation repairs it. This engine is fenced: it must refuse the exit with a reason (the
+    newer writer owns the strategy), not crash the engine and not send an order it can't record."""
+    t = make_trading()
+    buy(t)
+    assert t.wait_update("s1").verdict == "FILLED"
+    filled = t.runtime("s1")
+    redis_client.hset("t:runtime:{s1}", mapping={"position": "sideways"})
+    original = t.store.replace_corrupt_runtime
+
+    def newer_writer_first(strategy_id, runtime, problem):
+        redis_client.delete("t:runtime:{s1}")
+        t.store.write_runtime(strategy_id, replace(filled, generation=filled.generation + 1_000_000))
+        return original(strategy_id, runtime, problem)
+
+    monkeypatch.setattr(t.store, "replace_corrupt_runtime", newer_writer_first)
+    hit = StopHit("s1", StopSide.LONG, 95_000.0, 0.01, 94_000.0)
+    t.services.directory.ref("execution-engine").tell(StopsTriggered("BTCUSDT", (hit,), 0.0))
+    update = t.wait_update("s1", count=2)
+    assert update.verdict == "REFUSED" and "newer" in update.reason, \
+        f"a fenced engine refuses the exit and says why: {update}"
+    assert t.executed("s1:x") == [], "nothing sent that this incarnation could not record"
+    assert t.runtime("s1").generation == filled.generation + 1_000_000, "the newer writer's record stands"

@@ -10,12 +10,13 @@ import time
 
 from loguru import logger
 
+from actors.core.retry import RetryConfig
 from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
 from actors.protection import place_protective_stops
 from runtime.alerts import alert_for
 from runtime.store.runtime_state import Position
-from tests.execution.conftest import LATE_LANDING_S
+from tests.execution.conftest import LATE_LANDING_S, SETTLE_WINDOW_S, start_tree
 from tests.waiting import eventually
 
 
@@ -119,3 +120,105 @@ def test_seed31_I1_protective_stop_triggered_first_then_no_exit_of_our_own(make_
     assert t.runtime("s1").position is Position.EXITED_BY_SL, "the runtime learns the protective stop exited it"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
     assert not t.services.protective.holds("s1") and t.store.unsettled() == []
+
+
+def test_seed11_I3_a_stop_loss_never_waits_behind_strategy_exits(make_trading):
+    """Seed 11 (+131 s): stop-losses crossed with the daemon up went out 18-22 s late. Strategy
+    exits stuck in long waits (rate-limit pacing, lookups of a send still in flight) held every
+    worker of the pool that stop-losses share with them; the stop-losses queued behind."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=2)
+    for strategy_id in ("s1", "s2", "s3"):
+        buy(t, strategy_id, stop_loss=95_000.0 if strategy_id == "s1" else None)
+        assert t.wait_update(strategy_id).verdict == "FILLED"
+    # The two exits are delayed 3 s in flight: each holds its worker until its send can no longer land.
+    t.exchange.set_fault("network_delay", count=2, ms=3000, scope="place")
+    for strategy_id in ("s2", "s3"):
+        assert t.services.submit(OrderIntent(strategy_id, t.services.config.strategy(strategy_id).account,
+                                             "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s2").pending_order == "s2:x1" and t.runtime("s3").pending_order == "s3:x1",
+               timeout=10, what="both exits sent (and in flight)")
+    hits = t.services.stops.triggered("BTCUSDT", 94_000.0)
+    t.services.directory.ref("execution-engine").tell(StopsTriggered("BTCUSDT", tuple(hits), time.perf_counter()))
+    eventually(lambda: t.runtime("s2").position is Position.SOLD and t.runtime("s3").position is Position.SOLD
+               and t.runtime("s1").position is Position.EXITED_BY_SL, timeout=20, what="all three flat")
+    order = [e["client_order_id"] for e in t.exchange.ledger() if e.get("executed") and e.get("side") == "SELL"]
+    assert order[0] == "s1:x1", f"I3: the stop-loss goes out at once, never queued behind slow exits: {order} " \
+        f"{[(e['client_order_id'], e['time_ms'] % 100000, e['outcome']) for e in t.exchange.ledger()]}"
+
+
+def test_seed296462_I1_an_exit_resent_after_a_protective_stop_was_placed_takes_it_back_first(make_trading):
+    """Seed 296462: t04's exit x17 was waiting to be sent again (rate limits) when the store outage
+    passed protect_after_s and t04:p17 was placed at the venue; x17 went out later and p17 triggered
+    too: two exits for one position."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s2", qty=0.02, stop_loss=None)
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s2").verdict == "FILLED"
+    t.exchange.set_fault("unknown_503", count=1, execute=False, scope="place")  # x1 in doubt, never ran
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
+    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                                    "test: the store outage passed protect_after_s", component="test")
+    assert placed.placed == {"s1": "s1:p1"}
+    eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=15, what="x1 settled and sent again")
+    t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
+    assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: the resend takes the protective stop back"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.02, "the sibling's position is untouched"
+
+
+def test_seed1001_I1_I4_an_unknown_exit_that_executes_while_the_resend_waits_is_never_sent_again(
+        make_trading, redis_server):
+    """Seed 1001 (+1010 s): t49:x77 got 503 "unknown" and executed 5.77 s after it arrived. The
+    lookups said NOT_FOUND until the settle window passed (+5.0 s, final), then the engine waited
+    its retry backoff (1.1 s) and resent the same client id without looking again: the late
+    execution landed inside that backoff, the venue took the resend as a new order, and the exit
+    sold twice. The extra 0.004 was a sibling's position: when Redis was then killed and t25's
+    stop-loss crossed, the venue held nothing left for it ("no long position: nothing to exit")."""
+    backoff_s = 3.0  # the resend waits this long after the final NOT_FOUND (the daemon's: 1-1.2 s)
+    t = make_trading(retry=RetryConfig(backoff=(backoff_s,), jitter=0.0))
+    buy(t, "s1", stop_loss=None)
+    buy(t, "s3")  # a sibling on the same account and symbol: one venue position for both
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    # x1 answered "unknown"; it executes after the settle window, before the resend's backoff ends.
+    t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=SETTLE_WINDOW_S + 1.0,
+                         scope="place")
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=20, what="s1:x1 settled")
+    assert sells(t, "s1") == ["s1:x1"], \
+        "I1: one intent, at most one executed order: the resend looks the order up once more first"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+    # t25's half: Redis dies, the sibling's stop crosses; its exit runs from the last known runtime.
+    redis_server.kill()
+    ticks_below_stop(t, 1.0)
+    eventually(lambda: float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.0, timeout=10,
+               what="I3: the sibling's stop-loss exited its position with Redis down")
+    redis_server.restart()
+    assert sells(t, "s3") == ["s3:x1"], "I4: the sibling's exit sold its own position, once"
+
+
+def test_seed1001_I1_an_exit_whose_resend_is_refused_learns_the_late_execution_first(make_trading):
+    """Seed 1001 replayed 3 min (unknown_late, redis_kill, price_spike): t49:x8 got 503 "unknown"
+    and executed 5.81 s later. Its lookups settled NOT_FOUND; the store outage placed t49:p8 meanwhile;
+    the resend took p8 back first, whose cancel got "unknown" too, so the resend was refused and x8
+    recorded as never executed, though it had executed during the backoff: the runtime stayed long
+    and the strategy's next exit x8.2 sold again."""
+    t = make_trading(retry=RetryConfig(backoff=(3.0,), jitter=0.0))
+    buy(t, "s1")
+    buy(t, "s3", stop_loss=None)
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=SETTLE_WINDOW_S + 1.0,
+                         scope="place")
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
+    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
+                                    "test: the store outage passed protect_after_s", component="test")
+    assert placed.placed == {"s1": "s1:p1"}
+    t.exchange.set_fault("unknown_503", count=1, execute=False, scope="DELETE /fapi/v1/algoOrder")
+    update = t.wait_update("s1", count=2, timeout=20)
+    assert t.runtime("s1").position is Position.SOLD, \
+        f"the late execution of s1:x1 is learned before the resend is given up: {update.verdict} {update.reason}"
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached again"))
+    t.wait_update("s1", count=3, timeout=20)
+    assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: no second exit after the late one"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"

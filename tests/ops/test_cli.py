@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import pytest
+
+from chaos.harness import free_port
 
 from runtime.cli import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, assess, main, render_tree
 from runtime.metrics import Metrics
@@ -44,11 +45,6 @@ def token_server(status, handler):
     yield srv
     srv.stop()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- render_tree

@@ -129,3 +129,21 @@ def test_stop_cancels_pending_restarts_and_stops_in_reverse_order():
     assert world.states() == {"a": "stopped", "b": "stopped", "c": "stopped"}
     assert world.deliver() == [], "a retry arriving after the stop starts nothing"
     assert all(c.state is not ChildState.RUNNING for c in world.state.children.values())
+
+
+def test_startup_mass_stop_that_overruns_logs_one_line_naming_every_killed_child():
+    ids = tuple(f"s{i}" for i in range(1000))
+    world = World(strategy="dynamic", ids=ids)
+    world.feed(core.Stop())
+    overran = tuple((cid, world.state.children[cid].generation) for cid in ids[::2])
+    _, commands = core.step(world.state, core.Terminated(overran, stopped=len(ids)), core.Now(1.0, 1.0))
+    logs = [c for c in commands if isinstance(c, core.Log)]
+    assert len(logs) == 1, f"500 children killed at a mass stop: one summary line, not {len(logs)}"
+    assert logs[0].event == "children_killed" and logs[0].level == "ERROR"
+    assert logs[0].details["stopped"] == 1000 and logs[0].details["killed"] == 500
+    assert logs[0].details["children"] == [f"{cid}@{gen}" for cid, gen in overran], "no killed child goes unnamed"
+    assert [(c.child_id, c.generation) for c in commands if isinstance(c, core.Fence)] == list(overran)
+    assert {world.state.children[cid].state for cid, _ in overran} == {ChildState.KILLED}
+
+    _, single = core.step(world.state, core.Terminated((overran[0],), stopped=1), core.Now(2.0, 2.0))
+    assert [(c.event, c.details["child"]) for c in single if isinstance(c, core.Log)] == [("child_killed", "s0")]

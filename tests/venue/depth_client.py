@@ -7,38 +7,40 @@ applied event must have ``U <= lastUpdateId <= u``; every later event must have
 rebuilt from a new snapshot (F9). Quantities are absolute; 0 removes a level.
 
 Test-only on purpose: the runtime's own sequencer belongs to the market feed.
-It uses the runtime's parsers, so a corrupt frame is counted with the parser's
-message (F12) and the gap it leaves is caught by ``pu``.
+It decodes frames with the feed's own decoder (actors/feed_frames.py), so a corrupt
+frame is counted with the decoder's message (F12) and the gap it leaves is caught by
+``pu``. Prices and quantities are floats, as in the feed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from decimal import Decimal
+from typing import Any
 
 import websocket
 
+from actors.core.order_book import DepthEvent
+from actors.feed_frames import CorruptFrame, FrameDecoder
 from runtime.venue import BinanceFuturesConnector
-from runtime.venue.ws import DepthUpdate, MalformedMessage, combined_stream_url, depth_stream, parse_depth_update, \
-    parse_stream_message
+from runtime.venue.ws import combined_stream_url, depth_stream
 
 
 class LocalBook:
     """Pure sequencing state; ``feed`` returns True when the event was applied."""
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
         self.last_update_id: int | None = None  # u of the last applied event (or the snapshot id)
         self.synced = False
-        self.buffer: list[DepthUpdate] = []
+        self.buffer: list[DepthEvent] = []
         self.gaps = 0
         self.snapshots = 0
 
-    def load_snapshot(self, last_update_id: int, bids, asks) -> None:
-        self.bids = {p: q for p, q in bids if q}
-        self.asks = {p: q for p, q in asks if q}
+    def load_snapshot(self, last_update_id: int, bids: Any, asks: Any) -> None:
+        self.bids = {float(p): float(q) for p, q in bids if q}
+        self.asks = {float(p): float(q) for p, q in asks if q}
         self.last_update_id = last_update_id
         self.synced = False
         self.snapshots += 1
@@ -52,7 +54,7 @@ class LocalBook:
             return bool(self.buffer)
         return not self.synced and bool(self.buffer) and self.buffer[0].first_update_id > self.last_update_id
 
-    def feed(self, event: DepthUpdate) -> bool:
+    def feed(self, event: DepthEvent) -> bool:
         if self.last_update_id is None:
             self.buffer.append(event)
             return False
@@ -87,6 +89,7 @@ class DepthFollower:
         self.book = LocalBook()
         self.malformed: list[str] = []
         self.frames = 0
+        self.decoder = FrameDecoder(symbol, "public")  # the legacy root serves what /public does
         self.ws = websocket.create_connection(combined_stream_url(ws_url, [depth_stream(symbol)]), timeout=0.2)
 
     def close(self) -> None:
@@ -104,10 +107,11 @@ class DepthFollower:
                 continue
             self.frames += 1
             try:
-                event = parse_depth_update(parse_stream_message(raw).data)
-            except MalformedMessage as exc:
+                event = self.decoder.decode(raw)
+            except CorruptFrame as exc:
                 self.malformed.append(str(exc))
                 continue
+            assert isinstance(event, DepthEvent), event
             self.book.feed(event)
             if self.book.needs_snapshot():
                 snapshot = self.connector.depth(self.symbol, 1000)
@@ -116,7 +120,8 @@ class DepthFollower:
         return done(self.book)
 
 
-def exchange_book(snapshot: dict) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
-    """``SimExchange.book_snapshot`` as Decimal dicts, comparable with a ``LocalBook``."""
-    return ({Decimal(p): Decimal(q) for p, q in snapshot["bids"]},
-            {Decimal(p): Decimal(q) for p, q in snapshot["asks"]})
+def exchange_book(snapshot: dict) -> tuple[dict[float, float], dict[float, float]]:
+    """``SimExchange.book_snapshot`` as float dicts (the same doubles the decoder makes of the
+    same decimal strings), comparable with a ``LocalBook``."""
+    return ({float(p): float(q) for p, q in snapshot["bids"]},
+            {float(p): float(q) for p, q in snapshot["asks"]})

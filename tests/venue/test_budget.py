@@ -161,3 +161,17 @@ def test_snapshot_reports_state_for_the_status_tree(clock: FakeClock) -> None:
 ])
 def test_request_weights_follow_the_venue_documentation(method: str, path: str, params: dict, weight: int) -> None:
     assert request_weight(method, path, params) == weight
+
+
+def test_seed480472_stops_are_not_paced_at_the_minimum_rate_either(clock: FakeClock) -> None:
+    """Soak seed 480472 (I3): after 429s the rate fell to its minimum, 0.5 req/s, where the bucket
+    holds one token; a stop could borrow only that one, so the next stop-loss of a dip crossing
+    several stops waited 2 s ("paced at 0.5 req/s, STOP deferred") and exited 3.2 s late."""
+    b = budget(clock, max_rate_per_s=2.0, min_rate_per_s=0.5, burst_s=1.0)
+    for _ in range(3):
+        b.observe(status=429, used_weight=None, retry_after_s=0.0)
+    assert b.rate_per_s == 0.5
+    assert b.acquire(Priority.EXIT).allowed and not b.acquire(Priority.EXIT).allowed, "exits are paced"
+    stops = [b.acquire(Priority.STOP) for _ in range(5)]
+    assert all(d.allowed for d in stops), f"a burst of stop-losses is never paced: {[d.reason for d in stops]}"
+    assert not b.acquire(Priority.ENTRY).allowed, "what stops borrowed is paid back by the other priorities"

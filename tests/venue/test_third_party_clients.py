@@ -20,8 +20,8 @@ import pytest
 from binance_common import configuration as binance_common
 from binance_sdk_derivatives_trading_usds_futures import derivatives_trading_usds_futures as usds
 
+from actors.core.order_book import DepthEvent
 from runtime.simexchange import SimExchange
-from runtime.venue.ws import DepthUpdate
 from tests.venue.depth_client import LocalBook
 
 SYMBOL = "BTC/USDT:USDT"
@@ -120,22 +120,21 @@ def test_binance_sdk_trades_queries_cancels_stops_and_reads_positions(exchange: 
 
 def test_binance_sdk_streams_keep_a_local_order_book_and_the_user_stream(exchange: SimExchange, sdk) -> None:
     async def run() -> tuple[bool, list]:
-        events: list[DepthUpdate] = []
+        events: list[DepthEvent] = []
         user: list = []
         connection = await sdk.websocket_streams.create_connection()
         try:
             depth = await connection.diff_book_depth_streams(symbol="btcusdt", update_speed="100ms")
-            depth.on("message", lambda d: events.append(DepthUpdate(
-                d.s, d.E, d.T, d.U, d.u, d.pu, tuple((Decimal(p), Decimal(q)) for p, q in d.b),
-                tuple((Decimal(p), Decimal(q)) for p, q in d.a))))
+            depth.on("message", lambda d: events.append(DepthEvent(
+                d.U, d.u, d.pu, tuple((float(p), float(q)) for p, q in d.b),
+                tuple((float(p), float(q)) for p, q in d.a), d.E)))
             key = sdk.rest_api.start_user_data_stream().data().listen_key
             stream = await connection.user_data(key)
             stream.on("message", user.append)
             await wait_async(lambda: len(events) >= 3)
             snap = sdk.rest_api.order_book(symbol="BTCUSDT", limit=1000).data()
             book = LocalBook()
-            book.load_snapshot(snap.last_update_id, [(Decimal(p), Decimal(q)) for p, q in snap.bids],
-                               [(Decimal(p), Decimal(q)) for p, q in snap.asks])
+            book.load_snapshot(snap.last_update_id, snap.bids, snap.asks)
             seen = 0
             sdk.rest_api.new_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=0.01)
             exchange.pause_market()

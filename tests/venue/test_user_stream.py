@@ -13,7 +13,9 @@ from decimal import Decimal
 
 import pytest
 import requests
+from loguru import logger
 
+from runtime.logging import add_json_sink
 from runtime.simexchange import SimExchange
 from runtime.venue import BinanceFuturesConnector
 from runtime.venue import OutcomeKind as K
@@ -206,7 +208,7 @@ def test_private_route_takes_the_key_in_the_query_or_by_subscribe(exchange: SimE
     by_subscribe = websocket.create_connection(f"{exchange.ws_url}/private/stream", timeout=5)
     try:
         by_subscribe.send(json.dumps({"method": "SUBSCRIBE", "params": ["not-a-key"], "id": 1}))
-        assert "does not exist" in json.loads(by_subscribe.recv())["error"]["msg"]
+        assert json.loads(by_subscribe.recv()) == {"result": None, "id": 1}, "a listenKey is a stream name"
         by_subscribe.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 2}))
         assert json.loads(by_subscribe.recv()) == {"result": None, "id": 2}
         connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "uds-q")
@@ -216,3 +218,69 @@ def test_private_route_takes_the_key_in_the_query_or_by_subscribe(exchange: SimE
     finally:
         by_query.close()
         by_subscribe.close()
+
+
+def test_issue9_private_socket_on_an_unknown_or_expired_key_is_accepted_and_silent(
+        exchange: SimExchange, connector: BinanceFuturesConnector) -> None:
+    """Binance sends listenKeyExpired only for a key valid on the connection; a socket opened on a key it
+    does not know is accepted and never hears anything (no error, no close), even while orders fill."""
+    import websocket
+
+    old = exchange.listen_keys.create()["listenKey"]
+    assert exchange.expire_listen_key() == old
+    live = exchange.listen_keys.create()["listenKey"]
+    sockets = [websocket.create_connection(f"{exchange.ws_url}/private/ws/{key}", timeout=5)
+               for key in ("not-a-key", old, live)]
+    try:
+        assert connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "uds-silent").kind is K.FILLED
+        assert "ORDER_TRADE_UPDATE" in sockets[2].recv(), "the live key's socket gets the fill"
+        for dead in sockets[:2]:
+            dead.settimeout(0.5)
+            with pytest.raises(websocket.WebSocketTimeoutException):
+                dead.recv()
+            assert dead.connected, "the venue does not close a socket on a key it does not know"
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+class ForgetfulVenue(BinanceFuturesConnector):
+    """A real connector; right after its first POST /listenKey the venue forgets that key (another
+    process sharing the account DELETEd it, or it lapsed), before the socket is opened."""
+
+    def __init__(self, exchange: SimExchange) -> None:
+        super().__init__(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=2.0)
+        self.exchange = exchange
+        self.keys: list[str] = []
+
+    def create_listen_key(self, **kwargs):  # noqa: ANN003, ANN201
+        created = super().create_listen_key(**kwargs)
+        self.keys.append(created.data)
+        if len(self.keys) == 1:
+            assert self.exchange.expire_listen_key() == created.data
+        return created
+
+
+def test_issue9_stream_on_a_key_the_venue_forgot_renews_it_reconnects_and_alerts(
+        exchange: SimExchange, connector: BinanceFuturesConnector) -> None:
+    recorder, lines = Recorder(), []
+    sink = add_json_sink(lines.append, "INFO")
+    venue = ForgetfulVenue(exchange)
+    stream = UserDataStream(venue, exchange.ws_url, on_order_update=recorder.on_order,
+                            on_reconnect=recorder.on_reconnect, backoff_s=(0.05, 0.1))
+    stream.start()
+    try:
+        eventually(lambda: len(venue.keys) >= 2 and stream.connected, timeout=10,
+                   what="a second listenKey and a connection on it")
+        assert connector.place_order("BTCUSDT", "BUY", "MARKET", "0.01", "uds-renewed").kind is K.FILLED
+        eventually(lambda: any(u.status == "FILLED" for u in recorder.of("uds-renewed")), timeout=10,
+                   what="the fill on the stream after the renewal")
+    finally:
+        stream.stop()
+        venue.close()
+        logger.remove(sink)
+    assert venue.keys[1] != venue.keys[0], "fills reach the engine on a NEW key, not a silent dead socket"
+    assert stream.stats()["listen_key_invalid"] == 1
+    assert recorder.reconnects == 1, "on_reconnect fires for the connection that delivers, not the dead one"
+    alerts = [line for line in lines if '"event":"alert_listen_key_invalid"' in line]
+    assert len(alerts) == 1 and '"level":"ERROR"' in alerts[0]
