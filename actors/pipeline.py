@@ -121,6 +121,11 @@ class StrategyLocks:
         with self._guard:
             return self._locks.setdefault(strategy_id, threading.Lock())
 
+    def busy(self) -> list[str]:
+        """Strategies with an order (or a settle step) in progress in this process right now."""
+        with self._guard:
+            return sorted(strategy_id for strategy_id, lock in self._locks.items() if lock.locked())
+
 
 _UNLOADED = object()  # _Held.loaded: the runtime could not be read with the lock (store down)
 
