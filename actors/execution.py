@@ -4,9 +4,13 @@ Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
 messages. Stop-losses and flattens have their own pool, so neither an entry stuck in a
 1/2/4 s retry nor a strategy's exit waiting out a rate limit or an order in flight ever
-delays a stop-loss (seed 11); strategy exits have a pool of their own too. Queue entries are acknowledged only once their outcome is
-final: if this actor dies, a successor reclaims them and the pipeline, which derives
-the client order id from the runtime, settles rather than resends.
+delays a stop-loss (seed 11); strategy exits have a pool of their own too. A stop that
+crosses while the strategy's own exit is in progress promotes that exit to stop priority
+instead of sending a stop-loss that would wait for it (seed 11 t18): one intent, one order.
+
+Queue entries are acknowledged only once their outcome is final: if this actor dies, a
+successor reclaims them and the pipeline, which derives the client order id from the
+runtime, settles rather than resends.
 
 The acknowledgement is part of the pipeline's outcome write (one Redis round trip:
 runtime, journal outcome, ack), so a Redis blip can never leave an entry un-acked after
@@ -149,14 +153,16 @@ class ExecutionEngine(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StopsTriggered):
             for hit in message.hits:
-                if hit.strategy_id in self.unsettled:
-                    # Its order in doubt is the settle loop's: the exit is re-driven there. The stop
-                    # stays armed in the book meanwhile, so a restart or a settled entry still has it.
+                reason = f"stop {hit.level:g} crossed at {hit.price:g}"
+                if self.pipeline.promote(hit.strategy_id, reason) or hit.strategy_id in self.unsettled:
+                    # An exit of this strategy in progress goes on at stop priority, its wait cut
+                    # short (seed 11 t18): one intent, one exit order. An order in doubt is the settle
+                    # loop's, which re-drives the exit. The stop stays armed in the book meanwhile,
+                    # so the next tick sends a stop-loss if that exit ends with the position open.
                     self.services.stops.rearm(message.symbol, hit)
                     continue
                 intent = OrderIntent(hit.strategy_id, self._account_of(hit.strategy_id), message.symbol,
-                                     Purpose.STOP_LOSS, reason=f"stop {hit.level:g} crossed at {hit.price:g}",
-                                     generation=SYSTEM_GENERATION)
+                                     Purpose.STOP_LOSS, reason=reason, generation=SYSTEM_GENERATION)
                 self._dispatch(intent, None, message.tick_perf)
         elif isinstance(message, Wake):
             self._drain()

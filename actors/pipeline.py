@@ -39,6 +39,7 @@ from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.core.urgency import Urgency
 from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
@@ -48,6 +49,7 @@ from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.venue.budget import Priority
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
@@ -155,12 +157,14 @@ class _Prepared:
 class _Held:
     """The Redis lock held for one serialized change (None: store down, exits only), and the
     runtime read in the same round trip (a Runtime, None = no record, or its CorruptState);
-    `journaled`: the order that round trip also journaled and recorded pending."""
+    `journaled`: the order that round trip also journaled and recorded pending; `urgency`: the
+    priority of a risk-reducing order in progress, which a stop crossing raises (`promote`)."""
 
     lock: Any
     extended_at: float
     loaded: Any = _UNLOADED
     journaled: _Prepared | None = None
+    urgency: Urgency | None = None
 
 
 @dataclass
@@ -224,6 +228,7 @@ class OrderPipeline:
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
         self.protective = protective  # positions a venue-side stop may hold: taken back before an exit
+        self._urgencies: dict[str, Urgency] = {}  # strategy id -> its risk-reducing order in progress
 
     # --- entry points ---------------------------------------------------------------
 
@@ -235,7 +240,8 @@ class OrderPipeline:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
-                                 prepare=lambda: self._prepare(intent, cancel)) as held:
+                                 prepare=lambda: self._prepare(intent, cancel),
+                                 priority=intent.purpose.priority) as held:
                 with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
                     runtime = self._load(intent, held)
                     result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
@@ -321,8 +327,13 @@ class OrderPipeline:
 
     @contextmanager
     def serialized(self, strategy_id: str, *, risk_reducing: bool,
-                   prepare: Callable[[], _Prepared | None] | None = None) -> Iterator[_Held]:
+                   prepare: Callable[[], _Prepared | None] | None = None,
+                   priority: Priority = Priority.EXIT) -> Iterator[_Held]:
         """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
+
+        Risk-reducing work holding it is promotable: from the moment it holds the in-process lock,
+        a stop crossing raises it from `priority` to stop priority (`promote`) rather than send a
+        stop-loss that would wait for that lock.
 
         A store outage lets only risk-reducing work through (F18), without the Redis lock.
         `prepare`, called once the in-process lock is held: an order to journal in the same round
@@ -331,6 +342,9 @@ class OrderPipeline:
         local = self.local_locks.of(strategy_id)
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
+        urgency = Urgency(priority) if risk_reducing else None
+        if urgency is not None:
+            self._urgencies[strategy_id] = urgency
         try:
             loaded: Any = _UNLOADED
             journaled: _Prepared | None = None
@@ -347,7 +361,7 @@ class OrderPipeline:
                         raise RuntimeBusy(f"lock_state:{strategy_id}: {stale}")
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic(), loaded, journaled)
+                yield _Held(lock, time.monotonic(), loaded, journaled, urgency)
             finally:
                 if lock is not None:
                     try:
@@ -355,7 +369,37 @@ class OrderPipeline:
                     except StoreUnavailable:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
+            if urgency is not None:
+                self._urgencies.pop(strategy_id, None)
             local.release()
+
+    def promote(self, strategy_id: str, reason: str) -> bool:
+        """A stop crossed: the strategy's risk-reducing order in progress (its exit, a flatten, a
+        settle-loop resend) goes on at stop priority, under its own intent and client id, and any
+        wait of its sender ends (seed 11 t18). False when none is in progress: send a stop-loss."""
+        urgency = self._urgencies.get(strategy_id)
+        if urgency is None:
+            return False
+        if urgency.raise_to(Priority.STOP):
+            runtime = self.cache.get(strategy_id)
+            log_event(ENGINE, "exit_promoted",
+                      details={"strategy": strategy_id, "reason": reason,
+                               "client_order_id": runtime.pending_order if runtime is not None else ""},
+                      action_taken="the exit in progress goes on at stop priority, same intent", level="WARNING")
+        return True
+
+    @staticmethod
+    def _priority(intent: OrderIntent, held: _Held) -> Priority:
+        """The order's budget priority now: its purpose's, or stop priority once a stop crossed."""
+        if held.urgency is None:
+            return intent.purpose.priority
+        return min(intent.purpose.priority, held.urgency.priority)
+
+    @staticmethod
+    def _wait(seconds: float, cancel: threading.Event, held: _Held) -> bool:
+        """Wait before a resend; True when cancelled. A promotion ends it: the wait was sized for the
+        old priority, and every check a resend needs (lookup, fence, gate) runs after it anyway."""
+        return cancel.wait(seconds) if held.urgency is None else held.urgency.wait(seconds, cancel)
 
     @contextmanager
     def _acking(self, strategy_id: str, acks: Sequence[QueuedOrder]) -> Iterator[_Acks]:
@@ -582,7 +626,7 @@ class OrderPipeline:
         if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
                 and result.runtime is not None and result.runtime.position is Position.BOUGHT):
             # F30: part (or none) of the exit executed; the rest goes again under the same intent.
-            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
+            if rounds >= MAX_EXIT_ROUNDS or self._wait(lookup_delay(rounds), cancel, held):
                 log_event(ENGINE, "exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
                                                               "left": result.runtime.quantity},
                           action_taken="position stays open; stop re-armed for the next tick", level="ERROR")
@@ -676,7 +720,7 @@ class OrderPipeline:
                 sent_at = time.perf_counter()
             outcome = self.venue.place_order(
                 intent.symbol, side, "MARKET", quantity, client_id,
-                reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
+                reduce_only=intent.purpose.reduces_risk, priority=self._priority(intent, held),
             )
             crash_windows.reached("after_reply", client_id)
             in_doubt = False
@@ -714,7 +758,8 @@ class OrderPipeline:
                     self.on_rate_limited()
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
-                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(intent.purpose.priority)
+                    stagger = RATE_LIMIT_STAGGER_S * int(self._priority(intent, held))
+                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + stagger
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
@@ -729,7 +774,7 @@ class OrderPipeline:
             log_event(ENGINE, "order_retry", details={"client_order_id": client_id, "attempt": attempt,
                                                                   "outcome": outcome.describe(), "delay_s": round(delay, 3)},
                       action_taken="retry with the same client order id", level="WARNING")
-            if cancel.wait(delay):
+            if self._wait(delay, cancel, held):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
 
@@ -744,7 +789,7 @@ class OrderPipeline:
         execute later than the settle window, during the retry backoff. Binance takes a resend of
         a filled order's client id as a new order, so the resend looks the order up once more right
         before it goes. None: still not there (or the look was inconclusive), send it again."""
-        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
         state = order_state(looked.order) if looked.ok else None
         if state is None:
             return None
@@ -775,7 +820,7 @@ class OrderPipeline:
         while True:
             lookups += 1
             self._keep(held)
-            looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+            looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
             state = order_state(looked.order) if looked.ok else None
             now = self._venue_now_ms()
             if state is not None and state.final:
@@ -803,7 +848,7 @@ class OrderPipeline:
         purpose = Purpose(runtime.pending_purpose or "entry")
         origin = _as_purpose(intent, purpose)
         side = "BUY" if purpose is Purpose.ENTRY else "SELL"
-        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
         state = order_state(looked.order) if looked.ok else None
         if state is not None and state.final:
             self._doubts.pop(client_id, None)
