@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from chaos.harness import Cluster, cued, never_for, quiet_for, wait_for
+from chaos.harness import Cluster, cued, never_for, quiet_for, steady_for, wait_for
 from chaos.scenario import Result, finish, ms_since, scenario
 
 SYMBOL = "BTCUSDT"
@@ -355,6 +355,9 @@ def corrupt_frames(result: Result) -> None:
         wait_for(lambda: position(c, "cf1") == "bought", 10, "cf1 bought")
 
         wait_for(lambda: "ws_corrupt" not in c.exchange.faults.snapshot(), 10, "both bursts over")
+        # A frame corrupted just before the fault ended may still be queued on the socket or not yet in
+        # /status: the count is read once it has settled, then it must stay put.
+        steady_for(1.0, lambda: feed(c)["counters"]["corrupt"], "corrupt frames still in flight counted", timeout=10)
         burst = feed(c)
         dropped = burst["counters"]["corrupt"] - before["corrupt"]
         result.notes["dropped"] = dropped
@@ -363,7 +366,7 @@ def corrupt_frames(result: Result) -> None:
         errors = {line["details"]["error"].split(":")[0] for line in logged(c, "corrupt_frame", start_ms)}
         result.notes["errors"] = sorted(errors)
         result.check(len(logged(c, "corrupt_frame", start_ms)) >= 2, "corrupt frames logged (throttled)")
-        quiet_for(1.0, lambda: feed(c)["counters"]["corrupt"], "no frame counted corrupt once the fault is off")
+        quiet_for(2.0, lambda: feed(c)["counters"]["corrupt"], "no frame counted corrupt once the fault is off")
 
         cleared = wait_for(lambda: feed(c).get("reduced") is False and feed(c), 30, "corrupt rate back under 5 %")
         result.recover_ms = round(ms_since(t0) - 8000.0, 1)  # from the end of the corruption
