@@ -48,6 +48,7 @@ from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
 from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.venue.budget import Priority
 from runtime.venue.outcomes import OutcomeKind, VenueOutcome
 from supervision import Fence
 
@@ -55,6 +56,7 @@ from supervision import Fence
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
+HURRY_POLL_S = 0.02  # how often an exit waiting to be sent again checks whether its stop has crossed
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
 NOTHING_TO_REDUCE_CODE = -2022  # "ReduceOnly Order is rejected": the venue holds nothing to reduce on that side
@@ -156,6 +158,7 @@ class _Held:
     extended_at: float
     loaded: Any = _UNLOADED
     journaled: _Prepared | None = None
+    hurry: threading.Event | None = None  # an exit's: set once its strategy's stop crossed (seed 1001)
 
 
 @dataclass
@@ -222,15 +225,19 @@ class OrderPipeline:
 
     # --- entry points ---------------------------------------------------------------
 
-    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None) -> OrderResult:
+    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None,
+                hurry: threading.Event | None = None) -> OrderResult:
         """Run one intent. `ack`: the queue entry it came from, acknowledged in the outcome write
-        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller."""
+        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller.
+        `hurry` (an exit's): set when the strategy's stop crosses while the exit is in progress;
+        from then on the exit is the stop-loss's, sent at STOP priority without waiting its backoff."""
         refusal = self._validate(intent)
         if refusal is not None:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
                                  prepare=lambda: self._prepare(intent, cancel)) as held:
+                held.hurry = hurry
                 with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
                     runtime = self._load(intent, held)
                     result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
@@ -669,9 +676,10 @@ class OrderPipeline:
                     return found
             if sent_at is None:
                 sent_at = time.perf_counter()
+            priority = Priority.STOP if held.hurry is not None and held.hurry.is_set() else intent.purpose.priority
             outcome = self.venue.place_order(
                 intent.symbol, side, "MARKET", quantity, client_id,
-                reduce_only=intent.purpose.reduces_risk, priority=intent.purpose.priority,
+                reduce_only=intent.purpose.reduces_risk, priority=priority,
             )
             crash_windows.reached("after_reply", client_id)
             in_doubt = False
@@ -709,7 +717,7 @@ class OrderPipeline:
                     self.on_rate_limited()
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
-                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(intent.purpose.priority)
+                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(priority)
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
@@ -724,9 +732,25 @@ class OrderPipeline:
             log_event(ENGINE, "order_retry", details={"client_order_id": client_id, "attempt": attempt,
                                                                   "outcome": outcome.describe(), "delay_s": round(delay, 3)},
                       action_taken="retry with the same client order id", level="WARNING")
-            if cancel.wait(delay):
+            hurry = held.hurry if outcome.kind is OutcomeKind.RATE_LIMITED else None  # a backoff after lookups is kept
+            if self._wait_to_resend(delay, cancel, hurry):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
+
+    @staticmethod
+    def _wait_to_resend(delay: float, cancel: threading.Event, hurry: threading.Event | None) -> bool:
+        """Wait out a retry delay; True if an operator stop cancelled it. A stop crossing meanwhile
+        (`hurry` set) ends a rate-limit wait at once: the exit asks the budget again now, at STOP
+        priority (seed 1001). `hurry` None: the whole delay is waited."""
+        if hurry is None or hurry.is_set():
+            return cancel.wait(delay)
+        ends = time.monotonic() + delay
+        while (left := ends - time.monotonic()) > 0:
+            if cancel.wait(min(left, HURRY_POLL_S)):
+                return True
+            if hurry.is_set():
+                return False
+        return cancel.is_set()
 
     def _venue_now_ms(self) -> float:
         return float(self.venue.clock.now_ms())

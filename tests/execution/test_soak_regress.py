@@ -11,11 +11,13 @@ import time
 from loguru import logger
 
 from actors.core.retry import RetryConfig
-from actors.messages import StopsTriggered
+from actors.messages import CancelStrategy, StopsTriggered
 from actors.orders import OrderIntent, Purpose
 from actors.protection import place_protective_stops
+from actors.recovery import RecoveryReport, load_and_arm
 from runtime.alerts import alert_for
 from runtime.store.runtime_state import Position
+from runtime.venue.budget import Priority, WeightBudget
 from tests.execution.conftest import LATE_LANDING_S, SETTLE_WINDOW_S, start_tree
 from tests.waiting import eventually
 
@@ -222,3 +224,100 @@ def test_seed1001_I1_an_exit_whose_resend_is_refused_learns_the_late_execution_f
     t.wait_update("s1", count=3, timeout=20)
     assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: no second exit after the late one"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+
+
+EXIT_TOKEN_WAIT_S = 80.0  # how long an EXIT-priority request waits for a token in paced_after_a_429_flood
+
+
+def paced_after_a_429_flood(trading) -> None:
+    """The request budget as a long 429 flood leaves it: the minimum rate and the bucket in debt.
+    A stop may still borrow (STOP_BORROW_TOKENS); an exit waits EXIT_TOKEN_WAIT_S for its token."""
+    budget = WeightBudget(min_rate_per_s=0.05)
+    for _ in range(10):
+        budget.observe(status=429, used_weight=None, retry_after_s=0.0)
+    for _ in range(4):
+        assert budget.acquire(Priority.STOP).allowed
+    assert budget.acquire(Priority.EXIT).wait_s >= EXIT_TOKEN_WAIT_S - 1
+    trading.services.venue.budget = budget
+
+
+def dip_with_reconcile_rounds(trading, prices: list[tuple[float, float]], until) -> None:
+    """Ticks at each (price, seconds), as the state builder delivers them, while the position
+    manager's reconcile rounds run every 0.25 s (monitor:store asks for one after each buffer
+    replay while they fail): each round re-arms the stop of every position the store says is long."""
+    engine = trading.services.directory.ref("execution-engine")
+    for price, seconds in prices:
+        ends = time.monotonic() + seconds
+        next_round = 0.0
+        while time.monotonic() < ends and not until():
+            if time.monotonic() >= next_round:
+                load_and_arm(trading.services, RecoveryReport())
+                next_round = time.monotonic() + 0.25
+            hits = trading.services.stops.triggered("BTCUSDT", price)
+            if hits:
+                engine.tell(StopsTriggered("BTCUSDT", tuple(hits), time.perf_counter()))
+            time.sleep(0.02)
+
+
+def stop_loss_refusals(records: list[dict]) -> list[str]:
+    return [f"{r['details']['strategy']}: {r['details']['reason']}" for r in records
+            if r.get("event") == "order_refused" and r.get("details", {}).get("purpose") == "stop_loss"]
+
+
+def test_seed1001_I3_a_stop_loss_is_never_queued_behind_duplicates_of_busy_strategies(make_trading):
+    """Seed 1001 (+939..956 s, after a 6.3 s 429 flood): the budget paced everything at 1.25 req/s
+    and several strategies' own exits waited out the pacing, each holding its strategy's lock. Their
+    stops crossed; every reconcile round (4 a second while reconciles failed) re-armed them, and
+    every tick sent another stop-loss for them, each waiting lock_wait_s (2 s) in a stop worker
+    for a lock it could not get. The stop pool filled with them: t25's and t34's stop-losses (no
+    order of their own in flight) went out 12-13 s after their crossing."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=4)
+    buy(t, "s1", stop_loss=95_000.0)
+    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
+    buy(t, "s3", stop_loss=96_000.0)
+    assert all(t.wait_update(sid).verdict == "FILLED" for sid in ("s1", "s2", "s3"))
+    records: list[dict] = []
+    sink = logger.add(lambda m: records.append({"event": m.record["extra"].get("event"),
+                                                "details": m.record["extra"].get("details") or {}}))
+    try:
+        paced_after_a_429_flood(t)
+        for sid in ("s2", "s3"):  # their own exits wait out the pacing, holding their locks
+            assert t.services.submit(OrderIntent(sid, t.services.config.strategy(sid).account, "BTCUSDT",
+                                                 Purpose.EXIT, reason="target reached"))
+        eventually(lambda: t.runtime("s2").pending_order and t.runtime("s3").pending_order, timeout=10,
+                   what="s2's and s3's exits waiting out the pacing")
+        dip_with_reconcile_rounds(t, [(95_500.0, 2.0), (94_000.0, 10.0)],
+                                  until=lambda: t.runtime("s1").position is not Position.BOUGHT)
+        assert t.runtime("s1").position is Position.EXITED_BY_SL, "I3: s1's stop-loss exited its position"
+        assert stop_loss_refusals(records) == [], \
+            "I3: one crossing, one stop-loss in progress: no second stop-loss is queued for a strategy whose " \
+            "stop-loss or exit is already in progress (each held a stop worker for lock_wait_s)"
+    finally:
+        logger.remove(sink)
+        for sid in ("s2", "s3"):
+            t.services.directory.ref("execution-engine").tell(CancelStrategy(sid))
+
+
+def test_seed1001_I3_a_stop_crossing_hurries_the_strategys_own_exit_in_flight(make_trading):
+    """Seed 1001 (+941..955 s): t37's exit x65 waited out the pacing at EXIT priority (attempt 8 by
+    +950 s) when its stop crossed; its stop-loss could not run while x65 held the strategy's lock, so
+    the position exited only when x65 got an exit's token, 11.8 s after the crossing (t07, t22 alike).
+    The crossing makes that exit a stop's: it goes at STOP priority at once."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=4)
+    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
+    assert t.wait_update("s2").verdict == "FILLED"
+    try:
+        paced_after_a_429_flood(t)
+        assert t.services.submit(OrderIntent("s2", "bob", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+        eventually(lambda: t.runtime("s2").pending_order == "s2:x1", timeout=10,
+                   what="s2's exit waiting out the pacing")
+        crossed = time.monotonic()
+        dip_with_reconcile_rounds(t, [(95_500.0, 30.0)],
+                                  until=lambda: t.runtime("s2").position is not Position.BOUGHT)
+        assert time.monotonic() - crossed < EXIT_TOKEN_WAIT_S / 2 and sells(t, "s2") == ["s2:x1"], \
+            f"I3: the crossing sends s2's exit in flight at once, at STOP priority (an exit's token is " \
+            f"{EXIT_TOKEN_WAIT_S:g} s away), and it is the position's one exit: {sells(t, 's2')}"
+    finally:
+        t.services.directory.ref("execution-engine").tell(CancelStrategy("s2"))
