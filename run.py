@@ -2,7 +2,9 @@
 """Warden: `python run.py [--config FILE]` runs the daemon in the foreground.
 
 No config runs the demo: embedded Redis, the simulated exchange, demo strategies.
-SIGTERM / SIGINT stop it gracefully (exit 0); a second Ctrl-C exits at once (130) without
+SIGTERM / SIGINT stop it gracefully (exit 0), within `[node] stop_deadline_s` (default 45 s):
+past it, with orders still in flight, it names what is left and exits 4 (those orders stay
+journaled; the next start settles them). A second Ctrl-C exits at once (130) without
 the graceful stop's exchange-side protective stops (the next start reconciles, as after
 kill -9). A bad config exits 2; HARD_SHUTDOWN exits 3. --log-format human|json chooses the
 terminal's log lines (default human on a terminal); the log file is always JSON.
@@ -25,8 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from runtime.exit_codes import EXIT_BAD_CONFIG, EXIT_STOP_DEADLINE
+
 SUBCOMMANDS = {"status", "history", "halt", "resume", "breaker", "strategy", "check-config"}
-EXIT_BAD_CONFIG = 2
 EXIT_SECOND_CTRL_C = 130
 SAME_PRESS_S = 0.2  # SIGINTs closer than this are one key press (e.g. `timeout -s INT` signals pid and group)
 
@@ -99,7 +102,7 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
     except StartAborted:
         log_event("node", "start_aborted", details={"reason": node.stop_reason}, level="WARNING",
                   action_taken="stopping what was started")
-        return node.stop()
+        return stopped(node.stop())
     except Exception as exc:
         log_event("node", "start_failed", details={"error": f"{type(exc).__name__}: {exc}"}, level="CRITICAL",
                   action_taken="stopping")
@@ -107,7 +110,20 @@ def run_daemon(config_path: str | None, data_dir: str | None, log_format: str | 
         node.exit_code = 1
         node.stop()
         return 1
-    return node.wait()
+    return stopped(node.wait())
+
+
+def stopped(code: int) -> int:
+    """A stop past its deadline leaves threads waiting on the venue (a stop-loss waiting out
+    Retry-After); the interpreter would join them at exit (thread-pool workers) until the service
+    manager's SIGKILL. What they were sending is journaled and pending, so leave now."""
+    if code == EXIT_STOP_DEADLINE:
+        from runtime.logging import close_logging
+
+        close_logging()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

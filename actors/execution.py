@@ -4,9 +4,13 @@ Its own thread only routes: it reads the Redis order queue, turns stop hits into
 STOP_LOSS intents, and hands each intent to a worker pool; outcomes come back as
 messages. Stop-losses and flattens have their own pool, so neither an entry stuck in a
 1/2/4 s retry nor a strategy's exit waiting out a rate limit or an order in flight ever
-delays a stop-loss (seed 11); strategy exits have a pool of their own too. Queue entries are acknowledged only once their outcome is
-final: if this actor dies, a successor reclaims them and the pipeline, which derives
-the client order id from the runtime, settles rather than resends.
+delays a stop-loss (seed 11); strategy exits have a pool of their own too. A stop that
+crosses while the strategy's own exit is in progress promotes that exit to stop priority
+instead of sending a stop-loss that would wait for it (seed 11 t18): one intent, one order.
+
+Queue entries are acknowledged only once their outcome is final: if this actor dies, a
+successor reclaims them and the pipeline, which derives the client order id from the
+runtime, settles rather than resends.
 
 The acknowledgement is part of the pipeline's outcome write (one Redis round trip:
 runtime, journal outcome, ack), so a Redis blip can never leave an entry un-acked after
@@ -33,7 +37,6 @@ from typing import Any
 
 from actors.core import signals
 from actors.core.settle import FINAL_STATUSES, lookup_delay
-from actors.core.stop_index import StopHit
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
 from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Fill, Flatten, FlattenDone, OrderUpdate,
@@ -44,7 +47,7 @@ from actors.services import Services
 from runtime.logging import log_event
 from runtime.store.errors import CorruptState, StaleGeneration, StoreUnavailable
 from runtime.store.queue import QueuedOrder
-from runtime.store.runtime_state import Position, Runtime, Status
+from runtime.store.runtime_state import Runtime, Status
 from runtime.venue.user_events import OrderUpdate as VenueOrderUpdate
 from runtime.venue.user_stream import UserDataStream
 from supervision import SupervisedActor
@@ -52,17 +55,10 @@ from supervision import SupervisedActor
 
 @dataclass
 class _Flight:
-    """A strategy's own orders (entries, its SELLs) dispatched and not finished; one cancel for all.
-
-    A stop crossing while one of its exits is in flight `hurry`s the exit (STOP priority, no backoff
-    left to wait) and is `parked` until its exits have finished: a stop-loss dispatched meanwhile
-    would only hold a stop worker waiting for the strategy's lock (seed 1001)."""
+    """A strategy's own orders (entries, its SELLs) dispatched and not finished; one cancel for all."""
 
     cancel: threading.Event
     orders: int = 0
-    exits: int = 0
-    hurry: threading.Event = field(default_factory=threading.Event)
-    parked: tuple[str, StopHit, float | None] | None = None  # (symbol, hit, tick_perf)
 
 
 CANCELLABLE = (Purpose.ENTRY, Purpose.EXIT)  # an operator stop (F25) never cancels a stop-loss or a flatten
@@ -126,7 +122,6 @@ class ExecutionEngine(SupervisedActor):
         self.rate_limit_reported = False
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
         self.unsettled: dict[str, _Unsettled] = {}  # strategy id -> its order in doubt (the settle loop)
-        self.stopping: set[str] = set()  # strategies with a STOP_LOSS dispatched and not finished
         self.executions: dict[str, set[int]] = {}  # client id -> venue order ids seen executed (stream)
 
     def on_start(self) -> None:
@@ -158,7 +153,17 @@ class ExecutionEngine(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StopsTriggered):
             for hit in message.hits:
-                self._stop_crossed(message.symbol, hit, message.tick_perf)
+                reason = f"stop {hit.level:g} crossed at {hit.price:g}"
+                if self.pipeline.promote(hit.strategy_id, reason) or hit.strategy_id in self.unsettled:
+                    # An exit of this strategy in progress goes on at stop priority, its wait cut
+                    # short (seed 11 t18): one intent, one exit order. An order in doubt is the settle
+                    # loop's, which re-drives the exit. The stop stays armed in the book meanwhile,
+                    # so the next tick sends a stop-loss if that exit ends with the position open.
+                    self.services.stops.rearm(message.symbol, hit)
+                    continue
+                intent = OrderIntent(hit.strategy_id, self._account_of(hit.strategy_id), message.symbol,
+                                     Purpose.STOP_LOSS, reason=reason, generation=SYSTEM_GENERATION)
+                self._dispatch(intent, None, message.tick_perf)
         elif isinstance(message, Wake):
             self._drain()
         elif isinstance(message, DirectIntent):
@@ -222,52 +227,20 @@ class ExecutionEngine(SupervisedActor):
             return
         self._dispatch(intent, queued, None)
 
-    def _stop_crossed(self, symbol: str, hit: StopHit, tick_perf: float | None) -> None:
-        """One crossing, one stop-loss in progress (seed 1001: every reconcile round re-armed the stops
-        of strategies whose exit or stop-loss was already in progress, and each tick queued another
-        stop-loss for them, each holding a stop worker for lock_wait_s while other stops waited)."""
-        strategy_id = hit.strategy_id
-        if strategy_id in self.unsettled:
-            # Its order in doubt is the settle loop's: the exit is re-driven there. The stop
-            # stays armed in the book meanwhile, so a restart or a settled entry still has it.
-            self.services.stops.rearm(symbol, hit)
-            return
-        if strategy_id in self.stopping:
-            return  # its stop-loss is queued or running; one that cannot exit re-arms the stop (_finish)
-        flight = self.in_flight.get(strategy_id)
-        if flight is not None and flight.exits and self.pipeline.local_locks.of(strategy_id).locked():
-            if not flight.hurry.is_set():
-                log_event(ENGINE, "exit_hurried", details={"strategy": strategy_id, "stop": hit.level,
-                                                           "price": hit.price},
-                          action_taken="the exit in progress goes at STOP priority now; no second stop-loss",
-                          level="WARNING")
-            flight.hurry.set()  # its exit, holding the lock, is now the stop-loss: STOP priority, at once
-            flight.parked = (symbol, hit, tick_perf)
-            return
-        intent = OrderIntent(strategy_id, self._account_of(strategy_id), symbol, Purpose.STOP_LOSS,
-                             reason=f"stop {hit.level:g} crossed at {hit.price:g}", generation=SYSTEM_GENERATION)
-        self._dispatch(intent, None, tick_perf)
-
     def _dispatch(self, intent: OrderIntent, queued: QueuedOrder | None, tick_perf: float | None) -> None:
-        hurry = None
         if intent.purpose in CANCELLABLE:
             flight = self.in_flight.setdefault(intent.strategy_id, _Flight(threading.Event()))
             flight.orders += 1
             cancel = flight.cancel
-            if intent.purpose is Purpose.EXIT:
-                flight.exits += 1
-                hurry = flight.hurry
         else:
             cancel = threading.Event()
-        if intent.purpose is Purpose.STOP_LOSS:
-            self.stopping.add(intent.strategy_id)
         pool = self._pool_for(intent.purpose)
         ref = self.actor_ref
         pipeline = self.pipeline
 
         def work() -> None:
             try:
-                result = pipeline.execute(intent, cancel, queued, hurry)
+                result = pipeline.execute(intent, cancel, queued)
             except Exception as exc:  # noqa: BLE001 - an order must always come back with a verdict
                 result = OrderResult(intent, Verdict.UNKNOWN, f"pipeline error: {type(exc).__name__}: {exc}")
                 log_event(ENGINE, "pipeline_error", details={"strategy": intent.strategy_id, "error": repr(exc)},
@@ -316,8 +289,6 @@ class ExecutionEngine(SupervisedActor):
         result = done.result
         intent = done.dispatched or result.intent
         self.completed += 1
-        if done.dispatched is not None and intent.purpose is Purpose.STOP_LOSS:
-            self.stopping.discard(intent.strategy_id)
         if result.verdict is Verdict.UNKNOWN:
             # Left for the settle loop. The intent that sent the order in doubt is acked once it
             # settles; an intent that was only blocked by it is dispatched again then.
@@ -336,14 +307,10 @@ class ExecutionEngine(SupervisedActor):
             if intent.strategy_id in self.unsettled and (result.runtime is None or not result.runtime.pending_order):
                 self._settled(intent.strategy_id)
         flight = self.in_flight.get(intent.strategy_id)
-        if flight is not None and intent.purpose in CANCELLABLE and done.dispatched is not None:
+        if flight is not None and intent.purpose in CANCELLABLE:
             flight.orders -= 1
             if flight.orders <= 0:  # the last one: a later order (after a restart) gets a fresh cancel
                 del self.in_flight[intent.strategy_id]
-            if intent.purpose is Purpose.EXIT:
-                flight.exits -= 1
-                if flight.exits <= 0:
-                    self._unpark(flight, result)
         if intent.purpose is Purpose.FLATTEN and intent.reason in self.flattening:
             self.flattening[intent.reason] -= 1
             if self.flattening[intent.reason] <= 0:
@@ -367,17 +334,6 @@ class ExecutionEngine(SupervisedActor):
         self.services.directory.tell(node_ids.strategy(intent.strategy_id), update)
         self.services.directory.tell(POSITION_MANAGER, result)
         self.services.directory.tell(CIRCUIT_BREAKER, result)
-
-    def _unpark(self, flight: _Flight, result: OrderResult) -> None:
-        """The strategy's exits have finished: a stop that crossed meanwhile is acted on now, unless
-        the exit left the position flat (one crossing, one exit)."""
-        flight.hurry = threading.Event()  # a later exit of this flight starts unhurried
-        parked, flight.parked = flight.parked, None
-        if parked is None:
-            return
-        runtime = result.runtime or self.services.runtime_cache.get(result.intent.strategy_id)
-        if runtime is not None and runtime.position is Position.BOUGHT:
-            self._stop_crossed(*parked)
 
     def _pause_account(self, account: str, origin: str, reason: str) -> None:
         """F3: a refused credential is the account's, not one order's: pause every strategy of it.

@@ -213,7 +213,9 @@ class StoreMonitor(_MonitorActor):
         if not health.up:
             self._down(health.error or "store unreachable")
             self._protect()
-        elif self.state in ("unknown", "down", "recovering"):
+        elif self.state in ("unknown", "down", "recovering") or self.buffer_pending:
+            # Up with records in the buffer: a write that failed without the probe seeing Redis
+            # down. Runtime reads refuse until the replay (Redis is older), so replay now.
             self._recover()
         elif self._told is not True:
             self._tell_degradation(True, "store up")  # an earlier tell found degradation down

@@ -13,7 +13,12 @@ Stopping (F26): strategies first (their timers and retries are cancelled; orders
 flight finish), then the rest of the tree in reverse order, then exchange-side
 protective stops are placed for every open position that has a stop-loss, the disk
 buffer is replayed if Redis is up, and the store is closed. Exit 0. HARD_SHUTDOWN or a
-tripped root: flatten what is open, flush, exit 3.
+tripped root: flatten what is open, flush, exit 3. The stop has a deadline (`[node]
+stop_deadline_s`, seed 724076; actors/core/stop_deadline.py): waiting for the tree and the
+orders in flight ends before it, the protective stops get the rest; if orders are still in
+flight (a stop-loss waiting out a 429 flood) or the deadline passes, one CRITICAL line names
+every position left unprotected and every order in doubt (journaled: the next start looks
+it up before any resend), and the exit code is 4.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from actors.clock_monitor import ClockMonitor
 from actors import node_ids
 from actors.core import signals
 from actors.core.breakers import BreakerState
+from actors.core.stop_deadline import StopDeadline, leftover
 from actors.degradation import DegradationActor, SignalMemory
 from actors.execution import ExecutionEngine
 from actors.feed import FeedActor
@@ -47,6 +53,7 @@ from actors.strategy import ScheduledStrategy, Strategy, StrategyActor
 from runtime.alerts import WebhookAlerter
 from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, resolve_strategy_class
 from runtime.console import pages as console_pages
+from runtime.exit_codes import EXIT_HARD_SHUTDOWN, EXIT_OK, EXIT_STOP_DEADLINE
 from runtime.preflight import Preflight, preflight
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
@@ -61,7 +68,6 @@ from supervision import injection
 from supervision.fence import GenerationSource, next_process_generation
 from supervision import AlreadyPresent, AlreadyStarted, ChildSpec, NotFound, Running, Supervisor, actor_of, tree_status
 
-EXIT_OK, EXIT_HARD_SHUTDOWN = 0, 3
 COMMAND_TIMEOUT_S = 30.0  # an operator command is awaited this long before it is reported as failed
 MAX_NAMES_SHOWN = 20  # a 404 lists at most this many known names
 HEALTH_MAX_AGE_S = 0.5  # /health and /ready answer from a document at most this old
@@ -371,24 +377,26 @@ class Node:
         return True
 
     def stop(self) -> int:
-        """Stop what was started, in reverse; safe after a partial or failed start."""
+        """Stop what was started, in reverse; safe after a partial or failed start. Bounded by
+        `[node] stop_deadline_s` (seed 724076): exit 4 when orders were still in flight."""
         if self._stopped:
             return self.exit_code
         self._stopped = True
-        log_event("node", "stopping", details={"reason": self.stop_reason, "exit_code": self.exit_code},
+        deadline = StopDeadline(self.config.node.stop_deadline_s)
+        log_event("node", "stopping", details={"reason": self.stop_reason, "exit_code": self.exit_code,
+                                               "deadline_s": deadline.deadline_s},
                   action_taken=f"stopping ({self.stop_reason}): strategies first, then the tree, then protective "
-                               "stops at the venue and the store")
-        if self.root is not None and self.root.is_alive():
-            try:
-                self.root.proxy().terminate_child("strategies").get(timeout=60)
-            except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
-                log_event("node", "stop_strategies_failed", details={"error": repr(exc)}, level="ERROR")
-            self.root.stop(block=True, timeout=120)
+                               f"stops at the venue and the store, within {deadline.deadline_s:g} s")
+        self._stop_tree(deadline)
+        in_flight = self._await_orders_in_flight(deadline.for_waiting)
         if self.services is not None:
             if self.exit_code == EXIT_HARD_SHUTDOWN and self._root_escalated:
                 self._emergency_flatten()
             elif self.exit_code == EXIT_OK:
-                self._place_protective_stops()
+                self._place_protective_stops(deadline)
+                in_flight = self._await_orders_in_flight(deadline.remaining)  # they may still finish in time
+                if in_flight or deadline.expired():
+                    self._stop_deadline_passed(deadline, in_flight)
             self._flush()
         if self.status_server is not None:
             self.status_server.stop()
@@ -408,26 +416,71 @@ class Node:
             self.alerter.stop()
         return self.exit_code
 
-    def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
-        """Open positions from the store; the last known runtime where the store is down or the
-        record is missing or malformed (F31: a bad record never costs a protective stop). One
-        pipelined read per 1,000 strategies."""
+    def _stop_tree(self, deadline: StopDeadline) -> None:
+        """Strategies first, then the rest of the tree; neither waited for past the deadline's reserve
+        (what overruns goes on stopping on its own threads while the protective stops are placed)."""
+        if self.root is None or not self.root.is_alive():
+            return
+        try:
+            self.root.proxy().terminate_child("strategies").get(timeout=deadline.for_waiting(60))
+        except Exception as exc:  # noqa: BLE001 - keep stopping whatever happens
+            log_event("node", "stop_strategies_failed", details={"error": repr(exc)}, level="ERROR")
+        try:
+            self.root.stop(block=True, timeout=deadline.for_waiting(120))
+        except Exception as exc:  # noqa: BLE001 - pykka.Timeout: the tree is still stopping
+            log_event("node", "stop_tree_overran", level="WARNING",
+                      details={"error": repr(exc), "elapsed_s": round(deadline.elapsed(), 3)},
+                      action_taken="stopped waiting for the tree: the rest of the stop deadline is the "
+                                   "protective stops'")
+
+    def _await_orders_in_flight(self, left: Callable[[], float]) -> list[str]:
+        """F26: orders in flight finish (an engine abandoned at its shutdown timeout leaves its workers
+        running) while `left()` seconds remain. Returns the strategies whose order is still in flight."""
+        if self.services is None:
+            return []
+        locks = self.services.pipeline.local_locks
+        while (busy := locks.busy()) and left() > 0:
+            time.sleep(min(0.05, left()))
+        return busy
+
+    def _stop_deadline_passed(self, deadline: StopDeadline, in_flight: list[str]) -> None:
+        """Seed 724076: stop waiting, say in one line what is left, exit 4. An order still in flight
+        stays journaled and pending (its runtime says so): the next start looks it up before any resend."""
+        self.exit_code = EXIT_STOP_DEADLINE
+        try:
+            runtimes = self._runtimes()
+        except Exception as exc:  # noqa: BLE001 - the line is said whatever the store does
+            log_event("node", "stop_runtimes_unreadable", level="ERROR", details={"error": repr(exc)})
+            runtimes = {s.id: self.services.runtime_cache.get(s.id) for s in self.config.strategies}
+        left = leftover(open_positions(self.config.strategies, runtimes.get), runtimes,
+                        self.services.protective.held())
+        log_event("node", "stop_deadline_passed", level="CRITICAL",
+                  details={"deadline_s": deadline.deadline_s, "elapsed_s": round(deadline.elapsed(), 3),
+                           "unprotected": list(left.unprotected), "in_doubt": list(left.in_doubt),
+                           "in_flight": in_flight},
+                  action_taken=left.line(deadline.deadline_s, EXIT_STOP_DEADLINE))
+
+    def _runtimes(self) -> dict[str, Runtime | None]:
+        """Every strategy's runtime from the store; the last known runtime where the store is down or
+        the record is missing or malformed (F31). One pipelined read per 1,000 strategies."""
         try:
             stored = self.store.load_runtimes([s.id for s in self.config.strategies])
         except StoreUnavailable:
             stored = {}
+        return {s.id: (runtime if isinstance(runtime := stored.get(s.id), Runtime)
+                       else self.services.runtime_cache.get(s.id)) for s in self.config.strategies}
 
-        def runtime_of(strategy_id: str) -> Runtime | None:
-            runtime = stored.get(strategy_id)
-            return runtime if isinstance(runtime, Runtime) else self.services.runtime_cache.get(strategy_id)
+    def _open_positions(self) -> list[tuple[StrategyConfig, Any]]:
+        """Open positions from the store, else the last known runtime (a bad record never costs a
+        protective stop)."""
+        return open_positions(self.config.strategies, self._runtimes().get)
 
-        return open_positions(self.config.strategies, runtime_of)
-
-    def _place_protective_stops(self) -> None:
+    def _place_protective_stops(self, deadline: StopDeadline) -> None:
         """F26: positions outlive the process; their stop-losses must too (venue-side)."""
         try:
             place_protective_stops(self.services, self._open_positions(),
-                                   "graceful stop: venue-side protective stop", component="node")
+                                   "graceful stop: venue-side protective stop", component="node",
+                                   give_up=deadline.expired)
         except Exception as exc:  # noqa: BLE001 - stopping continues whatever happens; say it loudly
             log_event("node", "protective_stops_failed", level="CRITICAL", details={"error": repr(exc)},
                       action_taken="exit continues; positions may be unprotected at the venue")

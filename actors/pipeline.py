@@ -39,6 +39,7 @@ from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
 from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.core.urgency import Urgency
 from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
 from actors.ports import OrderStore, Venue
@@ -56,7 +57,6 @@ from supervision import Fence
 FLAT = (Position.NONE, Position.SOLD, Position.EXITED_BY_SL)
 RATE_LIMIT_MIN_WAIT_S = 0.05  # never spin on a budget refusal that says "wait 0 s"
 RATE_LIMIT_STAGGER_S = 0.1  # per priority step (STOP 0, EXIT 1, ENTRY 2) after a rate limit
-HURRY_POLL_S = 0.02  # how often an exit waiting to be sent again checks whether its stop has crossed
 MAX_EXIT_ROUNDS = 5  # exit orders per intent (the first + remainders) before the stop is re-armed instead
 NOT_EXECUTED_KEPT = 10_000  # client ids remembered as "settled, never executed" (late-fill detection)
 NOTHING_TO_REDUCE_CODE = -2022  # "ReduceOnly Order is rejected": the venue holds nothing to reduce on that side
@@ -123,6 +123,11 @@ class StrategyLocks:
         with self._guard:
             return self._locks.setdefault(strategy_id, threading.Lock())
 
+    def busy(self) -> list[str]:
+        """Strategies with an order (or a settle step) in progress in this process right now."""
+        with self._guard:
+            return sorted(strategy_id for strategy_id, lock in self._locks.items() if lock.locked())
+
 
 _UNLOADED = object()  # _Held.loaded: the runtime could not be read with the lock (store down)
 
@@ -152,13 +157,14 @@ class _Prepared:
 class _Held:
     """The Redis lock held for one serialized change (None: store down, exits only), and the
     runtime read in the same round trip (a Runtime, None = no record, or its CorruptState);
-    `journaled`: the order that round trip also journaled and recorded pending."""
+    `journaled`: the order that round trip also journaled and recorded pending; `urgency`: the
+    priority of a risk-reducing order in progress, which a stop crossing raises (`promote`)."""
 
     lock: Any
     extended_at: float
     loaded: Any = _UNLOADED
     journaled: _Prepared | None = None
-    hurry: threading.Event | None = None  # an exit's: set once its strategy's stop crossed (seed 1001)
+    urgency: Urgency | None = None
 
 
 @dataclass
@@ -222,22 +228,20 @@ class OrderPipeline:
         # runtime write carries it, so the store refuses a late write of an earlier process.
         self.generation = generation
         self.protective = protective  # positions a venue-side stop may hold: taken back before an exit
+        self._urgencies: dict[str, Urgency] = {}  # strategy id -> its risk-reducing order in progress
 
     # --- entry points ---------------------------------------------------------------
 
-    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None,
-                hurry: threading.Event | None = None) -> OrderResult:
+    def execute(self, intent: OrderIntent, cancel: threading.Event, ack: QueuedOrder | None = None) -> OrderResult:
         """Run one intent. `ack`: the queue entry it came from, acknowledged in the outcome write
-        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller.
-        `hurry` (an exit's): set when the strategy's stop crosses while the exit is in progress;
-        from then on the exit is the stop-loss's, sent at STOP priority without waiting its backoff."""
+        (`OrderResult.acked`); an intent that ends with no outcome write leaves it to the caller."""
         refusal = self._validate(intent)
         if refusal is not None:
             return refusal
         try:
             with self.serialized(intent.strategy_id, risk_reducing=intent.purpose.reduces_risk,
-                                 prepare=lambda: self._prepare(intent, cancel)) as held:
-                held.hurry = hurry
+                                 prepare=lambda: self._prepare(intent, cancel),
+                                 priority=intent.purpose.priority) as held:
                 with self._acking(intent.strategy_id, () if ack is None else (ack,)) as acked:
                     runtime = self._load(intent, held)
                     result = runtime if isinstance(runtime, OrderResult) else self._run(intent, runtime, cancel, held)
@@ -323,8 +327,13 @@ class OrderPipeline:
 
     @contextmanager
     def serialized(self, strategy_id: str, *, risk_reducing: bool,
-                   prepare: Callable[[], _Prepared | None] | None = None) -> Iterator[_Held]:
+                   prepare: Callable[[], _Prepared | None] | None = None,
+                   priority: Priority = Priority.EXIT) -> Iterator[_Held]:
         """The one per-strategy serialization: the in-process lock, then `lock_state:{id}`.
+
+        Risk-reducing work holding it is promotable: from the moment it holds the in-process lock,
+        a stop crossing raises it from `priority` to stop priority (`promote`) rather than send a
+        stop-loss that would wait for that lock.
 
         A store outage lets only risk-reducing work through (F18), without the Redis lock.
         `prepare`, called once the in-process lock is held: an order to journal in the same round
@@ -333,6 +342,9 @@ class OrderPipeline:
         local = self.local_locks.of(strategy_id)
         if not local.acquire(timeout=self.lock_wait_s):
             raise RuntimeBusy(f"another order of strategy {strategy_id} is in progress")
+        urgency = Urgency(priority) if risk_reducing else None
+        if urgency is not None:
+            self._urgencies[strategy_id] = urgency
         try:
             loaded: Any = _UNLOADED
             journaled: _Prepared | None = None
@@ -349,7 +361,7 @@ class OrderPipeline:
                         raise RuntimeBusy(f"lock_state:{strategy_id}: {stale}")
                     raise RuntimeBusy(f"lock_state:{strategy_id} is held by another owner")
             try:
-                yield _Held(lock, time.monotonic(), loaded, journaled)
+                yield _Held(lock, time.monotonic(), loaded, journaled, urgency)
             finally:
                 if lock is not None:
                     try:
@@ -357,7 +369,37 @@ class OrderPipeline:
                     except StoreUnavailable:
                         pass  # F6: the TTL frees it; the owner token keeps others safe meanwhile
         finally:
+            if urgency is not None:
+                self._urgencies.pop(strategy_id, None)
             local.release()
+
+    def promote(self, strategy_id: str, reason: str) -> bool:
+        """A stop crossed: the strategy's risk-reducing order in progress (its exit, a flatten, a
+        settle-loop resend) goes on at stop priority, under its own intent and client id, and any
+        wait of its sender ends (seed 11 t18). False when none is in progress: send a stop-loss."""
+        urgency = self._urgencies.get(strategy_id)
+        if urgency is None:
+            return False
+        if urgency.raise_to(Priority.STOP):
+            runtime = self.cache.get(strategy_id)
+            log_event(ENGINE, "exit_promoted",
+                      details={"strategy": strategy_id, "reason": reason,
+                               "client_order_id": runtime.pending_order if runtime is not None else ""},
+                      action_taken="the exit in progress goes on at stop priority, same intent", level="WARNING")
+        return True
+
+    @staticmethod
+    def _priority(intent: OrderIntent, held: _Held) -> Priority:
+        """The order's budget priority now: its purpose's, or stop priority once a stop crossed."""
+        if held.urgency is None:
+            return intent.purpose.priority
+        return min(intent.purpose.priority, held.urgency.priority)
+
+    @staticmethod
+    def _wait(seconds: float, cancel: threading.Event, held: _Held) -> bool:
+        """Wait before a resend; True when cancelled. A promotion ends it: the wait was sized for the
+        old priority, and every check a resend needs (lookup, fence, gate) runs after it anyway."""
+        return cancel.wait(seconds) if held.urgency is None else held.urgency.wait(seconds, cancel)
 
     @contextmanager
     def _acking(self, strategy_id: str, acks: Sequence[QueuedOrder]) -> Iterator[_Acks]:
@@ -584,7 +626,7 @@ class OrderPipeline:
         if (intent.purpose.reduces_risk and result.verdict in (Verdict.FILLED, Verdict.EXPIRED)
                 and result.runtime is not None and result.runtime.position is Position.BOUGHT):
             # F30: part (or none) of the exit executed; the rest goes again under the same intent.
-            if rounds >= MAX_EXIT_ROUNDS or cancel.wait(lookup_delay(rounds)):
+            if rounds >= MAX_EXIT_ROUNDS or self._wait(lookup_delay(rounds), cancel, held):
                 log_event(ENGINE, "exit_incomplete", details={"strategy": intent.strategy_id, "rounds": rounds,
                                                               "left": result.runtime.quantity},
                           action_taken="position stays open; stop re-armed for the next tick", level="ERROR")
@@ -676,10 +718,9 @@ class OrderPipeline:
                     return found
             if sent_at is None:
                 sent_at = time.perf_counter()
-            priority = Priority.STOP if held.hurry is not None and held.hurry.is_set() else intent.purpose.priority
             outcome = self.venue.place_order(
                 intent.symbol, side, "MARKET", quantity, client_id,
-                reduce_only=intent.purpose.reduces_risk, priority=priority,
+                reduce_only=intent.purpose.reduces_risk, priority=self._priority(intent, held),
             )
             crash_windows.reached("after_reply", client_id)
             in_doubt = False
@@ -717,7 +758,8 @@ class OrderPipeline:
                     self.on_rate_limited()
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
-                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + RATE_LIMIT_STAGGER_S * int(priority)
+                    stagger = RATE_LIMIT_STAGGER_S * int(self._priority(intent, held))
+                    delay = max(delay, RATE_LIMIT_MIN_WAIT_S) + stagger
             elif decision.action is RetryAction.ABORT_ACCOUNT:
                 return self._abort(intent, runtime, decision.reason, client_id=client_id, attempts=attempt,
                                    verdict=Verdict.ACCOUNT_PAUSED)
@@ -732,25 +774,9 @@ class OrderPipeline:
             log_event(ENGINE, "order_retry", details={"client_order_id": client_id, "attempt": attempt,
                                                                   "outcome": outcome.describe(), "delay_s": round(delay, 3)},
                       action_taken="retry with the same client order id", level="WARNING")
-            hurry = held.hurry if outcome.kind is OutcomeKind.RATE_LIMITED else None  # a backoff after lookups is kept
-            if self._wait_to_resend(delay, cancel, hurry):
+            if self._wait(delay, cancel, held):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
-
-    @staticmethod
-    def _wait_to_resend(delay: float, cancel: threading.Event, hurry: threading.Event | None) -> bool:
-        """Wait out a retry delay; True if an operator stop cancelled it. A stop crossing meanwhile
-        (`hurry` set) ends a rate-limit wait at once: the exit asks the budget again now, at STOP
-        priority (seed 1001). `hurry` None: the whole delay is waited."""
-        if hurry is None or hurry.is_set():
-            return cancel.wait(delay)
-        ends = time.monotonic() + delay
-        while (left := ends - time.monotonic()) > 0:
-            if cancel.wait(min(left, HURRY_POLL_S)):
-                return True
-            if hurry.is_set():
-                return False
-        return cancel.is_set()
 
     def _venue_now_ms(self) -> float:
         return float(self.venue.clock.now_ms())
@@ -763,7 +789,7 @@ class OrderPipeline:
         execute later than the settle window, during the retry backoff. Binance takes a resend of
         a filled order's client id as a new order, so the resend looks the order up once more right
         before it goes. None: still not there (or the look was inconclusive), send it again."""
-        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
         state = order_state(looked.order) if looked.ok else None
         if state is None:
             return None
@@ -794,7 +820,7 @@ class OrderPipeline:
         while True:
             lookups += 1
             self._keep(held)
-            looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+            looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
             state = order_state(looked.order) if looked.ok else None
             now = self._venue_now_ms()
             if state is not None and state.final:
@@ -822,7 +848,7 @@ class OrderPipeline:
         purpose = Purpose(runtime.pending_purpose or "entry")
         origin = _as_purpose(intent, purpose)
         side = "BUY" if purpose is Purpose.ENTRY else "SELL"
-        looked = self.venue.query_order(intent.symbol, client_id, priority=intent.purpose.priority)
+        looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
         state = order_state(looked.order) if looked.ok else None
         if state is not None and state.final:
             self._doubts.pop(client_id, None)

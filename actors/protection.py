@@ -84,11 +84,15 @@ def open_positions(strategies: Iterable[Any], runtime_of: Any) -> list[tuple[Any
 
 
 def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime]], why: str,
-                           *, component: str) -> Protection:
-    """One venue-side stop per position not already held; the local stop is disarmed once it is live."""
+                           *, component: str, give_up: Callable[[], bool] = lambda: False) -> Protection:
+    """One venue-side stop per position not already held; the local stop is disarmed once it is live.
+    `give_up()` true (the graceful stop's deadline passed): the positions left are not tried."""
     done = Protection()
     for strategy, runtime in positions:
         if services.protective.holds(strategy.id):
+            continue
+        if give_up():
+            done.unprotected[strategy.id] = "not tried: the graceful stop's deadline passed"
             continue
         if not runtime.stop_loss:
             done.unprotected[strategy.id] = "no stop-loss level to place at the venue"

@@ -229,6 +229,7 @@ class Cluster:
         extra = self.settings.get
         return "\n".join([
             "[node]", f'name = "chaos-{self.name}"', f'namespace = "{NAMESPACE}"', f'data_dir = "{self.data_dir}"',
+            extra("node", ""),
             "[store]", f'url = "{self.redis.url}"', extra("store", ""),
             "[status]", f'bind = "127.0.0.1:{self.status_port}"',
             "[venue]", 'kind = "sim"', f'rest_url = "{self.exchange.rest_url}"', f'ws_url = "{self.exchange.ws_url}"',

@@ -2,8 +2,9 @@
 
 `WebhookAlerter` is a loguru sink, so every component that already logs the event alerts
 without knowing about webhooks. What alerts (ALERT_EVENTS): breaker trips, degradation
-mode changes, SAFETY_ABORT, unprotected positions, reconciliation drift and an exit
-the venue refused -2022 (the position is gone at the venue).
+mode changes, SAFETY_ABORT, unprotected positions, reconciliation drift, an exit
+the venue refused -2022 (the position is gone at the venue) and a graceful stop that ran
+out of its deadline.
 
 The sink runs on the logging thread (often an actor's): it only appends to a bounded
 queue and returns; when the queue is full the oldest alert is dropped and counted, so
@@ -33,7 +34,7 @@ __all__ = ["ALERT_EVENTS", "WebhookAlerter", "alert_for"]
 COMPONENT = "alerts"
 # Log events that become alerts; `transition` only when it is a mode change.
 ALERT_EVENTS = frozenset({"breaker_tripped", "transition", "safety_abort", "unprotected_position",
-                          "reconcile_drift", "root_escalated", "exit_nothing_to_reduce"})
+                          "reconcile_drift", "root_escalated", "exit_nothing_to_reduce", "stop_deadline_passed"})
 
 
 def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dict[str, Any] | None:
@@ -51,6 +52,9 @@ def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dic
         "unprotected_position": lambda d: f"unprotected position {d.get('strategy', '')} {d.get('symbol', '')}",
         "reconcile_drift": lambda d: f"positions disagree with the venue on {d.get('symbol')}",
         "root_escalated": lambda d: f"root supervisor escalated: {d.get('reason')}",
+        "stop_deadline_passed": lambda d: (f"graceful stop deadline ({d.get('deadline_s')} s) passed; unprotected: "
+                                           f"{', '.join(d.get('unprotected') or []) or 'none'}; in doubt: "
+                                           f"{', '.join(d.get('in_doubt') or []) or 'none'}"),
         "exit_nothing_to_reduce": lambda d: (f"exit {d.get('client_order_id')} refused -2022: the position of "
                                              f"{d.get('strategy')} is gone at the venue on {d.get('symbol')}"),
     }

@@ -111,6 +111,9 @@ class NodeConfig:
     name: str = "warden"
     namespace: str = "warden"
     data_dir: Path = Path("var")
+    # SIGTERM/SIGINT: stop waiting for orders in flight after this long and exit (code 4). Keep it
+    # shorter than the service manager's allowance (systemd TimeoutStopSec, 90 s by default).
+    stop_deadline_s: float = 45.0
 
 
 @dataclass(frozen=True)
@@ -778,7 +781,7 @@ def _path_name(path: tuple) -> str:
 
 
 _TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "node": ("name", "namespace", "data_dir"),
+    "node": ("name", "namespace", "data_dir", "stop_deadline_s"),
     "store": ("url", "password_env", "protect_after_s"),
     "status": ("bind", "token_env"),
     "venue": (
@@ -845,8 +848,9 @@ class _Builder:
         data_dir = t.text("data_dir", str(d.data_dir))
         if data_dir is not None and not data_dir.strip():
             t.problem("data_dir", "must not be empty")
+        stop_deadline = t.num("stop_deadline_s", d.stop_deadline_s, gt=0, le=MAX_DURATION_S)
         t.finish()
-        return NodeConfig(name, namespace, Path(data_dir or d.data_dir))
+        return NodeConfig(name, namespace, Path(data_dir or d.data_dir), stop_deadline)
 
     def _store(self, t: _Table) -> StoreConfig:
         url = t.text("url", "")

@@ -196,6 +196,17 @@ def _rotation(limit_bytes: int) -> Callable[[Any, Any], bool]:
     return should_rotate
 
 
+_closers: list[Callable[[], None]] = []  # sinks to close by hand before os._exit (no atexit hook runs)
+
+
+def close_logging() -> None:
+    """Write out and close every sink now: for an exit by os._exit, which runs no atexit hook."""
+    logger.complete()
+    logger.remove()
+    while _closers:
+        _closers.pop()()
+
+
 def setup_logging(
     data_dir: str | Path,
     level: str = "INFO",
@@ -222,6 +233,7 @@ def setup_logging(
         sink = HumanSink(sys.stderr, color=sys.stderr.isatty()).start_ticker()
         logger.add(sink, level=level.upper(), format="{message}", colorize=False, backtrace=False, diagnose=False)
         atexit.register(sink.close)
+        _closers.append(sink.close)
     elif stderr:
         add_json_sink(sys.stderr, level)
     std_level = std_logging.getLevelName(level.upper())  # TRACE/SUCCESS are loguru-only: pass all

@@ -13,8 +13,9 @@ the faults around it:
   and the venue takes orders again (exchange-side protective stops count as the exit);
 - I4 at the end, faults healed: each strategy's position equals what the venue executed
   for it, the strategies' sum equals the venue's position per symbol, nothing UNKNOWN;
-- I5 the daemon exited only when the harness killed or stopped it (SIGTERM → exit 0) and
-  never reached HARD_SHUTDOWN unless a fault called for it.
+- I5 the daemon exited only when the harness killed or stopped it (SIGTERM → exit 0, or 4 when
+  the graceful stop ran out of its deadline, saying so in its log; a SIGKILL because SIGTERM did
+  not end it is a violation) and never reached HARD_SHUTDOWN unless a fault called for it.
 
 Client order ids are `<strategy>:e<n>` (entry n), `<strategy>:x<n>` (its exit, sell or
 stop-loss; `x<n>.<k>` the remainder of an exit sent again) and `<strategy>:p<n>` (its
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from chaos.soak.recording import AppliedFault, Recording, Sample
+from runtime.exit_codes import EXIT_STOP_DEADLINE, STOPPED_ON_REQUEST
 
 EXIT_S = 2.0  # a stop crossing on fresh data → an exit at the venue within this
 CROSS_MARGIN = 0.0005  # the price must be this far through the stop (the daemon's price source differs a little)
@@ -40,6 +42,7 @@ AROUND_S = 10.0  # faults this close to a violation are printed with it
 EPS = 1e-9
 ORDER_ID = re.compile(r"^(?P<strategy>.+):(?P<letter>[exp])(?P<n>\d+)(?:\.\d+)?$")  # x<n>.<k>: an exit's remainder
 COMPLETE = frozenset({"FILLED"})
+STOP_DEADLINE_EVENT = "stop_deadline_passed"  # the daemon's CRITICAL line when a graceful stop ran out of time
 
 INVARIANTS = {
     "I1": "one intent -> at most one executed order (by client id and by intent)",
@@ -365,9 +368,14 @@ def _daemon_lifecycle(recording: Recording, counts: dict[str, dict[str, int]]) -
         if run.signal is None:
             out.append(Violation("I5", f"the daemon exited by itself with code {run.exit_code} ({run.log})", [],
                                  run.end))
-        elif run.signal == "SIGTERM" and run.exit_code != 0:
-            out.append(Violation("I5", f"SIGTERM ended the daemon with code {run.exit_code}, not 0 ({run.log})", [],
-                                 run.end))
+        elif run.signal == "SIGTERM" and run.exit_code not in STOPPED_ON_REQUEST:
+            out.append(Violation("I5", f"SIGTERM ended the daemon with code {run.exit_code}, not 0 or 4 (the "
+                                       f"stop deadline) ({run.log})", [], run.end))
+        elif run.signal == "SIGTERM" and run.exit_code == EXIT_STOP_DEADLINE and not any(
+                e.get("event") == STOP_DEADLINE_EVENT and run.start <= e.get("at", 0.0) <= run.end
+                for e in recording.log_events):
+            out.append(Violation("I5", f"the daemon exited {EXIT_STOP_DEADLINE} (stop deadline) without the "
+                                       f"{STOP_DEADLINE_EVENT} line naming what it left ({run.log})", [], run.end))
     allowed = [f for f in recording.faults if f.hard_shutdown and f.status == "applied"]
     for s in recording.samples:
         if s.mode == "HARD_SHUTDOWN" and not any(f.start <= s.at <= f.end + AROUND_S for f in allowed):

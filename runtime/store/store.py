@@ -24,7 +24,11 @@ The `*_or_buffer` methods are for records that must survive a Redis outage
 down, to the fsynced local disk buffer; while the buffer holds anything they
 keep appending there so order is never broken, until `replay_buffer()` has
 drained it. Whoever watches Redis health (monitor:store) must call
-`replay_buffer()` when Redis returns, before reopening the gate.
+`replay_buffer()` when Redis returns, before reopening the gate. Until then a
+runtime in Redis may be older than one in the buffer, so runtime reads raise
+`StoreUnavailable` while the buffer holds records (seed 295: an exit read a
+runtime from before its own buffered fill and sold again); exits run from the
+last known runtime meanwhile, as in the outage.
 
 Thread-safety: redis-py clients and their pools are thread-safe, and so is
 the disk buffer; a Store may be shared by actors.
@@ -171,14 +175,20 @@ class Store:
         """A generation source for supervisors, monotonic across processes; raises StoreUnavailable."""
         return Generations(self.runtime.reserve_generations)
 
+    def _current(self, operation: str) -> None:
+        """Runtimes in Redis are current: it is up and the disk buffer holds nothing newer."""
+        self._up(operation)
+        if self.buffer_pending():
+            raise StoreUnavailable(operation, "disk buffer not replayed into Redis yet: its runtimes are older")
+
     def load_runtime(self, strategy_id: str) -> Runtime | None:
         """Raises CorruptState when `runtime:{id}` is malformed (F14: abort that strategy)."""
-        self._up("load_runtime")
+        self._current("load_runtime")
         return self.runtime.load(strategy_id)
 
     def load_runtimes(self, strategy_ids: Sequence[str]) -> dict[str, Runtime | None | CorruptState]:
         """`load_runtime` for many, pipelined: each id maps to its record, None, or its CorruptState."""
-        self._up("load_runtimes")
+        self._current("load_runtimes")
         return self.runtime.load_many(strategy_ids)
 
     def write_runtime(self, strategy_id: str, runtime: Runtime) -> None:
@@ -214,7 +224,7 @@ class Store:
     def lock_and_load(self, strategy_id: str, ttl_ms: int, *, generation: int = 0
                       ) -> tuple[Lock | None, Runtime | CorruptState | None]:
         """The lock (None if held) and the runtime (or the CorruptState it failed with) in one script."""
-        self._up("lock_and_load")
+        self._current("lock_and_load")
         lock, loaded = self.order_path.lock_and_load(strategy_id, ttl_ms, generation)
         return self._noted(strategy_id, lock, loaded)
 
@@ -235,10 +245,8 @@ class Store:
         """The order path in one round trip (DESIGN §6): `lock_and_load`, and, when the stored
         runtime is still `expected` (None: still no record), the intent journaled and `pending` written by the same script
         (the third value is then the journal entry id, else None). Never while the disk buffer
-        holds records (their order is kept there): then it is `lock_and_load` alone."""
-        if self.buffer_pending():
-            return (*self.lock_and_load(strategy_id, ttl_ms, generation=generation), None)
-        self._up("lock_and_load")
+        holds records: StoreUnavailable then, as `lock_and_load`."""
+        self._current("lock_and_load")
         lock, loaded, entry_id = self.order_path.lock_load_and_journal(
             strategy_id, ttl_ms, generation, expected, client_order_id, fields, pending)
         return (*self._noted(strategy_id, lock, loaded), entry_id)

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from chaos.harness import Cluster, StrategySpec, wait_for
+from runtime.exit_codes import EXIT_STOP_DEADLINE
 from tests.e2e.test_daemon_start import ROOT, write_config
 from tests.e2e.test_store_faults import FAST, LATE_REQUESTS_S, assert_finished_clean
 
@@ -83,3 +84,56 @@ def test_seed480472_I5_sigterm_before_the_handler_is_installed_is_still_a_clean_
             daemon.wait(10)
     err = daemon.stderr.read().decode(errors="replace") if daemon.stderr else ""
     assert code == 0, f"I5: a SIGTERM while the daemon is still starting is a clean stop (exit 0), got {code}: {err[-1500:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_seed724076_I5_sigterm_in_a_429_flood_exits_by_the_stop_deadline_and_the_next_start_settles() -> None:
+    """Seed 724076: SIGTERM came during a 67 s 429 flood; the graceful stop waited for the orders in
+    flight, and stop-losses kept waiting out Retry-After (a rate limit is never a failed attempt), so
+    the harness SIGKILLed the daemon 60 s later (as systemd's TimeoutStopSec would). With
+    `[node] stop_deadline_s` the daemon stops waiting, names what it leaves and exits 4; the order in
+    flight stays journaled and pending, and the next start looks it up before sending it again."""
+    deadline_s = 8.0
+    strategies = [StrategySpec("D1", buy_at="+2s", stop_loss=99_000.0),
+                  StrategySpec("D2", buy_at="+2s", stop_loss=97_000.0)]
+    with Cluster("seed724076-e2e", strategies, settings={**FAST, "node": f"stop_deadline_s = {deadline_s}"}) as c:
+        assert c.store is not None and c.daemon is None
+        c.start_with_positions("D1", "D2")
+        c.exchange.set_fault("http_429", retry_after_s=5)  # on until cleared: outlasts the deadline
+        c.exchange.set_price("BTCUSDT", 98_000.0)  # crosses D1's stop only
+        wait_for(lambda: any(e["details"].get("client_order_id") == "D1:x1" for e in c.events("order_retry")), 20,
+                 "D1's stop-loss waiting out Retry-After")
+        assert c.runtime("D1").pending_order == "D1:x1", "journaled and pending before it was sent"
+        assert c.daemon is not None
+        c.daemon.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        try:
+            code: int | None = c.daemon.wait(deadline_s + 20)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - sent
+        assert code == EXIT_STOP_DEADLINE, \
+            f"I5: a graceful stop ends by its deadline ({deadline_s:g} s; waited {took:.1f} s), exit " \
+            f"{EXIT_STOP_DEADLINE} with an order in flight; got {code}"
+        (said,) = c.events("stop_deadline_passed")
+        assert said["level"] == "CRITICAL" and said["details"]["in_doubt"] == ["D1:x1"], said
+        assert [u.split(" ")[0] for u in said["details"]["unprotected"]] == ["D1", "D2"], \
+            "the flood refused the protective stops too: both positions are named"
+        assert "D1:x1" in said["action_taken"] and "D2 (BTCUSDT" in said["action_taken"], "one line says it all"
+        assert c.executed("D1:x1") == [] and c.runtime("D1").pending_order == "D1:x1", \
+            "the order in flight is left pending for the next start"
+        assert c.store.is_unsettled("D1:x1"), "its journal entry stays unsettled: nothing is lost"
+
+        c.exchange.clear_faults("http_429")
+        c.start_daemon()
+        exits = lambda: [e["client_order_id"] for e in c.exits("D1")]  # noqa: E731 - x1, or x1.<k> if resent
+        wait_for(exits, 30, "the next start settled D1:x1 and exited D1")
+        wait_for(lambda: c.runtime("D1").position.value == "exited_by_sl", 15, "D1 exited by its stop-loss")
+        time.sleep(LATE_REQUESTS_S)
+        assert len(exits()) == 1 and exits()[0].startswith("D1:x1") and c.bought("D2"), \
+            f"I1: one crossing, one exit; the sibling's position untouched: {exits()}"
+        resent = [e for e in c.events("exit_resent") if e["details"].get("client_order_id") == "D1:x1"]
+        assert resent, "sent again only after a lookup settled D1:x1 as never executed"
+        assert not c.store.is_unsettled("D1:x1"), "its journal entry is settled now"
+        assert c.terminate_daemon() == 0

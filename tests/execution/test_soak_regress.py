@@ -6,6 +6,8 @@ manager. Each test is named after the seed and the invariant its violation broke
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from loguru import logger
@@ -321,3 +323,37 @@ def test_seed1001_I3_a_stop_crossing_hurries_the_strategys_own_exit_in_flight(ma
             f"{EXIT_TOKEN_WAIT_S:g} s away), and it is the position's one exit: {sells(t, 's2')}"
     finally:
         t.services.directory.ref("execution-engine").tell(CancelStrategy("s2"))
+
+
+def test_seed295_I1_an_exit_after_redis_returns_reads_no_runtime_older_than_the_disk_buffer(
+        make_trading, redis_server):
+    """Seed 295 (+45 s): Redis was SIGSTOPped for 8 s; t19's exit x5 ran from the last known runtime
+    and sold, its outcome written to the disk buffer. When Redis answered again, monitor:store
+    marked it up and only then replayed the buffer; in between, t19's next exit read `runtime:t19`
+    from Redis (still long, x5 not recorded there), sent x5 again, and the venue sold twice: the
+    extra 0.004 was a sibling's position (t46's later exit was rejected -2022, its stop never ran)."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s3", stop_loss=None)  # a sibling on the same account and symbol: one venue position for both
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hung, not refused
+    try:
+        t.store.mark_down("test: Redis SIGSTOPped")  # as monitor:store does when its probe times out
+        ticks_below_stop(t, 0.5)
+        eventually(lambda: float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, timeout=10,
+                   what="s1's stop-loss exit sold from the last known runtime with Redis hung")
+        assert t.store.buffer_pending(), "the exit's outcome waits in the disk buffer"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t.store.mark_up()  # monitor:store's first step when Redis answers again; the replay comes after it
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+    update = t.wait_update("s1", count=2, timeout=10)
+    assert t.store.buffer_pending(), "the exit above ran before the replay, as in the soak"
+    assert sells(t, "s1") == ["s1:x1"], \
+        f"I1: one position, one exit: nothing is read from Redis while the disk buffer holds newer records " \
+        f"({update.verdict}: {update.reason})"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+    t.store.replay_buffer()
+    assert t.runtime("s1").position is not Position.BOUGHT, "the replayed buffer records the exit"

@@ -99,6 +99,7 @@ def test_design_example_config_is_valid():
     assert config.feeds.stale_exit_after_s == 10 and config.feeds.stale_policy == "hold"
     assert config.venue.recv_window_ms == 1000, "short: a send lost on the network settles once it has passed"
     assert (config.venue.settle_window_s, config.venue.entry_bound_s) == (5.0, 10.0)
+    assert config.node.stop_deadline_s == 45.0, "seed 724076: shorter than a 60 s (soak) or 90 s (systemd) stop timeout"
     assert config.env_names() == ["WARDEN_API_KEY", "WARDEN_API_SECRET"]
 
 
@@ -138,6 +139,10 @@ BAD_CONFIGS = [
                  "must name an environment variable", id="bad-env-name"),
     pytest.param(FEEDS + '[feeds.extra]\n', "feeds.extra", 3, "unknown key", id="unknown-subtable"),
     pytest.param('[feeds]\nsymbols = []\n', "feeds.symbols", 2, "at least one symbol", id="no-symbols"),
+    pytest.param(FEEDS + '[node]\nstop_deadline_s = 0\n', "node.stop_deadline_s", 4, "must be > 0, got 0",
+                 id="seed724076-zero-stop-deadline"),
+    pytest.param(FEEDS + '[node]\nstop_deadline_s = "45s"\n', "node.stop_deadline_s", 4, "must be a number",
+                 id="seed724076-stop-deadline-type"),
     pytest.param('[node]\nname = "n"\n', "feeds.symbols", None, "is required", id="feeds-missing"),
     pytest.param(FEEDS + 'liquid_symbols = ["SOLUSDT"]\n', "feeds.liquid_symbols", 3,
                  "'SOLUSDT' is not in feeds.symbols", id="liquid-not-in-symbols"),

@@ -158,6 +158,25 @@ def test_f18_redis_killed_closes_gate_within_1s_then_replay_reconcile_reopen_cac
     assert details["state"] == "up" and details["outages"] == 1 and details["replays"] >= 1
 
 
+def test_seed295_a_disk_buffer_left_by_a_write_that_failed_while_redis_was_up_is_replayed(
+        make_world, store):  # noqa: F811
+    """A single write can time out and go to the disk buffer without monitor:store ever seeing Redis
+    down. Runtime reads refuse while the buffer holds records (seed 295: Redis is older than the
+    buffer), so monitor:store replays it at its next probe, not at the next outage."""
+    world = make_world(store=store)
+    world.degradation(revalidate=("monitor:store",))
+    reconciles = world.position_manager(reply=True)
+    monitor = world.start(StoreMonitor, world.services, 0.01)
+    eventually(lambda: monitor.status_details().get()["state"] == "up", what="monitor:store saw Redis up")
+    store.buffer.append("journal_intent", {"client_order_id": "s1:x1", "fields": {"strategy_id": "s1"}})
+    assert store.buffer_pending()
+    eventually(lambda: not store.buffer_pending(), timeout=3.0,
+               what="the buffer a failed write left is replayed with Redis up, not kept until an outage")
+    assert [(e.client_order_id, e.source) for e in store.entries()] == [("s1:x1", "buffer")]
+    eventually(lambda: len(reconciles) == 1, what="reconciled after the replay, as after an outage")
+    assert store.load_runtime("s1") is None, "runtime reads work again once the buffer is replayed"
+
+
 class FakeStore:
     """Only what monitor:store touches: health, replay, buffer state, the fast-fail mark."""
 

@@ -222,3 +222,21 @@ def test_recording_round_trips_through_json(tmp_path: Path) -> None:
     recording.save(tmp_path / "recording.json")
     again = Recording.load(tmp_path / "recording.json")
     assert [v.message for v in check(again).violations] == [v.message for v in check(recording).violations]
+
+
+def test_seed724076_I5_a_sigterm_that_runs_out_of_its_stop_deadline_may_exit_4_saying_what_it_left() -> None:
+    """Seed 724076: exit 4 (the graceful stop's deadline passed) is a stop the harness asked for,
+    but only with the daemon's line naming what it left; a SIGKILL after SIGTERM stays a violation."""
+    line = {"at": T0 + 64, "level": "CRITICAL", "event": "stop_deadline_passed", "node": "node",
+            "details": {"unprotected": [], "in_doubt": ["t00:x2"]}}
+    said = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 65, 4, "SIGTERM")], log_events=[line])
+    assert invariants(said) == [], "I5: SIGTERM ended by the stop deadline (exit 4, said in the log) is a stop"
+    silent = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 65, 4, "SIGTERM")])
+    assert invariants(silent) == ["I5"], "exit 4 without the stop_deadline_passed line is not explained"
+    earlier = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 20, 0, "SIGTERM"), DaemonRun(T0 + 70, T0 + 80, 4, "SIGTERM")],
+                    log_events=[line])
+    assert invariants(earlier) == ["I5"], "the line must come from the run that exited 4"
+    by_itself = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 65, 4, None)], log_events=[line])
+    assert invariants(by_itself) == ["I5"], "exit 4 with no SIGTERM is the daemon exiting by itself"
+    sigkilled = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 65, -9, "SIGTERM")])
+    assert invariants(sigkilled) == ["I5"], "SIGKILLed after its SIGTERM (the stop overran): a violation"
