@@ -357,3 +357,35 @@ def test_seed295_I1_an_exit_after_redis_returns_reads_no_runtime_older_than_the_
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
     t.store.replay_buffer()
     assert t.runtime("s1").position is not Position.BOUGHT, "the replayed buffer records the exit"
+
+
+def test_seed1001_I3_a_queued_stop_loss_is_not_queued_again_on_every_tick(make_trading):
+    """Seed 1001, what is left once an exit in progress is promoted: a stop-loss still waiting for a
+    stop worker (every worker busy waiting out the pacing) holds no lock, so nothing is promoted, and
+    each tick and each reconcile round queued another stop-loss for it. Once it ran, each duplicate
+    waited lock_wait_s for its lock or was refused: a stop worker per duplicate, other stops behind."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=1)
+    buy(t, "s1", stop_loss=96_000.0)
+    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
+    buy(t, "s3", stop_loss=95_000.0)
+    assert all(t.wait_update(sid).verdict == "FILLED" for sid in ("s1", "s2", "s3"))
+    records: list[dict] = []
+    sink = logger.add(lambda m: records.append({"event": m.record["extra"].get("event"),
+                                                "details": m.record["extra"].get("details") or {}}))
+    try:
+        budget = WeightBudget(min_rate_per_s=0.5)  # a stop's token is 2 s away: the one worker waits
+        for _ in range(10):
+            budget.observe(status=429, used_weight=None, retry_after_s=0.0)
+        while budget.acquire(Priority.STOP).allowed:
+            pass
+        t.services.venue.budget = budget
+        dip_with_reconcile_rounds(t, [(95_500.0, 2.0), (94_000.0, 30.0)],
+                                  until=lambda: all(t.runtime(sid).position is not Position.BOUGHT
+                                                    for sid in ("s1", "s2", "s3")))
+        assert [t.runtime(sid).position for sid in ("s1", "s2", "s3")] == [Position.EXITED_BY_SL] * 3, \
+            "I3: every crossed stop exited its position"
+        assert stop_loss_refusals(records) == [], \
+            "I3: one crossing, one stop-loss: a stop-loss waiting for a worker is not queued again per tick"
+    finally:
+        logger.remove(sink)
