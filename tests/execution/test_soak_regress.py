@@ -261,6 +261,16 @@ def dip_with_reconcile_rounds(trading, prices: list[tuple[float, float]], until)
             time.sleep(0.02)
 
 
+def three_long(make_trading, stop_workers: int, stops: tuple[float, float, float]):
+    """s1, s2 (twice s1's size) and s3 long on BTCUSDT with these stop levels; `stop_workers` stop workers."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=stop_workers)
+    for (sid, qty), level in zip((("s1", 0.01), ("s2", 0.02), ("s3", 0.01)), stops):
+        buy(t, sid, qty=qty, stop_loss=level)
+    assert all(t.wait_update(sid).verdict == "FILLED" for sid in ("s1", "s2", "s3"))
+    return t
+
+
 def stop_loss_refusals(records: list[dict]) -> list[str]:
     return [f"{r['details']['strategy']}: {r['details']['reason']}" for r in records
             if r.get("event") == "order_refused" and r.get("details", {}).get("purpose") == "stop_loss"]
@@ -273,12 +283,7 @@ def test_seed1001_I3_a_stop_loss_is_never_queued_behind_duplicates_of_busy_strat
     every tick sent another stop-loss for them, each waiting lock_wait_s (2 s) in a stop worker
     for a lock it could not get. The stop pool filled with them: t25's and t34's stop-losses (no
     order of their own in flight) went out 12-13 s after their crossing."""
-    t = make_trading(start=False)
-    start_tree(t, stop_workers=4)
-    buy(t, "s1", stop_loss=95_000.0)
-    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
-    buy(t, "s3", stop_loss=96_000.0)
-    assert all(t.wait_update(sid).verdict == "FILLED" for sid in ("s1", "s2", "s3"))
+    t = three_long(make_trading, stop_workers=4, stops=(95_000.0, 96_000.0, 96_000.0))
     records: list[dict] = []
     sink = logger.add(lambda m: records.append({"event": m.record["extra"].get("event"),
                                                 "details": m.record["extra"].get("details") or {}}))
@@ -364,12 +369,7 @@ def test_seed1001_I3_a_queued_stop_loss_is_not_queued_again_on_every_tick(make_t
     stop worker (every worker busy waiting out the pacing) holds no lock, so nothing is promoted, and
     each tick and each reconcile round queued another stop-loss for it. Once it ran, each duplicate
     waited lock_wait_s for its lock or was refused: a stop worker per duplicate, other stops behind."""
-    t = make_trading(start=False)
-    start_tree(t, stop_workers=1)
-    buy(t, "s1", stop_loss=96_000.0)
-    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
-    buy(t, "s3", stop_loss=95_000.0)
-    assert all(t.wait_update(sid).verdict == "FILLED" for sid in ("s1", "s2", "s3"))
+    t = three_long(make_trading, stop_workers=1, stops=(96_000.0, 96_000.0, 95_000.0))
     records: list[dict] = []
     sink = logger.add(lambda m: records.append({"event": m.record["extra"].get("event"),
                                                 "details": m.record["extra"].get("details") or {}}))
