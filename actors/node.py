@@ -55,6 +55,7 @@ from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, r
 from runtime.console import pages as console_pages
 from runtime.exit_codes import EXIT_HARD_SHUTDOWN, EXIT_OK, EXIT_STOP_DEADLINE
 from runtime.preflight import Preflight, preflight
+from runtime.heap import settle_after_start
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
@@ -166,6 +167,7 @@ class Node:
         )
         self._start_strategies()
         self._started = True
+        settle_after_start()  # the tree is up: its objects leave later garbage collections (runtime/heap.py)
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
                                               "venue": self.venue.rest_url})
