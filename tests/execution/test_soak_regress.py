@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 from loguru import logger
@@ -15,7 +16,7 @@ from loguru import logger
 from actors.core.retry import RetryConfig
 from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
-from actors.protection import place_protective_stops
+from actors.protection import open_positions, place_protective_stops
 from runtime.alerts import alert_for
 from runtime.store.runtime_state import Position
 from tests.execution.conftest import LATE_LANDING_S, SETTLE_WINDOW_S, start_tree
@@ -258,3 +259,82 @@ def test_seed295_I1_an_exit_after_redis_returns_reads_no_runtime_older_than_the_
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
     t.store.replay_buffer()
     assert t.runtime("s1").position is not Position.BOUGHT, "the replayed buffer records the exit"
+
+
+def test_seed4242_I1_exits_triggered_again_before_the_replay_never_resend_a_buffered_exit(
+        make_trading, redis_server):
+    """Seed 4242 (+1713..+1716 s, load average 128): Redis hung; t42's exit x63 ran from the last
+    known runtime, its send timed out ("unknown", it executed later) and a lookup settled it FILLED,
+    the outcome going to the disk buffer. A replay was interrupted by the next hang; when Redis
+    answered again two more "soak trader sell" exits read `runtime:t42` from Redis (long, x63 never
+    recorded there) and sent x63 twice more: the venue sold three times (t48:x63, t25:x92, t18:x124,
+    t07:x66 the same). The last known runtime was current all along: the reads bypassed it."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s3", stop_loss=None)  # a sibling on the same account and symbol: one venue position for both
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hung, not refused
+    try:
+        t.store.mark_down("test: Redis SIGSTOPped")  # as monitor:store does when its probe times out
+        # x1's reply is "unknown"; it executes shortly after, and the lookup finds it FILLED.
+        t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=0.3, scope="place")
+        assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="soak trader sell"))
+        eventually(lambda: float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, timeout=15,
+                   what="s1's exit sold from the last known runtime with Redis hung")
+        eventually(lambda: t.services.runtime_cache.get("s1").position is Position.SOLD, timeout=15,
+                   what="the lookup settled x1 FILLED and the last known runtime says so")
+        assert t.store.buffer_pending(), "the exit's outcome waits in the disk buffer"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t.store.mark_up()  # monitor:store's first step when Redis answers again; the replay comes after it
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="soak trader sell"))
+    ticks_below_stop(t, 0.5)  # and the stop-loss crosses: a third trigger for the same position
+    assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="soak trader sell"))
+    assert t.store.buffer_pending(), "the exits above ran before the replay, as in the soak"
+    assert sells(t, "s1") == ["s1:x1"], \
+        "I1: one position, one exit, whatever the store does: exits triggered again before the replay " \
+        "read the last known runtime, which recorded x1's fill"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+    t.store.replay_buffer()
+    assert t.runtime("s1").position is not Position.BOUGHT, "the replayed buffer records the exit"
+
+
+def test_seed4242_I1_a_protective_stop_is_never_placed_beside_an_exit_in_progress(make_trading, redis_server):
+    """Seed 4242 (+386..+397 s): Redis killed; t36's stop-loss exit x19 expired half-executed
+    (market_expire), and so did its remainder x19.2. Between two remainder rounds monitor:store,
+    Redis down for protect_after_s, read t36's last known runtime (long 0.002) and placed the
+    venue-side stop p19 for it; p19 triggered, and the exit's next round x19.3 sold the 0.002 too:
+    t36#19 exited 0.006 for 0.004, the extra a sibling's position."""
+    t = make_trading()
+    buy(t, "s1")
+    buy(t, "s3", stop_loss=None)  # a sibling on the same account and symbol: one venue position for both
+    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
+    redis_server.kill()
+    t.store.mark_down("test: Redis killed")
+    exit_done = threading.Event()
+
+    def monitor_store_protects() -> None:
+        """monitor:store's F28 round, as often as it could come: every open position in the cache."""
+        while not exit_done.is_set():
+            positions = open_positions([t.services.config.strategy("s1")], t.services.runtime_cache.get)
+            place_protective_stops(t.services, positions, "store down: venue-side protective stop",
+                                   component="monitor:store")
+            time.sleep(0.005)
+
+    protector = threading.Thread(target=monitor_store_protects, daemon=True)
+    try:
+        t.exchange.set_fault("market_expire", count=2, ratio=0.5)  # x1 and x1.2 expire half-executed
+        protector.start()
+        ticks_below_stop(t, 0.3)
+        eventually(lambda: t.services.runtime_cache.get("s1").position is Position.EXITED_BY_SL, timeout=20,
+                   what="s1's stop-loss exit and its remainders ran from the last known runtime")
+    finally:
+        exit_done.set()
+        protector.join(timeout=10)
+    assert sells(t, "s1") == ["s1:x1", "s1:x1.2", "s1:x1.3"], "I1: one position, one exit"
+    stops = sorted(a["clientAlgoId"] for a in t.exchange.engine.open_algos({}))
+    assert stops == [], f"I1: no venue-side stop was placed beside the exit in progress: {stops} live"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+    redis_server.restart()
