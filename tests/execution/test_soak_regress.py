@@ -150,6 +150,26 @@ def test_seed11_I3_a_stop_loss_never_waits_behind_strategy_exits(make_trading):
         f"{[(e['client_order_id'], e['time_ms'] % 100000, e['outcome']) for e in t.exchange.ledger()]}"
 
 
+def stop_placed_beside_the_exit(trading, strategy_id: str = "s1") -> None:
+    """A venue-side protective stop live while the strategy's exit is in progress, as monitor:store
+    placed it before seed 4242 (without the strategy's serialization): journaled, held, local stop
+    disarmed. It can no longer happen that way; the exit's resend still takes such a stop back first."""
+    strategy = trading.services.config.strategy(strategy_id)
+    runtime = trading.services.runtime_cache.get(strategy_id)
+    client_id = f"{strategy_id}:p{runtime.entry_seq}"
+    trading.store.journal_intent_or_buffer(client_id, {"strategy_id": strategy_id, "account": strategy.account,
+                                                       "symbol": strategy.symbol, "side": "SELL",
+                                                       "quantity": repr(runtime.quantity),
+                                                       "purpose": "protective_stop",
+                                                       "stop_loss": repr(runtime.stop_loss), "reason": "test"})
+    outcome = trading.services.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity,
+                                                client_id)
+    assert outcome.ok, outcome.describe()
+    trading.store.journal_outcome_or_buffer(client_id, "ACCEPTED", {"strategy_id": strategy_id}, final=False)
+    trading.services.protective.hold(strategy_id, client_id)
+    trading.services.stops.disarm(strategy.symbol, strategy_id)
+
+
 def test_seed296462_I1_an_exit_resent_after_a_protective_stop_was_placed_takes_it_back_first(make_trading):
     """Seed 296462: t04's exit x17 was waiting to be sent again (rate limits) when the store outage
     passed protect_after_s and t04:p17 was placed at the venue; x17 went out later and p17 triggered
@@ -163,7 +183,9 @@ def test_seed296462_I1_an_exit_resent_after_a_protective_stop_was_placed_takes_i
     eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
     placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
                                     "test: the store outage passed protect_after_s", component="test")
-    assert placed.placed == {"s1": "s1:p1"}
+    assert placed.placed == {} and "in progress" in placed.unprotected["s1"], \
+        "seed 4242: no venue-side stop is placed beside an exit in progress"
+    stop_placed_beside_the_exit(t)  # as before seed 4242: the resend's own defence must hold too
     eventually(lambda: t.runtime("s1").position is Position.SOLD, timeout=15, what="x1 settled and sent again")
     t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
     assert sells(t, "s1") == ["s1:x1"], "I1: one position, one exit: the resend takes the protective stop back"
@@ -214,9 +236,7 @@ def test_seed1001_I1_an_exit_whose_resend_is_refused_learns_the_late_execution_f
                          scope="place")
     assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
     eventually(lambda: t.runtime("s1").pending_order == "s1:x1", timeout=10, what="s1:x1 in doubt")
-    placed = place_protective_stops(t.services, [(t.services.config.strategy("s1"), t.runtime("s1"))],
-                                    "test: the store outage passed protect_after_s", component="test")
-    assert placed.placed == {"s1": "s1:p1"}
+    stop_placed_beside_the_exit(t)  # the store outage placed p1 (before seed 4242's fix)
     t.exchange.set_fault("unknown_503", count=1, execute=False, scope="DELETE /fapi/v1/algoOrder")
     update = t.wait_update("s1", count=2, timeout=20)
     assert t.runtime("s1").position is Position.SOLD, \
