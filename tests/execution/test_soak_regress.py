@@ -10,6 +10,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from loguru import logger
 
@@ -247,6 +249,28 @@ def test_seed1001_I1_an_exit_whose_resend_is_refused_learns_the_late_execution_f
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
 
 
+def long_with_a_sibling(trading):
+    """s1 bought with a stop and s3 without, on one account and symbol: one venue position for both."""
+    buy(trading, "s1")
+    buy(trading, "s3", stop_loss=None)
+    assert trading.wait_update("s1").verdict == "FILLED" and trading.wait_update("s3").verdict == "FILLED"
+    return trading
+
+
+@contextmanager
+def redis_hung(trading, redis_server) -> Iterator[None]:
+    """Redis SIGSTOPped (hung, not refused) and marked down, as monitor:store does when its probe
+    times out; SIGCONT after (still marked down: the test says when monitor:store marks it up)."""
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        trading.store.mark_down("test: Redis SIGSTOPped")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_seed295_I1_an_exit_after_redis_returns_reads_no_runtime_older_than_the_disk_buffer(
         make_trading, redis_server):
     """Seed 295 (+45 s): Redis was SIGSTOPped for 8 s; t19's exit x5 ran from the last known runtime
@@ -254,21 +278,12 @@ def test_seed295_I1_an_exit_after_redis_returns_reads_no_runtime_older_than_the_
     marked it up and only then replayed the buffer; in between, t19's next exit read `runtime:t19`
     from Redis (still long, x5 not recorded there), sent x5 again, and the venue sold twice: the
     extra 0.004 was a sibling's position (t46's later exit was rejected -2022, its stop never ran)."""
-    t = make_trading()
-    buy(t, "s1")
-    buy(t, "s3", stop_loss=None)  # a sibling on the same account and symbol: one venue position for both
-    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)  # hung, not refused
-    try:
-        t.store.mark_down("test: Redis SIGSTOPped")  # as monitor:store does when its probe times out
+    t = long_with_a_sibling(make_trading())
+    with redis_hung(t, redis_server):
         ticks_below_stop(t, 0.5)
         eventually(lambda: float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, timeout=10,
                    what="s1's stop-loss exit sold from the last known runtime with Redis hung")
         assert t.store.buffer_pending(), "the exit's outcome waits in the disk buffer"
-    finally:
-        os.kill(pid, signal.SIGCONT)
     t.store.mark_up()  # monitor:store's first step when Redis answers again; the replay comes after it
     assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="target reached"))
     update = t.wait_update("s1", count=2, timeout=10)
@@ -289,15 +304,8 @@ def test_seed4242_I1_exits_triggered_again_before_the_replay_never_resend_a_buff
     answered again two more "soak trader sell" exits read `runtime:t42` from Redis (long, x63 never
     recorded there) and sent x63 twice more: the venue sold three times (t48:x63, t25:x92, t18:x124,
     t07:x66 the same). The last known runtime was current all along: the reads bypassed it."""
-    t = make_trading()
-    buy(t, "s1")
-    buy(t, "s3", stop_loss=None)  # a sibling on the same account and symbol: one venue position for both
-    assert t.wait_update("s1").verdict == "FILLED" and t.wait_update("s3").verdict == "FILLED"
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)  # hung, not refused
-    try:
-        t.store.mark_down("test: Redis SIGSTOPped")  # as monitor:store does when its probe times out
+    t = long_with_a_sibling(make_trading())
+    with redis_hung(t, redis_server):
         # x1's reply is "unknown"; it executes shortly after, and the lookup finds it FILLED.
         t.exchange.set_fault("unknown_503", count=1, execute=True, execute_after_s=0.3, scope="place")
         assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="soak trader sell"))
@@ -306,8 +314,6 @@ def test_seed4242_I1_exits_triggered_again_before_the_replay_never_resend_a_buff
         eventually(lambda: t.services.runtime_cache.get("s1").position is Position.SOLD, timeout=15,
                    what="the lookup settled x1 FILLED and the last known runtime says so")
         assert t.store.buffer_pending(), "the exit's outcome waits in the disk buffer"
-    finally:
-        os.kill(pid, signal.SIGCONT)
     t.store.mark_up()  # monitor:store's first step when Redis answers again; the replay comes after it
     assert t.services.submit(OrderIntent("s1", "alice", "BTCUSDT", Purpose.EXIT, reason="soak trader sell"))
     ticks_below_stop(t, 0.5)  # and the stop-loss crosses: a third trigger for the same position
