@@ -84,14 +84,17 @@ def open_positions(strategies: Iterable[Any], runtime_of: Any) -> list[tuple[Any
 
 
 def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime]], why: str,
-                           *, component: str, give_up: Callable[[], bool] = lambda: False) -> Protection:
+                           *, component: str, give_up: Callable[[], bool] = lambda: False,
+                           beside_orders_in_flight: bool = False) -> Protection:
     """One venue-side stop per position not already held; the local stop is disarmed once it is live.
     `give_up()` true (the graceful stop's deadline passed): the positions left are not tried.
 
     Each is placed under the strategy's in-process serialization, from its last known runtime read
     under it (seed 4242 t36#19): a strategy with an order in progress (an exit between its F30
     remainder rounds, a settle step) is left to that order and tried again next round; a stop placed
-    beside it sold the position a second time."""
+    beside it sold the position a second time. `beside_orders_in_flight`: the graceful stop, which
+    abandons such an order as the process exits; its position is placed from the runtime given, and
+    the order, if it goes on meanwhile, takes the stop back before its next send."""
     done = Protection()
     for strategy, runtime in positions:
         if services.protective.holds(strategy.id):
@@ -100,15 +103,17 @@ def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime
             done.unprotected[strategy.id] = "not tried: the graceful stop's deadline passed"
             continue
         serialization = services.pipeline.local_locks.of(strategy.id)
-        if not serialization.acquire(blocking=False):
+        held = serialization.acquire(blocking=False)
+        if not held and not beside_orders_in_flight:
             done.unprotected[strategy.id] = "an order of the strategy is in progress: not placed beside it"
             continue
         try:
-            current = services.runtime_cache.get(strategy.id) or runtime
+            current = (services.runtime_cache.get(strategy.id) or runtime) if held else runtime
             if current.position is Position.BOUGHT and current.quantity > 0:
                 _place_one(services, strategy, current, why, component, done)
         finally:
-            serialization.release()
+            if held:
+                serialization.release()
     for strategy_id, reason in done.unprotected.items():
         log_event(component, "position_unprotected", level="ERROR", details={"strategy": strategy_id, "reason": reason,
                                                                              "why": why},

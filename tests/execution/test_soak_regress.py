@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from loguru import logger
 
+from actors import crash_windows
 from actors.core.retry import RetryConfig
 from actors.messages import StopsTriggered
 from actors.orders import OrderIntent, Purpose
@@ -364,3 +365,26 @@ def test_seed4242_I1_a_protective_stop_is_never_placed_beside_an_exit_in_progres
     assert stops == [], f"I1: no venue-side stop was placed beside the exit in progress: {stops} live"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
     redis_server.restart()
+
+
+def test_seed4242_I1_an_exit_remainder_takes_back_a_stop_placed_beside_it_first(make_trading, monkeypatch):
+    """Seed 4242 t36#19, the exit's side: a venue-side stop that came to hold the position between two
+    F30 remainder rounds (the graceful stop still places beside the orders it abandons) is taken back
+    before the next round, as a resend does (seed 296462); x19.3 went out beside a live p19."""
+    t = long_with_a_sibling(make_trading())
+    placed: list[str] = []
+
+    def between_rounds(name: str, client_order_id: str) -> None:
+        if name == "after_write" and client_order_id == "s1:x1" and not placed:
+            stop_placed_beside_the_exit(t)  # x1's outcome is written; the remainder goes next
+            placed.append("s1:p1")
+
+    monkeypatch.setattr(crash_windows, "reached", between_rounds)
+    t.exchange.set_fault("market_expire", count=1, ratio=0.5)  # x1 expires half-executed
+    ticks_below_stop(t, 0.3)
+    eventually(lambda: t.runtime("s1").position is Position.EXITED_BY_SL, timeout=20, what="s1 exited")
+    assert placed == ["s1:p1"], "the stop was placed between the rounds"
+    t.exchange.set_price("BTCUSDT", 94_000.0)  # through s1's stop level: a live p1 would trigger now
+    assert sells(t, "s1") == ["s1:x1", "s1:x1.2"], "I1: one position, one exit"
+    assert t.exchange.engine.open_algos({}) == [], "p1 was taken back before x1.2"
+    assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
