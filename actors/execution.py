@@ -420,9 +420,10 @@ class ExecutionEngine(SupervisedActor):
         if update.executed_qty > 0 and (duplicate or self.pipeline.settled_not_executed(update.client_id)):
             log_event(ENGINE, "late_fill_excess", details={"client_order_id": update.client_id,
                                                            "executed_qty": str(update.executed_qty)},
-                      action_taken="reconcile and sell the excess at once, reduce-only", level="CRITICAL")
+                      action_taken="correct the excess at once, limited to it", level="CRITICAL")
             self.services.directory.tell(POSITION_MANAGER, CorrectExcess(update.symbol, update.client_id,
-                                                                        float(update.executed_qty)))
+                                                                        float(update.executed_qty), update.side,
+                                                                        update.order_id))
 
     # --- the settle loop ------------------------------------------------------------------
 

@@ -110,11 +110,15 @@ class VenueOrderEvent:
 @dataclass(frozen=True)
 class CorrectExcess:
     """From the engine to position-manager: a fill arrived for an intent already settled as not
-    executed (late, duplicate): reconcile the symbol and sell the excess at once, reduce-only."""
+    executed (late, duplicate): correct the excess at once, limited to it (actors.excess).
+    `first_seen`: monotonic time of the first try, set when it is tried again (symbol not quiet)."""
 
     symbol: str
     client_order_id: str
     quantity: float
+    side: str
+    venue_order_id: int
+    first_seen: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -7,22 +7,25 @@ symbol, entries on that symbol stay closed (a reconciliation barrier) and the dr
 shown in status. Per symbol, the sum of the strategies' recorded quantities, the venue's
 net position and their difference are kept for status (strategies sharing a symbol share
 its net position, issue 10 case 11); a drift is alerted once when it appears or changes
-(`reconcile_drift`). A strategy disabled by its supervisor hands its position here: the
+(`reconcile_drift`). A late or duplicate fill is corrected at once (actors.excess), once the
+symbol is quiet, and at most once per fill. A strategy disabled by its supervisor hands its position here: the
 stop stays armed in the stop book and the position is listed as orphaned.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
 from actors.node_ids import DEGRADATION, ENGINE, POSITION_MANAGER
 from actors.messages import CorrectExcess, Reconcile, Reconciled, SettlePending, StopsTriggered, StrategyDisabled
+from actors.excess import Busy, correct_excess, correction_id
 from actors.pipeline import OrderResult, Verdict
-from actors.recovery import (RecoveryReport, cold_start, correct_excess, drifting, load_and_arm,
-                             reconcile_open_orders, symbol_positions, take_back_protective_stops)
+from actors.recovery import (RecoveryReport, cold_start, drifting, load_and_arm, reconcile_open_orders,
+                             symbol_positions, take_back_protective_stops)
 from actors.services import Services
 from runtime.logging import log_event
 from runtime.store.errors import StoreUnavailable
@@ -30,6 +33,9 @@ from supervision import SupervisedActor
 
 NODE = POSITION_MANAGER
 PERIODIC = "periodic"
+CORRECTION_RETRY_S = 0.5  # a correction waiting for its symbol to be quiet is tried again this often
+CORRECTION_PATIENCE_S = 30.0  # ... for this long; then it is alerted as not corrected
+CORRECTED_KEPT = 1000  # corrected fills remembered (the venue lookup of the correction's id backs it)
 
 
 class PositionManager(SupervisedActor):
@@ -45,6 +51,7 @@ class PositionManager(SupervisedActor):
         self.last_reconcile_at: float | None = None
         self.skipped = 0  # reconcile rounds skipped because the store was down
         self.cold_start_pending = ""  # why the cold start has not run yet (Redis down at start)
+        self.corrected: dict[str, None] = {}  # correction client ids done (one per excess fill)
         self._timer: int | None = None
 
     def on_start(self) -> None:
@@ -89,9 +96,7 @@ class PositionManager(SupervisedActor):
                 detail = "not reconciled: store or venue unavailable" if drift is None else f"drift on {sorted(drift)}" if drift else "agrees"
                 self.services.directory.tell(message.reply_to, Reconciled(message.request_id, drift is not None, detail))
         elif isinstance(message, CorrectExcess):
-            fixed = correct_excess(self.services, message.symbol, message.quantity,
-                                   f"late fill of {message.client_order_id}")
-            self.reconcile(f"after correcting {fixed}" if fixed else f"late fill of {message.client_order_id}")
+            self._correct(message)
         elif isinstance(message, OrderResult):
             if message.reconcile:
                 self.reconcile(message.reconcile)
@@ -106,6 +111,33 @@ class PositionManager(SupervisedActor):
                                                                  "reason": message.reason},
                           action_taken="stop stays armed; position kept by position-manager", level="WARNING")
         return None
+
+    def _correct(self, message: CorrectExcess) -> None:
+        """Correct a late fill's excess once the symbol is quiet; at most once per fill."""
+        key = correction_id(message.symbol, message.venue_order_id)
+        if key in self.corrected:
+            return
+        cause = f"late fill of {message.client_order_id} (venue order {message.venue_order_id})"
+        try:
+            fixed = correct_excess(self.services, message.symbol, message.side, message.quantity,
+                                   message.venue_order_id, cause)
+        except (Busy, StoreUnavailable) as exc:
+            first_seen = message.first_seen or time.monotonic()
+            if time.monotonic() - first_seen < CORRECTION_PATIENCE_S:
+                self.services.timers.tell_after(CORRECTION_RETRY_S, self.actor_ref,
+                                                replace(message, first_seen=first_seen))
+                return
+            log_event(NODE, "excess_not_corrected",
+                      details={"symbol": message.symbol, "client_order_id": message.client_order_id,
+                               "side": message.side, "quantity": message.quantity, "why": str(exc)},
+                      action_taken="entries on the symbol stay closed on the drift until an operator closes "
+                                   "the excess", level="CRITICAL")
+            self.reconcile(cause)
+            return
+        self.corrected[key] = None
+        while len(self.corrected) > CORRECTED_KEPT:
+            del self.corrected[next(iter(self.corrected))]
+        self.reconcile(f"after correcting {fixed}" if fixed else cause)
 
     def reconcile(self, reason: str) -> dict[str, dict[str, float]] | None:
         """Take back venue-side protective stops, refresh the runtime cache, compare with the venue.

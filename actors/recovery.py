@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.core.stop_index import StopHit
+from actors.excess import CORRECTION
 from actors.node_ids import POSITION_MANAGER
 from actors.orders import Purpose
 from actors.pipeline import OrderPipeline, RuntimeBusy, Verdict
@@ -22,8 +23,6 @@ from actors.services import Services
 from runtime.logging import log_event
 from runtime.store.errors import CorruptState
 from runtime.store.runtime_state import Position, Runtime
-from runtime.venue.budget import Priority
-from runtime.venue.ids import validate_client_order_id
 from runtime.venue.outcomes import OutcomeKind
 
 
@@ -217,33 +216,6 @@ def reconcile_open_orders(services: Services, drift: dict[str, dict[str, float]]
         log_event(POSITION_MANAGER, "reconcile_open_order",
                   details={"symbol": symbol, "client_order_id": client_id}, level="ERROR")
     return True
-
-
-CORRECTION = "correction"
-
-
-def correct_excess(services: Services, symbol: str, quantity: float, cause: str) -> str | None:
-    """Sell at once, reduce-only, what the venue holds on `symbol` beyond the strategies' recorded
-    quantities, limited to `quantity` (the late fill). Journaled; returns the client id or None."""
-    expected = load_and_arm(services, RecoveryReport()).get(symbol, 0.0)
-    outcome = services.venue.positions(symbol, priority=Priority.STOP)
-    if not outcome.ok:
-        return None
-    held = sum(float(p.amount) for p in outcome.data or [] if p.symbol == symbol)
-    excess = round(min(quantity, held - expected), 12)
-    if excess <= 0:
-        return None
-    client_id = validate_client_order_id(f"fix:{symbol}:{int(time.time() * 1000)}")
-    fields = {"symbol": symbol, "side": "SELL", "quantity": repr(excess), "purpose": CORRECTION, "reason": cause}
-    services.store.journal_intent_or_buffer(client_id, fields)
-    placed = services.venue.place_order(symbol, "SELL", "MARKET", excess, client_id, reduce_only=True,
-                                        priority=Priority.STOP)
-    services.store.journal_outcome_or_buffer(client_id, placed.kind.value, {"detail": placed.describe()}, final=True)
-    log_event(POSITION_MANAGER, "excess_corrected",
-              details={"symbol": symbol, "excess": excess, "expected": expected,
-                       "venue": held, "cause": cause, "outcome": placed.describe()},
-              action_taken="reduce-only SELL of the excess; reconciled again", level="CRITICAL")
-    return client_id
 
 
 def recheck_stops(services: Services, report: RecoveryReport) -> None:

@@ -3,8 +3,8 @@
 `WebhookAlerter` is a loguru sink, so every component that already logs the event alerts
 without knowing about webhooks. What alerts (ALERT_EVENTS): breaker trips, degradation
 mode changes, SAFETY_ABORT, unprotected positions, reconciliation drift, an exit
-the venue refused -2022 (the position is gone at the venue) and a graceful stop that ran
-out of its deadline.
+the venue refused -2022 (the position is gone at the venue), a graceful stop that ran
+out of its deadline and a late fill's excess, corrected or not.
 
 The sink runs on the logging thread (often an actor's): it only appends to a bounded
 queue and returns; when the queue is full the oldest alert is dropped and counted, so
@@ -34,7 +34,8 @@ __all__ = ["ALERT_EVENTS", "WebhookAlerter", "alert_for"]
 COMPONENT = "alerts"
 # Log events that become alerts; `transition` only when it is a mode change.
 ALERT_EVENTS = frozenset({"breaker_tripped", "transition", "safety_abort", "unprotected_position",
-                          "reconcile_drift", "root_escalated", "exit_nothing_to_reduce", "stop_deadline_passed"})
+                          "reconcile_drift", "root_escalated", "exit_nothing_to_reduce", "stop_deadline_passed",
+                          "excess_corrected", "excess_not_corrected"})
 
 
 def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dict[str, Any] | None:
@@ -57,6 +58,10 @@ def alert_for(extra: Mapping[str, Any], level: str, node: str, at: float) -> dic
                                            f"{', '.join(d.get('in_doubt') or []) or 'none'}"),
         "exit_nothing_to_reduce": lambda d: (f"exit {d.get('client_order_id')} refused -2022: the position of "
                                              f"{d.get('strategy')} is gone at the venue on {d.get('symbol')}"),
+        "excess_corrected": lambda d: (f"excess {d.get('excess')} on {d.get('symbol')} corrected by "
+                                       f"{d.get('side')} {d.get('client_order_id')}: {d.get('cause')}"),
+        "excess_not_corrected": lambda d: (f"excess on {d.get('symbol')} NOT corrected ({d.get('why')}): "
+                                           f"late fill of {d.get('client_order_id')}"),
     }
     return redact({
         "node": node, "event": event, "component": extra.get("component"), "level": level, "at": at,

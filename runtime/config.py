@@ -62,6 +62,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_RELATIVE_S = 366 * 86400.0  # "+…" times: at most a year ahead
 MAX_NUMBER = 1e15  # no quantity, price, capital or count is larger; beyond it floats lose cents
 MAX_DURATION_S = 86400.0  # timeouts, windows and periods: at most a day
+MAX_SETTLE_WINDOW_S = 120.0  # an exit that never executed waits this long for its resend: 2 min is already long
 MAX_PARAMS_DEPTH = 16  # `params` tables/arrays nested deeper than this are refused
 
 VENUE_KINDS = ("sim", "binance_futures")
@@ -153,7 +154,11 @@ class VenueConfig:
     recv_window_ms: int = 1000  # short: a send lost on the network is settled once this has passed
     reconcile_every_s: float = 30.0  # position-manager's periodic reconciliation with the venue
     sim_start_prices: dict[str, float] = field(default_factory=dict)  # sim only: opening prices
-    settle_window_s: float = 5.0  # an "unknown" (-1007/503) reply may still execute this long
+    # An "unknown" (-1007/503) reply may still execute this long after: no resend before. Binance
+    # gives no bound; it must exceed the venue's late-execution horizon (the simulator's is
+    # runtime.simexchange.faults.MAX_LATE_EXECUTION_S, 8 s) and recv_window_ms. Longer delays the
+    # resend of an exit that never executed (its stop stays armed meanwhile).
+    settle_window_s: float = 12.0
     entry_bound_s: float = 10.0  # an entry not sent within this of its intent is dropped, never sent late
 
 
@@ -907,7 +912,10 @@ class _Builder:
         api_secret_env = t.env("api_secret_env")
         timeout = t.num("order_timeout_s", d.order_timeout_s, gt=0, le=MAX_DURATION_S)
         recv_window = t.num("recv_window_ms", d.recv_window_ms, integer=True, gt=0, le=60000)
-        settle_window = t.num("settle_window_s", d.settle_window_s, gt=0)
+        settle_window = t.num("settle_window_s", d.settle_window_s, gt=0, le=MAX_SETTLE_WINDOW_S)
+        if settle_window is not None and recv_window is not None and settle_window * 1000 < recv_window:
+            t.problem("settle_window_s", f"must be at least recv_window_ms ({recv_window} ms): an 'unknown' reply is "
+                                         f"settled no sooner than a send lost on the network, got {settle_window:g} s")
         entry_bound = t.num("entry_bound_s", d.entry_bound_s, gt=0)
         reconcile_every = t.num("reconcile_every_s", d.reconcile_every_s, gt=0)
         prices_raw = t.table("sim_start_prices", {})

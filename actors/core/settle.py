@@ -39,10 +39,11 @@ def doubt_of(outcome: VenueOutcome) -> Doubt:
 @dataclass(frozen=True)
 class SettleTiming:
     """recv_window_ms: what every order carries; settle_window_s: how long an "unknown"
-    reply may still execute (Binance gives no bound; choose one and log it)."""
+    reply may still execute (Binance gives no bound: `[venue] settle_window_s`, which must
+    exceed the venue's late-execution horizon; a fill later than that is an excess to correct)."""
 
     recv_window_ms: int = 1000
-    settle_window_s: float = 5.0
+    settle_window_s: float = 12.0
 
     def final_not_found_at(self, last_send_ms: float, doubt: Doubt | None) -> float:
         """Venue-clock ms from which a NOT_FOUND for a send completed at `last_send_ms` is final.

@@ -83,7 +83,7 @@ def intent_ms(c: Cluster, client_order_id: str) -> float:
 
 # --- F1 ---------------------------------------------------------------------------------------
 
-SETTLE_WINDOW_S = 5.0  # the default [venue] settle_window_s: an "unknown" may execute this long after
+SETTLE_WINDOW_S = 5.0  # F1's [venue] settle_window_s: its "unknown" replies never execute, so shorter than the default
 F1_ENTRY_BOUND_S = 40.0
 
 
@@ -99,7 +99,7 @@ def broker_timeout(result: Result) -> None:
     would be dropped rather than sent late, which is right, but not what F1 shows).
     """
     with Cluster("broker-timeout", [StrategySpec("t1", buy_at="+2s", stop_loss=90_000.0), cued("t2")],
-                 settings={"venue": f"entry_bound_s = {F1_ENTRY_BOUND_S}"}) as c:
+                 settings={"venue": f"entry_bound_s = {F1_ENTRY_BOUND_S}\nsettle_window_s = {SETTLE_WINDOW_S}"}) as c:
         c.start_sampling()
         c.exchange.set_fault("hold_reply", count=1, hold_s=3.0)  # reply 2 s past the 1 s order_timeout
         c.start_trading()

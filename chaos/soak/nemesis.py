@@ -19,6 +19,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runtime.simexchange.faults import MAX_LATE_EXECUTION_S
+
 
 @dataclass(frozen=True)
 class FaultKind:
@@ -127,7 +129,8 @@ def _params(kind: str, rng: random.Random, strategies: int, symbols: int) -> dic
     if kind == "request_delay":
         return {"count": rng.randint(1, 3), "delay_s": round(rng.uniform(0.5, 8.0), 2)}
     if kind == "unknown_late":
-        return {"count": rng.randint(1, 2), "execute_after_s": round(rng.uniform(0.5, 6.0), 2)}
+        # Up to the simulator's documented horizon, never beyond: the engine's settle window covers it.
+        return {"count": rng.randint(1, 2), "execute_after_s": round(rng.uniform(0.5, MAX_LATE_EXECUTION_S), 2)}
     if kind == "partial_fill":
         return {"count": rng.randint(1, 4), "ratio": round(rng.uniform(0.2, 0.9), 2),
                 "rest_after_s": round(rng.uniform(0.2, 3.0), 2)}

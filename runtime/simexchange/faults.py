@@ -23,6 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# How late an order answered "unknown" (-1007/503) may still execute, after it arrived: the
+# horizon this simulator models. Binance documents no bound: its API answers -1007 after
+# waiting 10 s for the matching engine, "execution status unknown", and the order may still
+# execute afterwards. So the horizon is this simulator's documented choice, and everything
+# relates to it: `unknown_503` refuses an `execute_after_s` beyond it, the soak's nemesis draws
+# up to it, and the engine's default `[venue] settle_window_s` (12 s) exceeds it with a margin
+# for the venue-clock estimate, stream delivery and a loaded host. An operator trading a real
+# venue chooses the settle window for it; a late fill beyond it is corrected as an excess.
+MAX_LATE_EXECUTION_S = 8.0
+
+
 class FaultError(ValueError):
     """A fault request that names an unknown fault, parameter or value."""
 
@@ -91,7 +102,7 @@ FAULTS: dict[str, FaultDef] = {f.name: f for f in (
              (Param("code", int, -1007, "error code", choices=(-1007, -1006)),
               Param("execute", bool, True, "execute the request anyway, as a real 'unknown' may"),
               Param("execute_after_s", float, 0.0, "seconds after arrival the request executes (0: before the "
-                    "reply)")),
+                    f"reply), at most the simulator's late-execution horizon {MAX_LATE_EXECUTION_S:g} s")),
              scope="orders"),
     FaultDef("partial_fill", "the next marketable orders fill only part now (PARTIALLY_FILLED); the rest fills "
              "rest_after_s later unless canceled first",
@@ -353,7 +364,8 @@ BOUNDS: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("market_expire", "ratio"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("thin_book", "levels"): (lambda v: v > 0, "> 0"),
     ("network_delay", "ms"): (lambda v: v >= 0, ">= 0"),
-    ("unknown_503", "execute_after_s"): (lambda v: v >= 0, ">= 0"),
+    ("unknown_503", "execute_after_s"): (lambda v: 0 <= v <= MAX_LATE_EXECUTION_S,
+                                         f"in [0, {MAX_LATE_EXECUTION_S:g}] (the simulator's late-execution horizon)"),
 }
 
 

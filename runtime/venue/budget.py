@@ -15,8 +15,11 @@ Three limits, in the order they are checked:
    a share of it, so BACKGROUND is refused first, then ENTRY, then EXIT.
 3. pacing: a token bucket on requests per second. Every 429 halves the rate;
    each clean period without one doubles it back up to the maximum. STOP is
-   never paced (it may borrow), EXIT needs one token, ENTRY and BACKGROUND
-   must leave a reserve.
+   never paced: it takes its token on credit, and the other priorities pay the
+   debt back (at most STOP_BORROW_TOKENS of it, or the bucket's capacity, so
+   they are never starved for long); EXIT needs one token, ENTRY and BACKGROUND
+   must leave a reserve. Pacing is our own caution; the venue's ban (1.) and its
+   weight limit (2.) bind stops too.
 
 ``RequestBudget`` is the seam for a Redis-shared implementation (DESIGN §3:
 several processes on one account share one budget); ``WeightBudget`` is the
@@ -75,8 +78,8 @@ DEFAULT_WEIGHT_SHARE: Mapping[Priority, float] = {
     Priority.ENTRY: 0.8,
     Priority.BACKGROUND: 0.6,
 }
-# Fraction of the token bucket a priority must leave untouched (STOP may borrow).
-STOP_BORROW_TOKENS = 8.0  # what a borrowing priority (STOP) may borrow at least, whatever the rate
+# Fraction of the token bucket a priority must leave untouched (negative: never paced, borrows).
+STOP_BORROW_TOKENS = 8.0  # the debt a borrowing priority (STOP) may leave at least, whatever the rate
 
 DEFAULT_TOKEN_RESERVE: Mapping[Priority, float] = {
     Priority.STOP: -1.0,
@@ -152,10 +155,10 @@ class WeightBudget:
                                                    f"{priority.name} may use {cap:g}")
             self._refill(now)
             need = self._token_need(priority)
-            if self._tokens < need:
+            if need is not None and self._tokens < need:
                 wait = (need - self._tokens) / self._rate
                 return BudgetDecision(False, wait, f"paced at {self._rate:g} req/s, {priority.name} deferred")
-            self._tokens -= 1.0
+            self._tokens = max(self._tokens - 1.0, -self._debt_limit())
             self._seq += 1
             self._spent.append((now, weight, self._seq))
             return BudgetDecision(True)
@@ -221,12 +224,17 @@ class WeightBudget:
         self._tokens = min(self._capacity(), self._tokens + elapsed * self._rate)
         self._tokens_at = now
 
-    def _token_need(self, priority: Priority) -> float:
+    def _token_need(self, priority: Priority) -> float | None:
+        """Tokens the bucket must hold for `priority` to go now; None: never paced (a borrowing
+        priority, STOP: soak seeds 480472 and 724076, a dip crossing many stops right after a flood)."""
         reserve = self._reserve[priority]
-        if reserve < 0:  # may borrow down to -capacity, and never less than STOP_BORROW_TOKENS: a dip
-            # crossing several stops at the minimum rate (a one-token bucket) sends them all (soak seed 480472)
-            return 1.0 + reserve * max(self._capacity(), STOP_BORROW_TOKENS)
+        if reserve < 0:
+            return None
         return 1.0 + reserve * (self._capacity() - 1.0)
+
+    def _debt_limit(self) -> float:
+        """How far below zero the bucket may go: what the other priorities pay back at most."""
+        return max(self._capacity(), STOP_BORROW_TOKENS)
 
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s

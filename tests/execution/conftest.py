@@ -29,7 +29,7 @@ CONFIG = """
 name = "test-node"
 namespace = "{namespace}"
 [venue]
-settle_window_s = {settle_window_s}
+{settle_window}
 [feeds]
 symbols = ["BTCUSDT"]
 [[strategies]]
@@ -118,8 +118,10 @@ def make_trading(redis_url, exchange, tmp_path) -> Iterator[Any]:  # noqa: F811
     made: list[Trading] = []
 
     def make(namespace: str = "t", start: bool = True, recv_window_ms: int = RECV_WINDOW_MS,
-             retry: RetryConfig = FAST_RETRY) -> Trading:
-        config = parse_config(CONFIG.format(namespace=namespace, settle_window_s=SETTLE_WINDOW_S), "test.toml")
+             retry: RetryConfig = FAST_RETRY, settle_window_s: float | None = SETTLE_WINDOW_S) -> Trading:
+        """`settle_window_s` None: the daemon's default [venue] settle_window_s."""
+        window = "" if settle_window_s is None else f"settle_window_s = {settle_window_s}"
+        config = parse_config(CONFIG.format(namespace=namespace, settle_window=window), "test.toml")
         store = Store(redis_url, namespace, buffer_path=tmp_path / f"{namespace}-buffer.jsonl")
         venue = BinanceFuturesConnector(exchange.rest_url, exchange.api_key, exchange.api_secret, timeout_s=0.5,
                                         recv_window_ms=recv_window_ms)

@@ -8,6 +8,8 @@ import pytest
 
 from chaos.soak.faults import sim_fault
 from chaos.soak.nemesis import CATALOGUE, KINDS, market_moves, overlapping, schedule
+from runtime.config import VenueConfig
+from runtime.simexchange.faults import MAX_LATE_EXECUTION_S
 
 
 def test_same_seed_same_faults_at_the_same_offsets() -> None:
@@ -50,3 +52,10 @@ def test_every_simple_kind_maps_to_a_simulator_fault_or_a_documented_candidate()
                       "internal_error", "clock_skew", "price_spike"}
     assert all(sim_fault(kind) == kind for kind in simulator_side), "the simulator has these under our names"
     assert {k.name for k in CATALOGUE} >= simulator_side
+
+
+def test_issue14_unknown_late_never_draws_beyond_the_simulators_horizon() -> None:
+    """The engine's settle window covers the simulator's documented horizon; the nemesis stays within it."""
+    delays = [e.params["execute_after_s"] for seed in range(1, 40) for e in schedule(seed, 1800)
+              if e.kind == "unknown_late"]
+    assert delays and max(delays) <= MAX_LATE_EXECUTION_S < VenueConfig().settle_window_s

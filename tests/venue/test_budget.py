@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from freezegun import freeze_time
 
-from runtime.venue.budget import Priority, RequestBudget, WeightBudget, request_weight
+from runtime.venue.budget import STOP_BORROW_TOKENS, Priority, RequestBudget, WeightBudget, request_weight
 
 
 class FakeClock:
@@ -175,3 +175,24 @@ def test_seed480472_stops_are_not_paced_at_the_minimum_rate_either(clock: FakeCl
     stops = [b.acquire(Priority.STOP) for _ in range(5)]
     assert all(d.allowed for d in stops), f"a burst of stop-losses is never paced: {[d.reason for d in stops]}"
     assert not b.acquire(Priority.ENTRY).allowed, "what stops borrowed is paid back by the other priorities"
+
+
+def test_seed724076_I3_stops_are_never_paced_however_many_go_after_a_flood(clock: FakeClock) -> None:
+    """Soak seed 724076 (I3, +317.95 s): after 429 floods the rate was 0.625 req/s; six stop-losses of
+    one dip and their retries used up what stops could borrow (8 tokens), and t00:x18 was then
+    "paced at 0.625 req/s, STOP deferred" for 7 s after the venue took orders again. Pacing is our
+    own caution, not the venue's ban (which stops still obey): stops are never paced by it."""
+    b = budget(clock, max_rate_per_s=2.0, min_rate_per_s=0.5, burst_s=1.0)
+    for _ in range(3):
+        b.observe(status=429, used_weight=None, retry_after_s=0.0)
+    stops = []
+    for _ in range(30):
+        stops.append(b.acquire(Priority.STOP))
+        clock.t += 0.1  # 10 stop requests a second, 20 times the paced rate
+    assert all(d.allowed for d in stops), f"stop-losses are never paced: {[d.reason for d in stops if not d.allowed]}"
+    paced = b.acquire(Priority.EXIT)
+    assert not paced.allowed and "paced" in paced.reason, "the other priorities pay back what stops took"
+    assert paced.wait_s <= (STOP_BORROW_TOKENS + 1.0) / 0.5 + 1e-9, \
+        f"the debt they pay back is bounded ({STOP_BORROW_TOKENS:g} tokens): wait {paced.wait_s:.1f} s"
+    b.observe(status=429, used_weight=None, retry_after_s=5.0)
+    assert not b.acquire(Priority.STOP).allowed, "a venue ban (Retry-After) still holds stops too"

@@ -151,6 +151,7 @@ def test_new_fault_controls_are_in_cli_help() -> None:
     ("market_expire", {"ratio": -0.1}, "in [0, 1)"),
     ("thin_book", {"levels": 0}, "> 0"),
     ("network_delay", {"ms": -5}, ">= 0"),
+    ("unknown_503", {"execute_after_s": 8.5}, "the simulator's late-execution horizon"),
 ])
 def test_fault_bounds_named_in_the_error(exchange: SimExchange, fault: str, fields: dict, fragment: str) -> None:
     reply = requests.post(f"{exchange.admin_url}/faults", json={"name": fault, **fields}, timeout=2)
