@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
-from actors import node_ids
+from actors import crash_windows, node_ids
 from actors.core import signals
 from actors.core.breakers import BreakerState
 from actors.core.stop_deadline import StopDeadline, leftover
@@ -55,6 +55,7 @@ from runtime.config import Config, ConfigError, ConfigProblem, StrategyConfig, r
 from runtime.console import pages as console_pages
 from runtime.exit_codes import EXIT_HARD_SHUTDOWN, EXIT_OK, EXIT_STOP_DEADLINE
 from runtime.preflight import Preflight, preflight
+from runtime.heap import settle_after_start
 from runtime.logging import log_event, register_secret, rotate_now
 from runtime.metrics import Metrics, walk
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimExchange
@@ -165,7 +166,10 @@ class Node:
             children=self._tree(),
         )
         self._start_strategies()
+        crash_windows.held("strategies_started", self.stopping)
+        self._check_stop()  # a SIGTERM during the last batch: never announce `started` / `ready` after it
         self._started = True
+        settle_after_start()  # the tree is up: its objects leave later garbage collections (runtime/heap.py)
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
                                               "strategies": len(self.config.strategies),
                                               "venue": self.venue.rest_url})

@@ -11,6 +11,8 @@ Baseline, measured in the same run: the naive design, where every tick is told t
 strategy actor and each checks its own stop; latency is tick → the crossing actor's
 decision (it would then still have to reach the engine, so the baseline is generous).
 
+The garbage collector is set as the daemon sets it once started (`runtime.heap`).
+
 Per-tick cost ratio: the stop book's cost for a tick that crosses nothing (the common
 case) with 10,000 armed stops over that with 100.
 """
@@ -37,6 +39,7 @@ from actors.stop_book import StopBook
 from bench.round_trips import RoundTrips, per_order_summary
 from bench.stats import summary_ms
 from runtime.config import Config, FeedsConfig, NodeConfig, StrategyConfig
+from runtime.heap import settle_after_start
 from runtime.simexchange import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from runtime.store.embedded import EmbeddedRedis
 from runtime.store.runtime_state import Position, Runtime
@@ -116,6 +119,7 @@ def measure_stop_path(redis_url: str, rest_url: str, n: int, samples: int) -> di
     round_trips = RoundTrips()
     services.gate.publish(Gate(Mode.NORMAL, False, frozenset(), 0.5, (), {}))
     root = Supervisor.start(name=f"bench{n}", children=[ChildSpec("execution-engine", ExecutionEngine, args=(services,))])
+    settle_after_start()  # as the node does once its tree is up (runtime/heap.py)
     try:
         # Levels descend 0.5 apart and ticks walk down them in order: each tick crosses exactly
         # the next armed stop, as a falling market does.
