@@ -8,6 +8,11 @@ Windows, in order: `after_journal` (intent journaled, nothing sent), `after_repl
 venue answered, the runtime not yet written), `after_write` (the outcome written: runtime,
 journal outcome and the queue entry's ack in one round trip; the engine not yet told).
 "After send, before reply" needs no hook: the simulator holds the reply (`hold_reply`).
+
+One start window, for the SIGTERM-while-starting test of issue 13: `strategies_started` (every
+configured strategy started, the node not yet `started`) logs `crash_window` and holds the
+starting thread until a stop is asked (bounded), so the test's SIGTERM lands while starting,
+exactly there, however loaded the machine is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from actors.node_ids import ENGINE
 from runtime.logging import log_event
 
 WINDOWS = ("after_journal", "after_reply", "after_write")
+START_WINDOWS = ("strategies_started",)
+START_HOLD_BOUND_S = 120.0
 _WINDOW = os.environ.get("WARDEN_CRASH_WINDOW", "")
 
 
@@ -28,3 +35,12 @@ def reached(name: str, client_order_id: str) -> None:
     log_event(ENGINE, "crash_window", details={"window": name, "client_order_id": client_order_id},
               action_taken="thread frozen until the test kills the process", level="CRITICAL")
     threading.Event().wait()
+
+
+def held(name: str, released: threading.Event) -> None:
+    """Hold the starting thread at start window `name` until `released` is set (a stop asked)."""
+    if name != _WINDOW:
+        return
+    log_event("node", "crash_window", details={"window": name}, level="WARNING",
+              action_taken=f"start held until a stop is asked (at most {START_HOLD_BOUND_S:g} s)")
+    released.wait(START_HOLD_BOUND_S)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
-from actors import node_ids
+from actors import crash_windows, node_ids
 from actors.core import signals
 from actors.core.breakers import BreakerState
 from actors.core.stop_deadline import StopDeadline, leftover
@@ -166,6 +166,8 @@ class Node:
             children=self._tree(),
         )
         self._start_strategies()
+        crash_windows.held("strategies_started", self.stopping)
+        self._check_stop()  # a SIGTERM during the last batch: never announce `started` / `ready` after it
         self._started = True
         settle_after_start()  # the tree is up: its objects leave later garbage collections (runtime/heap.py)
         log_event("node", "started", details={"node": self.config.node.name, "status_url": self.status_server.url,
@@ -482,7 +484,7 @@ class Node:
         try:
             place_protective_stops(self.services, self._open_positions(),
                                    "graceful stop: venue-side protective stop", component="node",
-                                   give_up=deadline.expired)
+                                   give_up=deadline.expired, beside_orders_in_flight=True)
         except Exception as exc:  # noqa: BLE001 - stopping continues whatever happens; say it loudly
             log_event("node", "protective_stops_failed", level="CRITICAL", details={"error": repr(exc)},
                       action_taken="exit continues; positions may be unprotected at the venue")

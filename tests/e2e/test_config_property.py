@@ -108,11 +108,13 @@ def daemon_starts_and_stays_up(path: Path, data_dir: Path) -> None:
         daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path)], cwd=ROOT,
                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
-            def events() -> list[str]:
+            def node_events() -> list[str]:
+                """The node's own: the degradation actor and the state-builder log `started` mid-start too."""
                 text = log_path.read_text(errors="replace")
-                return [json.loads(line)["event"] for line in text.splitlines() if line.startswith('{"timestamp"')]
+                lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"timestamp"')]
+                return [line["event"] for line in lines if line.get("component") == "node"]
 
-            eventually(lambda: daemon.poll() is not None or "started" in events(), 60, 0.05, "daemon started")
+            eventually(lambda: daemon.poll() is not None or "started" in node_events(), 60, 0.05, "daemon started")
             assert daemon.poll() is None, \
                 f"check-config said ok, so the daemon must start: {log_path.read_text(errors='replace')[-1500:]}"
             daemon.send_signal(signal.SIGTERM)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import psutil
 import pytest
 
 from chaos.harness import free_port
@@ -83,12 +84,74 @@ def test_issue13_user_module_exiting_is_exit_2_in_daemon_and_check_config_alike(
     assert "warden.toml:14: strategies[0].class:" in capsys.readouterr().err
 
 
+class StartingDaemon:
+    """The daemon started in the background with its console (JSON lines) in `daemon.log`."""
+
+    def __init__(self, tmp: Path, path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = tmp / "daemon.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path)], cwd=ROOT,
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def node_events(self) -> list[str]:
+        """The node's own events in order (components log `started` too: degradation, state-builder)."""
+        lines = [json.loads(line) for line in self.text().splitlines() if line.startswith('{"timestamp"')]
+        return [line["event"] for line in lines if line.get("component") == "node"]
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def sigterm(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=90)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
+def assert_clean_stop(daemon: StartingDaemon, code: int, left: list[psutil.Process]) -> list[str]:
+    text = daemon.text()
+    assert code == 0, f"SIGTERM while starting is a clean stop (exit 0), got {code}: {text[-2000:]}"
+    _, alive = psutil.wait_procs(left, timeout=30)
+    assert not alive, f"nothing the daemon started is left running (embedded Redis...): {alive}"
+    events = daemon.node_events()
+    assert "stopping" in events and events[-1] == "stopped", f"the graceful stop ran to its end: {events}"
+    assert "Traceback" not in text, text[-2000:]
+    return events
+
+
 def test_issue13_sigterm_while_starting_stops_cleanly(tmp_path):
+    """The SIGTERM lands while starting, at the last point of the start (every strategy started,
+    the node not yet `started`): the test-only start window holds the start there until it does."""
+    daemon = StartingDaemon(tmp_path, write_config(tmp_path, strategies=2),
+                            env={"WARDEN_CRASH_WINDOW": "strategies_started"})
+    try:
+        eventually(lambda: daemon.process.poll() is not None or "crash_window" in daemon.node_events(), 90, 0.05,
+                   "the start held at strategies_started")
+        assert daemon.process.poll() is None, daemon.text()[-2000:]
+        left = daemon.descendants()
+        code = daemon.sigterm()
+    finally:
+        daemon.stop()
+    events = assert_clean_stop(daemon, code, left)
+    assert "start_aborted" in events and "started" not in events and "ready" not in events, \
+        f"the start stopped where it was, it did not announce itself started after the SIGTERM: {events}"
+    assert events.index("crash_window") < events.index("start_aborted") < events.index("stopping"), events
+
+
+def test_issue13_sigterm_at_any_moment_of_start_stops_cleanly(tmp_path):
+    """SIGTERM as soon as the status server answers, wherever the start is by then (a loaded machine
+    decides): either the start is aborted or it completed first and the stop follows; both exit 0."""
     path = write_config(tmp_path, strategies=1000)
     port = int(path.read_text().split("127.0.0.1:")[1].split('"')[0])
-    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed below
-    daemon = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path)], cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    daemon = StartingDaemon(tmp_path, path)
     session = requests.Session()
     session.trust_env = False
 
@@ -96,21 +159,18 @@ def test_issue13_sigterm_while_starting_stops_cleanly(tmp_path):
         try:
             return session.get(f"http://127.0.0.1:{port}/status", timeout=2).status_code == 200
         except requests.RequestException:
-            return daemon.poll() is not None
+            return daemon.process.poll() is not None
     try:
         eventually(answering, 60, 0.01, "status served while the node starts")
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=90)
+        left = daemon.descendants()
+        code = daemon.sigterm()
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(10)
-        log.close()
-    text = (tmp_path / "daemon.log").read_text(errors="replace")
-    events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith('{"timestamp"')]
-    assert code == 0, f"SIGTERM during start-up is a clean stop (exit 0), got {code}: {text[-2000:]}"
-    assert "start_aborted" in events and "started" not in events, f"the start stopped where it was: {text[-2000:]}"
-    assert events[-1] == "stopped"
+        daemon.stop()
+    events = assert_clean_stop(daemon, code, left)
+    if "started" in events:
+        assert "start_aborted" not in events and events.index("started") < events.index("stopping"), events
+    else:
+        assert "start_aborted" in events and events.index("start_aborted") < events.index("stopping"), events
 
 
 # ----------------------------------------------------------------------------- commands

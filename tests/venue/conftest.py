@@ -43,11 +43,12 @@ def exchange(make_exchange: Callable[..., SimExchange]) -> SimExchange:
 
 @pytest.fixture
 def make_connector() -> Iterator[Callable[..., BinanceFuturesConnector]]:
-    """Factory for connectors (closed after the test); defaults to a 0.5 s timeout."""
+    """Factory for connectors (closed after the test). The default timeout is generous: on a loaded
+    machine 0.5 s turned a happy path's exchangeInfo into a timeout; tests of timeouts pass their own."""
     made: list[BinanceFuturesConnector] = []
 
     def make(exchange: SimExchange, **overrides: Any) -> BinanceFuturesConnector:
-        kwargs = {"timeout_s": 0.5, **overrides}
+        kwargs = {"timeout_s": 10.0, **overrides}
         connector = BinanceFuturesConnector(exchange.rest_url, kwargs.pop("api_key", exchange.api_key),
                                             kwargs.pop("api_secret", exchange.api_secret), **kwargs)
         made.append(connector)
