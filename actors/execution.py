@@ -122,6 +122,7 @@ class ExecutionEngine(SupervisedActor):
         self.rate_limit_reported = False
         self.flattening: dict[str, int] = {}  # flatten reason -> exits still outstanding
         self.unsettled: dict[str, _Unsettled] = {}  # strategy id -> its order in doubt (the settle loop)
+        self.stopping: set[str] = set()  # strategies with a STOP_LOSS dispatched and not finished
         self.executions: dict[str, set[int]] = {}  # client id -> venue order ids seen executed (stream)
 
     def on_start(self) -> None:
@@ -160,6 +161,10 @@ class ExecutionEngine(SupervisedActor):
                     # loop's, which re-drives the exit. The stop stays armed in the book meanwhile,
                     # so the next tick sends a stop-loss if that exit ends with the position open.
                     self.services.stops.rearm(message.symbol, hit)
+                    continue
+                if hit.strategy_id in self.stopping:
+                    # Its stop-loss waits for a stop worker (seed 1001): one crossing, one stop-loss.
+                    # If it cannot exit, _finish re-arms the stop for the next tick.
                     continue
                 intent = OrderIntent(hit.strategy_id, self._account_of(hit.strategy_id), message.symbol,
                                      Purpose.STOP_LOSS, reason=reason, generation=SYSTEM_GENERATION)
@@ -234,6 +239,8 @@ class ExecutionEngine(SupervisedActor):
             cancel = flight.cancel
         else:
             cancel = threading.Event()
+        if intent.purpose is Purpose.STOP_LOSS:
+            self.stopping.add(intent.strategy_id)
         pool = self._pool_for(intent.purpose)
         ref = self.actor_ref
         pipeline = self.pipeline
@@ -289,6 +296,8 @@ class ExecutionEngine(SupervisedActor):
         result = done.result
         intent = done.dispatched or result.intent
         self.completed += 1
+        if done.dispatched is not None and intent.purpose is Purpose.STOP_LOSS:
+            self.stopping.discard(intent.strategy_id)
         if result.verdict is Verdict.UNKNOWN:
             # Left for the settle loop. The intent that sent the order in doubt is acked once it
             # settles; an intent that was only blocked by it is dispatched again then.

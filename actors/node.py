@@ -484,7 +484,7 @@ class Node:
         try:
             place_protective_stops(self.services, self._open_positions(),
                                    "graceful stop: venue-side protective stop", component="node",
-                                   give_up=deadline.expired)
+                                   give_up=deadline.expired, beside_orders_in_flight=True)
         except Exception as exc:  # noqa: BLE001 - stopping continues whatever happens; say it loudly
             log_event("node", "protective_stops_failed", level="CRITICAL", details={"error": repr(exc)},
                       action_taken="exit continues; positions may be unprotected at the venue")

@@ -633,6 +633,9 @@ class OrderPipeline:
                 return replace(result, verdict=Verdict.REFUSED,
                                reason=f"exit incomplete after {rounds} orders: {result.runtime.quantity:g} left")
             self._keep(held)
+            taken = self._take_back_protective(intent, result.runtime)  # seed 4242 t36: one position, one exit
+            if taken is not None:
+                return taken
             return self._place(intent, result.runtime, cancel, held, rounds + 1)
         return result
 

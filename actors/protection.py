@@ -84,9 +84,17 @@ def open_positions(strategies: Iterable[Any], runtime_of: Any) -> list[tuple[Any
 
 
 def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime]], why: str,
-                           *, component: str, give_up: Callable[[], bool] = lambda: False) -> Protection:
+                           *, component: str, give_up: Callable[[], bool] = lambda: False,
+                           beside_orders_in_flight: bool = False) -> Protection:
     """One venue-side stop per position not already held; the local stop is disarmed once it is live.
-    `give_up()` true (the graceful stop's deadline passed): the positions left are not tried."""
+    `give_up()` true (the graceful stop's deadline passed): the positions left are not tried.
+
+    Each is placed under the strategy's in-process serialization, from its last known runtime read
+    under it (seed 4242 t36#19): a strategy with an order in progress (an exit between its F30
+    remainder rounds, a settle step) is left to that order and tried again next round; a stop placed
+    beside it sold the position a second time. `beside_orders_in_flight`: the graceful stop, which
+    abandons such an order as the process exits; its position is placed from the runtime given, and
+    the order, if it goes on meanwhile, takes the stop back before its next send."""
     done = Protection()
     for strategy, runtime in positions:
         if services.protective.holds(strategy.id):
@@ -94,45 +102,61 @@ def place_protective_stops(services: Any, positions: Iterable[tuple[Any, Runtime
         if give_up():
             done.unprotected[strategy.id] = "not tried: the graceful stop's deadline passed"
             continue
-        if not runtime.stop_loss:
-            done.unprotected[strategy.id] = "no stop-loss level to place at the venue"
+        serialization = services.pipeline.local_locks.of(strategy.id)
+        held = serialization.acquire(blocking=False)
+        if not held and not beside_orders_in_flight:
+            done.unprotected[strategy.id] = "an order of the strategy is in progress: not placed beside it"
             continue
-        client_id = protective_stop_id(strategy.id, runtime.entry_seq)
-        fields = {"strategy_id": strategy.id, "account": strategy.account, "symbol": strategy.symbol,
-                  "side": "SELL", "quantity": repr(runtime.quantity), "purpose": PROTECTIVE_STOP,
-                  "stop_loss": repr(runtime.stop_loss), "reason": why}
         try:
-            services.store.journal_intent_or_buffer(client_id, fields)
-        except (StoreUnavailable, BufferWriteError) as exc:
-            done.unprotected[strategy.id] = f"cannot journal the intent: {exc}"
-            continue
-        outcome = services.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity, client_id)
-        live = outcome.ok or outcome.kind.value == "DUPLICATE"  # -4116: ours is already live there
-        # Live at the venue: left unsettled in the journal until it is taken back.
-        try:
-            services.store.journal_outcome_or_buffer(client_id, "ACCEPTED" if live else outcome.kind.value,
-                                                     {"strategy_id": strategy.id, "detail": outcome.describe()},
-                                                     final=not live and not outcome.needs_lookup)
-        except (StoreUnavailable, BufferWriteError) as exc:
-            log_event(component, "protective_stop_outcome_unrecorded", level="ERROR",
-                      details={"strategy": strategy.id, "client_order_id": client_id, "error": str(exc)},
-                      action_taken="the intent is journaled: the next cold start looks it up")
-        if live:
-            services.protective.hold(strategy.id, client_id)
-            if not planted.on("exit_ignores_fence"):
-                services.stops.disarm(strategy.symbol, strategy.id)
-            done.placed[strategy.id] = client_id
-            log_event(component, "protective_stop_placed", level="WARNING",
-                      details={"strategy": strategy.id, "client_order_id": client_id, "stop": runtime.stop_loss,
-                               "quantity": runtime.quantity, "why": why, "outcome": outcome.describe()},
-                      action_taken="venue holds the stop; local stop disarmed until it is taken back")
-        else:
-            done.unprotected[strategy.id] = f"venue refused the protective stop: {outcome.describe()}"
+            current = (services.runtime_cache.get(strategy.id) or runtime) if held else runtime
+            if current.position is Position.BOUGHT and current.quantity > 0:
+                _place_one(services, strategy, current, why, component, done)
+        finally:
+            if held:
+                serialization.release()
     for strategy_id, reason in done.unprotected.items():
         log_event(component, "position_unprotected", level="ERROR", details={"strategy": strategy_id, "reason": reason,
                                                                              "why": why},
                   action_taken="local stop stays armed; retried")
     return done
+
+
+def _place_one(services: Any, strategy: Any, runtime: Runtime, why: str, component: str, done: Protection) -> None:
+    """Journal, place and record one position's venue-side stop (the caller holds its serialization)."""
+    if not runtime.stop_loss:
+        done.unprotected[strategy.id] = "no stop-loss level to place at the venue"
+        return
+    client_id = protective_stop_id(strategy.id, runtime.entry_seq)
+    fields = {"strategy_id": strategy.id, "account": strategy.account, "symbol": strategy.symbol,
+              "side": "SELL", "quantity": repr(runtime.quantity), "purpose": PROTECTIVE_STOP,
+              "stop_loss": repr(runtime.stop_loss), "reason": why}
+    try:
+        services.store.journal_intent_or_buffer(client_id, fields)
+    except (StoreUnavailable, BufferWriteError) as exc:
+        done.unprotected[strategy.id] = f"cannot journal the intent: {exc}"
+        return
+    outcome = services.venue.place_stop(strategy.symbol, "SELL", runtime.stop_loss, runtime.quantity, client_id)
+    live = outcome.ok or outcome.kind.value == "DUPLICATE"  # -4116: ours is already live there
+    # Live at the venue: left unsettled in the journal until it is taken back.
+    try:
+        services.store.journal_outcome_or_buffer(client_id, "ACCEPTED" if live else outcome.kind.value,
+                                                 {"strategy_id": strategy.id, "detail": outcome.describe()},
+                                                 final=not live and not outcome.needs_lookup)
+    except (StoreUnavailable, BufferWriteError) as exc:
+        log_event(component, "protective_stop_outcome_unrecorded", level="ERROR",
+                  details={"strategy": strategy.id, "client_order_id": client_id, "error": str(exc)},
+                  action_taken="the intent is journaled: the next cold start looks it up")
+    if not live:
+        done.unprotected[strategy.id] = f"venue refused the protective stop: {outcome.describe()}"
+        return
+    services.protective.hold(strategy.id, client_id)
+    if not planted.on("exit_ignores_fence"):
+        services.stops.disarm(strategy.symbol, strategy.id)
+    done.placed[strategy.id] = client_id
+    log_event(component, "protective_stop_placed", level="WARNING",
+              details={"strategy": strategy.id, "client_order_id": client_id, "stop": runtime.stop_loss,
+                       "quantity": runtime.quantity, "why": why, "outcome": outcome.describe()},
+              action_taken="venue holds the stop; local stop disarmed until it is taken back")
 
 
 class StopFate(StrEnum):
