@@ -210,8 +210,6 @@ class StoreMonitor(_MonitorActor):
 
     def on_sample(self, health: Any) -> None:
         self.buffer_pending = self._buffer_pending_quiet()
-        if self.services.snapshots is not None:  # the last known runtimes outlive the process (seed 4242)
-            self.services.snapshots.write_if_changed()
         if not health.up:
             self._down(health.error or "store unreachable")
             self._protect()

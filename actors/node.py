@@ -155,6 +155,8 @@ class Node:
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics,
                                  generation=0 if deferred else self.generations(), generation_deferred=deferred,
                                  ws_url=self.ws_url, snapshot_path=data_dir / "buffer" / SNAPSHOT_NAME)
+        if self.services.snapshots is not None:
+            self.services.snapshots.start()  # writes once position-manager has loaded the last known state
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
         self._check_stop()
@@ -404,7 +406,7 @@ class Node:
                     self._stop_deadline_passed(deadline, in_flight)
             self._flush()
             if self.services.snapshots is not None:  # with the protective stops just placed
-                self.services.snapshots.write_if_changed()
+                self.services.snapshots.stop()
         if self.status_server is not None:
             self.status_server.stop()
         if self.services is not None:

@@ -16,6 +16,7 @@ import pytest
 
 from chaos.harness import Cluster, StrategySpec, wait_for
 from runtime.exit_codes import EXIT_STOP_DEADLINE
+from runtime.store.local_snapshot import read_snapshot
 from tests.e2e.test_daemon_start import ROOT, write_config
 from tests.e2e.test_store_faults import FAST, LATE_REQUESTS_S, assert_finished_clean
 
@@ -175,4 +176,35 @@ def test_seed4242_I3_a_daemon_started_while_redis_is_down_arms_its_stops_from_th
         assert [e["client_order_id"] for e in c.exits("K1")] == ["K1:x1"] and c.exits("K2") == [], \
             "I1: no second exit once Redis is back"
         assert c.daemon is not None and c.daemon.poll() is None and not c.events("root_escalated")
+        assert_finished_clean(c)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_seed4242_a_corrupt_local_snapshot_is_a_clear_error_and_the_start_without_redis_goes_on() -> None:
+    """The snapshot a start without Redis arms from is unreadable: one ERROR naming the file, no
+    crash, no escalation; the daemon behaves as before it existed (stops armed by the deferred
+    cold start once Redis is back), and a new snapshot is written."""
+    with Cluster("seed4242-corrupt", [StrategySpec("C1", buy_at="+2s", stop_loss=99_000.0)], settings=FAST) as c:
+        c.start_with_positions("C1")
+        snapshot = c.data_dir / "buffer" / "runtimes.json"
+        wait_for(snapshot.exists, 10, "the local snapshot written")
+        c.redis.kill()
+        wait_for(lambda: c.node("monitor:store")["details"]["state"] == "down", 10, "monitor:store saw Redis down")
+        c.kill_daemon()
+        snapshot.write_bytes(b"0badc0de {\"format\": 1, torn")
+        c.start_daemon()
+        (said,) = wait_for(lambda: c.events("last_known_runtimes_unreadable"), 15, "the unreadable snapshot said")
+        assert said["level"] == "ERROR" and str(snapshot) in " ".join(said["details"]["problems"]), said
+        assert c.tree_state("position-manager") == "running" and not c.events("root_escalated"), \
+            "I5: a corrupt snapshot never fails a start"
+        assert snapshot.with_name("runtimes.json.corrupt").exists(), "kept for the operator"
+
+        c.redis.restart()
+        wait_for(lambda: c.gate_open(), 30, "gate reopened after the deferred cold start")
+        c.exchange.set_price("BTCUSDT", 98_000.0)
+        wait_for(lambda: c.exits("C1"), 10, "C1's stop, armed by the cold start, exited")
+        time.sleep(LATE_REQUESTS_S)
+        assert [e["client_order_id"] for e in c.exits("C1")] == ["C1:x1"], "I1: one crossing, one exit"
+        wait_for(lambda: "C1" in read_snapshot(snapshot).runtimes, 10, "a new snapshot written after the cold start")
         assert_finished_clean(c)

@@ -11,6 +11,7 @@ from actors.protection import ProtectiveStops
 from runtime.store.local_snapshot import read_snapshot, write_snapshot
 from runtime.store.runtime_state import Position, Runtime
 from runtime.store.store import BUFFER_JOURNAL_INTENT
+from tests.waiting import eventually
 
 
 def long(quantity: float, stop_loss: float | None) -> Runtime:
@@ -73,3 +74,17 @@ def test_seed4242_the_snapshot_is_written_only_once_the_last_known_state_is_load
     assert writer.write_if_changed() and not writer.write_if_changed(), "written once per change"
     protective.hold("s1", "s1:p1")
     assert writer.write_if_changed() and read_snapshot(path).protective == {"s1": "s1:p1"}
+
+
+def test_seed4242_the_writer_thread_follows_the_cache_and_writes_last_at_its_stop(tmp_path: Path) -> None:
+    cache, protective = RuntimeCache(), ProtectiveStops()
+    writer = SnapshotWriter(tmp_path / "runtimes.json", cache, protective, interval_s=0.01)
+    writer.enable()
+    writer.start()
+    try:
+        cache.put("s1", long(0.01, 95_000.0))
+        eventually(lambda: "s1" in read_snapshot(writer.path).runtimes, timeout=10, what="s1 in the snapshot")
+    finally:
+        protective.hold("s1", "s1:p1")  # placed by a graceful stop, after the tree stopped
+        writer.stop()
+    assert read_snapshot(writer.path).protective == {"s1": "s1:p1"}, "the stop's last write has the holds"
