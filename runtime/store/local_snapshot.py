@@ -50,10 +50,13 @@ class LastKnown:
 def write_snapshot(path: Path, runtimes: Mapping[str, Runtime], protective: Mapping[str, str],
                    written_at: float) -> None:
     """Replace the snapshot atomically and durably. Raises OSError (the old file stays)."""
-    body = dump_json({"format": FORMAT, "written_at": written_at,
-                      "runtimes": {sid: runtime.to_redis() for sid, runtime in runtimes.items()},
-                      "protective": dict(protective)})
-    data = f"{zlib.crc32(body.encode()):08x} {body}\n".encode()
+    # Encoded entry by entry: one json.dumps of 10,000 runtimes would hold the GIL for tens of
+    # milliseconds in C, and a tick crossing a stop on another thread would wait that long.
+    entries = ",".join(f"{json.dumps(sid)}:{dump_json(runtime.to_redis())}" for sid, runtime in runtimes.items())
+    body = (f'{{"format":{FORMAT},"protective":{dump_json(dict(protective))},"runtimes":{{{entries}}},'
+            f'"written_at":{json.dumps(written_at)}}}')
+    encoded = body.encode()
+    data = f"{zlib.crc32(encoded):08x} ".encode() + encoded + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
