@@ -20,7 +20,8 @@ has no last known runtime in memory, so two things keep it outside the process:
   takes over (runtime reads refuse until the buffer is replayed, seed 295).
 
 Never does: replace a runtime this process already holds (it is newer than any file);
-arm a position a venue-side protective stop holds (one crossing, one exit); raise out of
+arm a position a venue-side protective stop holds, or may hold (one crossing, one exit;
+a stop the venue says is gone no longer holds it); raise out of
 reading a corrupt file (a clear error naming the file, and the start goes on as before).
 """
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from actors.node_ids import POSITION_MANAGER
-from actors.protection import PROTECTIVE_STOP
+from actors.protection import PROTECTIVE_STOP, StopFate, look_up_stop
 from runtime.logging import log_event
 from runtime.store.disk_buffer import BufferedRecord
 from runtime.store.errors import CorruptState
@@ -186,7 +187,9 @@ def arm_from_last_known(services: Services) -> list[str]:
              if sid in configured and services.runtime_cache.get(sid) is None}
     for strategy_id, client_id in known.protective.items():
         if strategy_id in fresh and client_id:
-            services.protective.hold(strategy_id, client_id)
+            looked = look_up_stop(services.venue, client_id)
+            if looked is None or looked.fate is not StopFate.GONE:  # live, triggered or in doubt: the venue's
+                services.protective.hold(strategy_id, client_id)
     longs = [sid for sid, runtime in fresh.items() if runtime.position is Position.BOUGHT and runtime.quantity > 0]
     venue = _venue_longs(services) if longs else {}
     armed: list[str] = []

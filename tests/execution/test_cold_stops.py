@@ -24,9 +24,11 @@ def test_seed4242_stops_armed_from_the_snapshot_never_for_more_than_the_venue_ho
     trading = make_trading(start=False)
     services = trading.services
     assert services.venue.place_order("BTCUSDT", "BUY", "MARKET", 0.015, "seed-long").ok
+    assert services.venue.place_stop("BTCUSDT", "SELL", 90_000.0, 0.005, "s2:p1").ok
     services.snapshot_path = tmp_path / "runtimes.json"
-    write_snapshot(services.snapshot_path, {"s1": long(0.01, 95_000.0), "s2": long(0.02, None),
-                                            "s3": long(0.02, 94_000.0), "gone": long(1.0, 90_000.0)}, {}, 1.0)
+    write_snapshot(services.snapshot_path, {"s1": long(0.01, 95_000.0), "s2": long(0.005, 90_000.0),
+                                            "s3": long(0.02, 94_000.0), "gone": long(1.0, 90_000.0)},
+                   {"s1": "s1:p1"}, 1.0)  # s1's venue-side stop is gone (cancelled by an operator)
     services.store.buffer.append(BUFFER_JOURNAL_INTENT, {"client_order_id": "s2:p1", "fields": {
         "strategy_id": "s2", "purpose": "protective_stop"}})
 
@@ -35,7 +37,8 @@ def test_seed4242_stops_armed_from_the_snapshot_never_for_more_than_the_venue_ho
     assert services.stops.armed("BTCUSDT", "s3").qty == 0.015, "never more than the venue holds"
     assert services.runtime_cache.get("s3").quantity == 0.015, "exits run from the confirmed quantity"
     assert services.runtime_cache.get("s2").position is Position.BOUGHT and services.stops.armed("BTCUSDT", "s2") \
-        is None and services.protective.holds("s2"), "a venue-side stop holds s2: no local stop beside it"
+        is None and services.protective.held() == {"s2": "s2:p1"}, \
+        "s2's venue-side stop is live: no local stop beside it; s1's is gone: its local stop protects it"
     assert services.runtime_cache.get("gone") is None, "a strategy no longer configured is left out"
 
     services.stops.disarm("BTCUSDT", "s1")
