@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from actors.node_ids import POSITION_MANAGER
 from actors.protection import PROTECTIVE_STOP, StopFate, look_up_stop

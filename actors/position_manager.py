@@ -204,6 +204,7 @@ class PositionManager(SupervisedActor):
             "cold_start": self.report.as_dict(),
             "cold_start_pending": self.cold_start_pending,
             "armed_from_last_known": list(self.armed_from_last_known),
+            "runtime_snapshot_at": self.services.snapshots.written_at if self.services.snapshots else None,
         }
 
     def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:
