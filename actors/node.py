@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from actors.circuit_breaker import CircuitBreakerActor, Escalated, default_board
 from actors.clock_monitor import ClockMonitor
+from actors.cold_stops import SNAPSHOT_NAME
 from actors import crash_windows, node_ids
 from actors.core import signals
 from actors.core.breakers import BreakerState
@@ -153,7 +154,9 @@ class Node:
         deferred = self.generations is next_process_generation  # Redis down: reserved by the cold start
         self.services = Services(config=self.config, store=self.store, venue=self.venue, metrics=self.metrics,
                                  generation=0 if deferred else self.generations(), generation_deferred=deferred,
-                                 ws_url=self.ws_url)
+                                 ws_url=self.ws_url, snapshot_path=data_dir / "buffer" / SNAPSHOT_NAME)
+        if self.services.snapshots is not None:
+            self.services.snapshots.start()  # writes once position-manager has loaded the last known state
         self.signal_memory = SignalMemory()  # degradation's causes survive its restarts
         self.breaker_board = default_board(self.services)  # so do tripped breakers
         self._check_stop()
@@ -402,6 +405,8 @@ class Node:
                 if in_flight or deadline.expired():
                     self._stop_deadline_passed(deadline, in_flight)
             self._flush()
+            if self.services.snapshots is not None:  # with the protective stops just placed
+                self.services.snapshots.stop()
         if self.status_server is not None:
             self.status_server.stop()
         if self.services is not None:

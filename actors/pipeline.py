@@ -107,10 +107,17 @@ class RuntimeCache:
     def __init__(self) -> None:
         self._runtimes: dict[str, Runtime] = {}
         self._lock = threading.Lock()
+        self._version = 0  # bumped by every put: the local snapshot is written only when it moved
 
     def put(self, strategy_id: str, runtime: Runtime) -> None:
         with self._lock:
             self._runtimes[strategy_id] = runtime
+            self._version += 1
+
+    def copy(self) -> tuple[int, dict[str, Runtime]]:
+        """(version, every runtime held), consistent with each other."""
+        with self._lock:
+            return self._version, dict(self._runtimes)
 
     def get(self, strategy_id: str) -> Runtime | None:
         with self._lock:

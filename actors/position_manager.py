@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from actors.cold_stops import arm_from_last_known
 from actors.core import signals
 from actors.core.signals import Effect, Scope, Signal
 from actors.node_ids import DEGRADATION, ENGINE, POSITION_MANAGER
@@ -52,6 +53,7 @@ class PositionManager(SupervisedActor):
         self.skipped = 0  # reconcile rounds skipped because the store was down
         self.cold_start_pending = ""  # why the cold start has not run yet (Redis down at start)
         self.corrected: dict[str, None] = {}  # correction client ids done (one per excess fill)
+        self.armed_from_last_known: list[str] = []  # stops armed from the local snapshot (Redis down at start)
         self._timer: int | None = None
 
     def on_start(self) -> None:
@@ -71,8 +73,11 @@ class PositionManager(SupervisedActor):
             if first:
                 log_event(NODE, "cold_start_deferred", details={"error": str(exc)},
                           action_taken="entries stay closed; cold start runs once the store answers", level="ERROR")
+                self._arm_from_last_known()
             return False
         self.cold_start_pending = ""
+        if self.services.snapshots is not None:
+            self.services.snapshots.enable()
         self.positions = self.report.positions
         self._publish_drift(self.report.drift)
         self.last_reconcile_at = time.time()
@@ -81,6 +86,19 @@ class PositionManager(SupervisedActor):
         for symbol, hits in self.report.triggered.items():
             self.services.directory.tell(ENGINE, StopsTriggered(symbol, tuple(hits), time.perf_counter()))
         return True
+
+    def _arm_from_last_known(self) -> None:
+        """Seed 4242: Redis down at start; the stops of the last known runtimes (local snapshot and
+        disk buffer) are armed now, not when Redis returns. Whatever goes wrong here, this actor
+        starts (the deferred cold start is the fallback), and says so."""
+        try:
+            self.armed_from_last_known = arm_from_last_known(self.services)
+        except Exception as exc:  # noqa: BLE001 - a failed start here would cost every stop; say it, go on
+            log_event(NODE, "arm_from_last_known_failed", level="CRITICAL", exc=exc,
+                      details={"error": repr(exc)},
+                      action_taken="no stop armed until the deferred cold start (Redis back)")
+        if self.services.snapshots is not None:
+            self.services.snapshots.enable()
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -185,6 +203,8 @@ class PositionManager(SupervisedActor):
             "protective_stops": self.services.protective.held(),
             "cold_start": self.report.as_dict(),
             "cold_start_pending": self.cold_start_pending,
+            "armed_from_last_known": list(self.armed_from_last_known),
+            "runtime_snapshot_at": self.services.snapshots.written_at if self.services.snapshots else None,
         }
 
     def _publish_drift(self, drift: dict[str, dict[str, float]]) -> None:

@@ -194,6 +194,11 @@ def take_back_stop(venue: Any, symbol: str, client_id: str, *, may_cancel: Calla
         StopFate.IN_DOUBT, "", f"cancel: {cancelled.describe()}")
 
 
+def look_up_stop(venue: Any, client_id: str, *, sleep: Callable[[float], None] = time.sleep) -> TakenBack | None:
+    """A protective stop's fate at the venue, left as it is; None while it is live."""
+    return _fate(_asked(lambda: venue.query_stop(client_id, priority=Priority.STOP), sleep))
+
+
 def _fate(looked: VenueOutcome) -> TakenBack | None:
     """The stop's fate from one lookup; None while it is live (NEW)."""
     if looked.kind is OutcomeKind.FILLED:

@@ -90,10 +90,16 @@ def take_back_protective_stops(services: Services, report: RecoveryReport) -> No
     are asked about: one venue call per stop left, not one per strategy.
 
     A stop that could not be settled (the venue did not answer, the cancel failed) stays in
-    `services.protective`: its local stop stays disarmed, or one crossing could exit twice."""
-    for entry in services.store.unsettled():
-        if entry.fields.get("purpose") != PROTECTIVE_STOP:
-            continue
+    `services.protective`: its local stop stays disarmed, or one crossing could exit twice.
+    A hold whose stop the journal has settled (restored from a local snapshot written before
+    the take-back, actors.cold_stops) is released: nothing at the venue holds that position."""
+    holds = services.protective.held()  # before the journal read: a hold's intent is journaled before it
+    unsettled = [entry for entry in services.store.unsettled() if entry.fields.get("purpose") == PROTECTIVE_STOP]
+    journaled = {entry.client_order_id for entry in unsettled}
+    for strategy_id, client_id in holds.items():
+        if client_id not in journaled:
+            services.protective.release(strategy_id)
+    for entry in unsettled:
         client_id, strategy_id = entry.client_order_id, str(entry.fields.get("strategy_id", ""))
         symbol = str(entry.fields.get("symbol", ""))
         taken = take_back_stop(services.venue, symbol, client_id,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from actors.cold_stops import SnapshotWriter
 from actors.core.retry import RetryConfig, RetryPolicy
 from actors.core.settle import SettleTiming
 from actors.directory import Directory
@@ -58,7 +60,9 @@ class Services:
     ws_url: str = ""  # the venue's WebSocket base: the engine's user-data stream (/private)
     generation: int = 0  # this process's writer generation (runtime.store.Generations), 0 = unfenced
     generation_deferred: bool = False  # Redis was down at start: the cold start reserves the generation
+    snapshot_path: Path | None = None  # the local snapshot of the last known runtimes (actors.cold_stops)
     pipeline: OrderPipeline = field(init=False)
+    snapshots: SnapshotWriter | None = field(init=False)
 
     def __post_init__(self) -> None:
         # The one OrderPipeline: the engine, the settle loop, the cold start, operator commands
@@ -73,6 +77,8 @@ class Services:
             generation=self.generation,
             protective=self.protective,
         )
+        self.snapshots = None if self.snapshot_path is None else \
+            SnapshotWriter(self.snapshot_path, self.runtime_cache, self.protective)
 
     def claim_generation(self) -> None:
         """A process started while Redis was down writes unfenced (generation 0: a number of its

@@ -14,6 +14,7 @@ Start with `Store` (store.py); the parts are importable on their own:
     documents.py      strategy:{id}, snapshot:{S}, symbol:{S}:strategies
     health.py         the PING probe
     disk_buffer.py    fsynced JSONL buffer for Redis outages, ordered idempotent replay
+    local_snapshot.py the last known runtimes on local disk (a start without Redis arms stops from it)
     errors.py         StoreUnavailable, CorruptState, StaleGeneration, ...
 """
 

@@ -16,6 +16,7 @@ import pytest
 
 from chaos.harness import Cluster, StrategySpec, wait_for
 from runtime.exit_codes import EXIT_STOP_DEADLINE
+from runtime.store.local_snapshot import read_snapshot
 from tests.e2e.test_daemon_start import ROOT, write_config
 from tests.e2e.test_store_faults import FAST, LATE_REQUESTS_S, assert_finished_clean
 
@@ -139,6 +140,45 @@ def test_seed724076_I5_sigterm_in_a_429_flood_exits_by_the_stop_deadline_and_the
         assert c.terminate_daemon() == 0
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_seed4242_I3_a_daemon_started_while_redis_is_down_arms_its_stops_from_the_local_snapshot() -> None:
+    """Seed 4242 (+1225 s): the daemon was SIGKILLed while Redis was down; the new process had no
+    last known runtime (it lived only in the killed process's memory), so no stop was armed until
+    Redis came back, and five crossings in that window got no exit. The last known runtimes now
+    outlive the process in an fsynced local snapshot (merged with the disk buffer), confirmed
+    against the venue's position and armed at a start without Redis."""
+    strategies = [StrategySpec("K1", buy_at="+2s", stop_loss=99_000.0),
+                  StrategySpec("K2", buy_at="+2s", stop_loss=97_000.0)]
+    with Cluster("seed4242-e2e", strategies, settings=FAST) as c:
+        c.start_with_positions("K1", "K2")
+        c.redis.kill()
+        wait_for(lambda: c.gate_open() is False and c.node("monitor:store")["details"]["state"] == "down", 10,
+                 "monitor:store saw Redis down")
+        c.kill_daemon()  # SIGKILL: no graceful stop, no venue-side protective stops
+        assert c.open_stops() == [], "a killed daemon leaves no venue-side stop: only a local one can protect"
+        c.start_daemon()  # restarted (as systemd would) while Redis is still down
+        c.exchange.set_price("BTCUSDT", 98_000.0)  # crosses K1's stop only
+        wait_for(lambda: c.exits("K1"), 10, "K1's stop-loss exited though the daemon started without Redis")
+        time.sleep(LATE_REQUESTS_S)
+        assert [e["client_order_id"] for e in c.exits("K1")] == ["K1:x1"] and c.exits("K2") == [], \
+            f"I3: a stop crossing gives exactly one exit, from the last known runtime, even in a process that " \
+            f"started while Redis was down; the sibling's share untouched: " \
+            f"{[e['client_order_id'] for e in c.exits('K1') + c.exits('K2')]}"
+        assert float(c.exchange.position("BTCUSDT")["positionAmt"]) == pytest.approx(0.01), "K2's 0.01 left"
+
+        c.redis.restart()
+        wait_for(lambda: c.gate_open(), 30, "gate reopened after the replay and the deferred cold start")
+        wait_for(lambda: c.runtime("K1").position.value == "exited_by_sl", 10,
+                 "K1's runtime records the exit (replayed from the disk buffer)")
+        assert c.bought("K2")
+        time.sleep(LATE_REQUESTS_S)
+        assert [e["client_order_id"] for e in c.exits("K1")] == ["K1:x1"] and c.exits("K2") == [], \
+            "I1: no second exit once Redis is back"
+        assert c.daemon is not None and c.daemon.poll() is None and not c.events("root_escalated")
+        assert_finished_clean(c)
+
+
 SETTLE_S = 12.0  # the default settle window: long enough that "at once" and "after it" cannot be confused
 REAL_WINDOWS = {"venue": f"reconcile_every_s = 1.0\nrecv_window_ms = 1000\nsettle_window_s = {SETTLE_S}"}
 LATE_AFTER_SETTLE_S = 1.0 + SETTLE_S + 1.0  # recvWindow + settle window + margin: no late request lands after
@@ -181,6 +221,37 @@ def test_seed724076_I3_exit_deferred_by_the_budget_then_sigkill_is_sent_at_once_
             f"I3: an order that never left the process is settled by one NOT_FOUND and the exit goes at once, " \
             f"not after the settle window: went {allowed_at - went:.1f} s before it ended (needs > 3 s)"
         assert c.duplicates() == 0 and c.lost() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_seed4242_a_corrupt_local_snapshot_is_a_clear_error_and_the_start_without_redis_goes_on() -> None:
+    """The snapshot a start without Redis arms from is unreadable: one ERROR naming the file, no
+    crash, no escalation; the daemon behaves as before it existed (stops armed by the deferred
+    cold start once Redis is back), and a new snapshot is written."""
+    with Cluster("seed4242-corrupt", [StrategySpec("C1", buy_at="+2s", stop_loss=99_000.0)], settings=FAST) as c:
+        c.start_with_positions("C1")
+        snapshot = c.data_dir / "buffer" / "runtimes.json"
+        wait_for(snapshot.exists, 10, "the local snapshot written")
+        c.redis.kill()
+        wait_for(lambda: c.node("monitor:store")["details"]["state"] == "down", 10, "monitor:store saw Redis down")
+        c.kill_daemon()
+        snapshot.write_bytes(b"0badc0de {\"format\": 1, torn")
+        c.start_daemon()
+        (said,) = wait_for(lambda: c.events("last_known_runtimes_unreadable"), 15, "the unreadable snapshot said")
+        assert said["level"] == "ERROR" and str(snapshot) in " ".join(said["details"]["problems"]), said
+        assert c.tree_state("position-manager") == "running" and not c.events("root_escalated"), \
+            "I5: a corrupt snapshot never fails a start"
+        assert snapshot.with_name("runtimes.json.corrupt").exists(), "kept for the operator"
+
+        c.redis.restart()
+        wait_for(lambda: c.gate_open(), 30, "gate reopened after the deferred cold start")
+        c.exchange.set_price("BTCUSDT", 98_000.0)
+        wait_for(lambda: c.exits("C1"), 10, "C1's stop, armed by the cold start, exited")
+        time.sleep(LATE_REQUESTS_S)
+        assert [e["client_order_id"] for e in c.exits("C1")] == ["C1:x1"], "I1: one crossing, one exit"
+        wait_for(lambda: "C1" in read_snapshot(snapshot).runtimes, 10, "a new snapshot written after the cold start")
+        assert_finished_clean(c)
 
 
 @pytest.mark.slow
