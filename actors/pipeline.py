@@ -12,6 +12,11 @@ Invariants this module exists for:
   recvWindow has passed on the venue's clock; an "unknown" reply only after the settle
   window (actors.core.settle). Until then the order stays `pending_order`: UNKNOWN, which
   the engine's settle loop re-drives (`resettle`) until it settles;
+- seed 724076: the runtime says how many sends of the pending order may have left this
+  process (`pending_sends`): 1 with the journaled intent; 0 once every attempt so far was
+  deferred locally by the request budget (written on that slow path only); raised again,
+  in the write that precedes every resend, before the resend goes. A pending order whose
+  record says 0 is settled by one NOT_FOUND at once (after a restart too), never resent blind;
 - EXPIRED / CANCELED / partial fills are final: the position is `executedQty`, and an
   exit's remainder is sent again under the same intent until flat (F30);
 - one writer per runtime: every change of `runtime:{id}` (orders, settles, operator
@@ -664,7 +669,7 @@ class OrderPipeline:
             "stop_loss": "" if intent.stop_loss is None else repr(intent.stop_loss), "reason": intent.reason,
         }
         pending = replace(pending, pending_order=client_id, pending_purpose=intent.purpose.value,
-                          pending_since=self._send_deadline_s(),
+                          pending_since=self._send_deadline_s(), pending_sends=1,
                           stop_loss=intent.stop_loss if intent.stop_loss is not None else pending.stop_loss)
         return _Order(client_id, side, quantity, fields, self._stamped(pending.with_order(client_id)))
 
@@ -703,6 +708,7 @@ class OrderPipeline:
     ) -> OrderResult:
         attempt = 1  # sends so far, this one included
         limited = 0  # earlier sends the venue or the request budget rate-limited
+        left = 0  # attempts that may have left this process (the budget let them go)
         sent_at: float | None = None
         in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups, a backoff ago
         while True:
@@ -720,7 +726,9 @@ class OrderPipeline:
                 if taken is not None:  # seed 296462: a protective stop was placed while this exit waited
                     return self._not_sent(intent, taken.runtime or runtime, client_id, taken.reason, attempt - 1)
                 self._keep(held)
-                runtime = replace(runtime, pending_since=self._send_deadline_s())
+                # Durably "attempt n+1 may be on the wire" before it goes (seed 724076): the write every
+                # resend makes anyway, so the first send never pays for it.
+                runtime = replace(runtime, pending_since=self._send_deadline_s(), pending_sends=left + 1)
                 self._write(intent, runtime)
                 found = self._look_before_resend(intent, runtime, client_id, side, cancel, held, attempt - 1,
                                                  sent_at) if in_doubt else None
@@ -734,6 +742,8 @@ class OrderPipeline:
             )
             crash_windows.reached("after_reply", client_id)
             in_doubt = False
+            if outcome.sent:
+                left += 1
             # F1's "max 3 retries" counts failures; a rate limit (F5) is waited out (entries only
             # until their bound), so it never turns an entry -- or a stop-loss -- into a SAFETY_ABORT.
             counted = attempt - limited
@@ -766,6 +776,8 @@ class OrderPipeline:
                 if outcome.kind is OutcomeKind.RATE_LIMITED:
                     limited += 1
                     self.on_rate_limited()
+                    if not left and runtime.pending_sends:
+                        runtime = self._mark_unsent(intent, runtime, client_id, outcome)
                     # Stops first (F5): when the ban lifts, a stop-loss resends before an exit, an exit
                     # before an entry, so the first request the venue takes is the one reducing risk.
                     stagger = RATE_LIMIT_STAGGER_S * int(self._priority(intent, held))
@@ -790,6 +802,25 @@ class OrderPipeline:
 
     def _venue_now_ms(self) -> float:
         return float(self.venue.clock.now_ms())
+
+    def _mark_unsent(self, intent: OrderIntent, runtime: Runtime, client_id: str,
+                     outcome: VenueOutcome) -> Runtime:
+        """Seed 724076: every attempt of this order so far was deferred by the request budget, so
+        nothing of it is on the wire. Made durable, so a restart during the deferral settles the
+        order by one NOT_FOUND and re-drives its exit at once, instead of waiting out the settle
+        window for a send that never happened. Only on this slow path (a deferral); when the write
+        fails the record still says "may have left", which only costs that wait."""
+        unsent = self._stamped(replace(runtime, pending_sends=0))
+        try:
+            self.store.write_runtime_or_buffer(intent.strategy_id, unsent)
+        except StoreUnavailable:
+            return runtime
+        self.cache.put(intent.strategy_id, unsent)
+        log_event(ENGINE, "order_not_on_the_wire",
+                  details={"client_order_id": client_id, "outcome": outcome.describe()},
+                  action_taken="recorded: nothing of it left this process; a restart settles it at once",
+                  level="DEBUG")
+        return unsent
 
     def _look_before_resend(
         self, intent: OrderIntent, runtime: Runtime, client_id: str, side: str, cancel: threading.Event,
@@ -868,10 +899,12 @@ class OrderPipeline:
                 return self._place(origin, result.runtime, cancel, held, rounds=2)
             return result
         final_at = self.timing.final_not_found_at(runtime.pending_since * 1000.0, self._doubts.get(client_id))
-        if looked.kind is OutcomeKind.NOT_FOUND and self._venue_now_ms() >= final_at:
+        never_left = runtime.pending_sends == 0  # seed 724076: every attempt was deferred locally
+        if looked.kind is OutcomeKind.NOT_FOUND and (never_left or self._venue_now_ms() >= final_at):
             self._doubts.pop(client_id, None)
             cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
-            self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": "settled: never reached the venue"})
+            why = "settled: never left this process" if never_left else "settled: never reached the venue"
+            self._record(intent, cleared, client_id, "NOT_FOUND", {"reason": why})
             self._note_not_executed(client_id)
             if resend and purpose.reduces_risk and cleared.position is Position.BOUGHT:
                 log_event(ENGINE, "exit_resent", details={"client_order_id": client_id},

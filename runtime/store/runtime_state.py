@@ -27,8 +27,15 @@ Stored form (a Redis hash, every field always present):
                    had completed (0 = unknown): a lookup's NOT_FOUND is final only once
                    its recvWindow / settle window has passed after it (DESIGN §3).
                    Optional on load (records written before it existed read as 0).
+  pending_sends    how many sends of the pending order may have left this process
+                   (canonical integer): 1 from the journaled intent on (its first attempt);
+                   0 only once every attempt so far was deferred locally (the request
+                   budget) with nothing on the wire, so a restart settles it by one
+                   NOT_FOUND instead of waiting out the settle window; raised again before
+                   a later attempt goes. Meaningful while pending_order is set. Optional
+                   on load: records written before it existed read as 1 (may have left).
 
-The last six fields carry what a cold start (F19) needs to re-arm stops and to
+The last seven fields carry what a cold start (F19) needs to re-arm stops and to
 refuse a second send of an unsettled order. PURPOSES mirrors
 `actors.orders.Purpose`; the store does not import the actors layer.
 """
@@ -85,6 +92,7 @@ class Runtime:
     pending_order: str = ""
     pending_purpose: str = ""
     pending_since: float = 0.0
+    pending_sends: int = 1  # unknown counts as "may have left": only a proven local deferral says 0
 
     def __post_init__(self) -> None:
         # Accept the plain strings / lists / ints a caller naturally has; keep canonical types.
@@ -122,6 +130,7 @@ class Runtime:
             "pending_order": self.pending_order,
             "pending_purpose": self.pending_purpose,
             "pending_since": repr(self.pending_since),
+            "pending_sends": str(self.pending_sends),
         }
 
     def with_order(self, client_order_id: str) -> Runtime:
@@ -132,7 +141,7 @@ class Runtime:
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Runtime))
 FLOAT_FIELDS = ("updated_at", "quantity", "entry_price", "stop_loss", "pending_since")
-OPTIONAL_FIELDS = {"pending_since": "0.0"}  # added later: older records lack it
+OPTIONAL_FIELDS = {"pending_since": "0.0", "pending_sends": "1"}  # added later: older records lack them
 
 
 # -- per-field checks: value -> problem or None ---------------------------------------
@@ -212,6 +221,7 @@ _CHECKS: dict[str, Callable[[object], str | None]] = {
     "pending_order": lambda v: _order_id(v, allow_empty=True),
     "pending_purpose": _purpose,
     "pending_since": _nonnegative,
+    "pending_sends": _integer,
 }
 assert set(_CHECKS) == set(FIELDS)
 
@@ -259,7 +269,7 @@ def _decode(name: str, value: str, key: str) -> object:
         return Status(value) if value in Status._value2member_map_ else value
     if name == "last_orders":
         return tuple(value.split(",")) if value else ()
-    if name in ("generation", "entry_seq"):
+    if name in ("generation", "entry_seq", "pending_sends"):
         if not _CANONICAL_INT.fullmatch(value) or int(value) > MAX_INT:
             raise CorruptState(key, name, f"not a canonical integer in 0..2**63-1: {show(value)}")
         return int(value)

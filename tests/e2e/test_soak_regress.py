@@ -179,6 +179,50 @@ def test_seed4242_I3_a_daemon_started_while_redis_is_down_arms_its_stops_from_th
         assert_finished_clean(c)
 
 
+SETTLE_S = 12.0  # the default settle window: long enough that "at once" and "after it" cannot be confused
+REAL_WINDOWS = {"venue": f"reconcile_every_s = 1.0\nrecv_window_ms = 1000\nsettle_window_s = {SETTLE_S}"}
+LATE_AFTER_SETTLE_S = 1.0 + SETTLE_S + 1.0  # recvWindow + settle window + margin: no late request lands after
+
+
+def _sent(c: Cluster, client_id: str, word: str) -> list[dict]:
+    return [e for e in c.events("venue_request") if e["details"].get("path") == "/fapi/v1/order"
+            and e["details"].get("method") == "POST" and f"client_order_id={client_id}" in e["details"]["outcome"]
+            and word in e["details"]["outcome"]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_seed724076_I3_exit_deferred_by_the_budget_then_sigkill_is_sent_at_once_after_the_restart() -> None:
+    """Seed 724076 (30 min, f7b3ec8): an exit was journaled, but the request budget deferred its
+    first attempt locally (nothing left the process); the daemon was SIGKILLed during the deferral.
+    The next start could not know that, kept the order UNKNOWN for the whole settle window and the
+    stop-loss went 5.9 s late. Now "nothing of it left" is durable: one NOT_FOUND settles it."""
+    with Cluster("seed724076-unsent", [StrategySpec("U1", buy_at="+2s", stop_loss=99_000.0)],
+                 settings=REAL_WINDOWS) as c:
+        c.start_with_positions("U1")
+        c.exchange.set_fault("http_429", count=1, retry_after_s=40)  # the next request bans the budget for 40 s
+        wait_for(lambda: [e for e in c.events("venue_request") if "http=429" in e["details"]["outcome"]], 20,
+                 "a request answered 429: the budget holds every request back for 40 s")
+        c.exchange.set_price("BTCUSDT", 98_000.0)  # through U1's stop
+        wait_for(lambda: _sent(c, "U1:x1", "not sent"), 20, "U1's stop-loss journaled, its attempt deferred locally")
+        pending = c.runtime("U1")
+        assert pending.pending_order == "U1:x1", "journaled and pending before any attempt"
+        c.kill_daemon()  # during the deferral: nothing of U1:x1 ever left the process
+        assert c.executed("U1:x1") == [] and not c.exchange.ledger("U1:x1"), "the venue never saw U1:x1"
+        allowed_at = pending.pending_since + SETTLE_S  # venue clock: the earliest resend a lookup-wait allows
+        c.start_daemon()
+        wait_for(lambda: c.exits("U1"), 30, "the restarted daemon exited U1")
+        time.sleep(LATE_AFTER_SETTLE_S)
+        exits = c.exits("U1")
+        assert len(exits) == 1, \
+            f"I1: one crossing, one exit, counted after recvWindow + settle window: {exits}"
+        went = exits[0]["time_ms"] / 1000.0
+        assert went < allowed_at - 3.0, \
+            f"I3: an order that never left the process is settled by one NOT_FOUND and the exit goes at once, " \
+            f"not after the settle window: went {allowed_at - went:.1f} s before it ended (needs > 3 s)"
+        assert c.duplicates() == 0 and c.lost() == 0
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_seed4242_a_corrupt_local_snapshot_is_a_clear_error_and_the_start_without_redis_goes_on() -> None:
@@ -208,3 +252,30 @@ def test_seed4242_a_corrupt_local_snapshot_is_a_clear_error_and_the_start_withou
         assert [e["client_order_id"] for e in c.exits("C1")] == ["C1:x1"], "I1: one crossing, one exit"
         wait_for(lambda: "C1" in read_snapshot(snapshot).runtimes, 10, "a new snapshot written after the cold start")
         assert_finished_clean(c)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_seed724076_I1_an_exit_attempt_that_left_still_waits_the_settle_window_after_the_restart() -> None:
+    """The converse: the stop-loss's attempt did leave ("unknown" 503, nothing executed, but it
+    might execute later), and the daemon was SIGKILLed while it looked the order up. The next start
+    still waits out the settle window before it sends again, and there is exactly one exit."""
+    with Cluster("seed724076-sent", [StrategySpec("W1", buy_at="+2s", stop_loss=99_000.0)],
+                 settings=REAL_WINDOWS) as c:
+        c.start_with_positions("W1")
+        c.exchange.set_fault("unknown_503", count=1, execute=False)
+        c.exchange.set_price("BTCUSDT", 98_000.0)  # through W1's stop
+        wait_for(lambda: c.exchange.ledger("W1:x1"), 20, "W1's stop-loss reached the venue, answered 'unknown'")
+        pending = c.runtime("W1")
+        assert pending.pending_order == "W1:x1", "pending while in doubt"
+        c.kill_daemon()  # while it looks W1:x1 up: the send left, so it may still execute
+        allowed_at = pending.pending_since + SETTLE_S
+        c.start_daemon()
+        wait_for(lambda: c.exits("W1"), 60, "the restarted daemon exited W1 once the settle window passed")
+        time.sleep(LATE_AFTER_SETTLE_S)
+        exits = c.exits("W1")
+        assert len(exits) == 1, f"I1: one crossing, one exit, counted after recvWindow + settle window: {exits}"
+        went = exits[0]["time_ms"] / 1000.0
+        assert went >= allowed_at - 0.5, \
+            f"I1: a send that left is never sent again before its settle window ended ({allowed_at - went:.1f} s early)"
+        assert c.duplicates() == 0 and c.lost() == 0

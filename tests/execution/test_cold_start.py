@@ -67,3 +67,46 @@ def test_f31_protective_stop_kept_when_the_runtime_cannot_be_read(make_trading):
     assert t.services.venue.query_stop(client_id).order_status == "NEW"
     assert t.services.stops.armed("BTCUSDT", "s1") is None and t.services.protective.holds("s1")
     assert client_id in {e.client_order_id for e in t.store.unsettled()}, "taken back once the record is repaired"
+
+
+def exit_left_pending(t, sends: int) -> str:
+    """What a SIGKILL leaves while a position's exit waits for an attempt: the exit journaled and
+    recorded pending; `sends`: how many of its sends the record says may have left the process."""
+    venue = t.services.venue
+    assert venue.place_order("BTCUSDT", "BUY", "MARKET", QTY, "s1:e1").ok
+    strategy = t.services.config.strategy("s1")
+    client_id = "s1:x1"
+    t.store.journal_intent(client_id, {"strategy_id": "s1", "account": strategy.account, "symbol": "BTCUSDT",
+                                       "side": "SELL", "quantity": repr(QTY), "purpose": "exit"})
+    t.store.write_runtime("s1", Runtime(
+        position=Position.BOUGHT, quantity=QTY, entry_price=100_000.0, stop_loss=90_000.0, entry_seq=1,
+        last_orders=("s1:e1", client_id), pending_order=client_id, pending_purpose="exit",
+        pending_since=venue.clock.now_ms() / 1000.0 + venue.timeout_s, pending_sends=sends))
+    return client_id
+
+
+def sells(t) -> list[str]:
+    return [e["client_order_id"] for e in t.exchange.ledger() if e.get("action") == "place"
+            and e.get("side") == "SELL"]
+
+
+def test_seed724076_I3_an_exit_that_never_left_the_process_is_settled_by_one_not_found_and_sent_at_once(
+        make_trading):
+    t = make_trading(start=False, settle_window_s=None)  # the default 12 s settle window
+    client_id = exit_left_pending(t, sends=0)
+    report = cold_start(t.services)
+    assert report.settled[client_id] == "FILLED" and report.in_doubt == [], \
+        f"I3: nothing of it left the process: one NOT_FOUND settles it and the exit goes at once: {report.settled}"
+    assert sells(t) == ["s1:x1.2"] and t.runtime("s1").position is Position.SOLD, sells(t)
+    (outcome,) = [e for e in t.store.entries() if e.kind == "outcome" and e.client_order_id == client_id]
+    assert (outcome.outcome, outcome.fields["reason"]) == ("NOT_FOUND", "settled: never left this process")
+
+
+def test_seed724076_I1_an_exit_that_may_have_left_the_process_still_waits_the_settle_window(make_trading):
+    t = make_trading(start=False, settle_window_s=None)
+    client_id = exit_left_pending(t, sends=1)
+    report = cold_start(t.services)
+    assert report.settled[client_id] == "UNKNOWN" and report.in_doubt == ["s1"], \
+        f"I1: a send that may have left is never resent on one NOT_FOUND inside its settle window: {report.settled}"
+    assert sells(t) == [] and t.runtime("s1").pending_order == client_id
+    assert t.store.is_unsettled(client_id)

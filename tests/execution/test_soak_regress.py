@@ -519,3 +519,34 @@ def test_seed4242_I1_an_exit_remainder_takes_back_a_stop_placed_beside_it_first(
     assert sells(t, "s1") == ["s1:x1", "s1:x1.2"], "I1: one position, one exit"
     assert t.exchange.engine.open_algos({}) == [], "p1 was taken back before x1.2"
     assert float(t.exchange.position("BTCUSDT")["positionAmt"]) == 0.01, "the sibling's position is untouched"
+
+
+def test_seed724076_I3_a_deferred_exit_is_recorded_off_the_wire_and_on_it_again_before_it_goes(
+        make_trading, monkeypatch):
+    """Seed 724076: the budget deferred an exit's first attempt locally and a SIGKILL then left the
+    next start unable to tell that nothing had left. The deferral is recorded (pending_sends 0), and
+    the attempt that does go is recorded as possibly on the wire (1) before it is sent."""
+    t = make_trading(start=False)
+    start_tree(t, stop_workers=4)
+    buy(t, "s2", qty=0.02, stop_loss=96_000.0)
+    assert t.wait_update("s2").verdict == "FILLED"
+    on_the_wire: list[int] = []
+
+    def replied(name: str, client_order_id: str) -> None:
+        if name == "after_reply" and client_order_id == "s2:x1" and t.exchange.ledger("s2:x1"):
+            on_the_wire.append(t.runtime("s2").pending_sends)  # a send the venue saw: what was recorded for it
+
+    monkeypatch.setattr(crash_windows, "reached", replied)
+    try:
+        paced_after_a_429_flood(t)
+        assert t.services.submit(OrderIntent("s2", "bob", "BTCUSDT", Purpose.EXIT, reason="target reached"))
+        eventually(lambda: (r := t.runtime("s2")).pending_order == "s2:x1" and r.pending_sends == 0, timeout=10,
+                   what="s2's exit deferred by the budget, recorded as not on the wire")
+        assert on_the_wire == [], "the deferred attempt never reached the venue"
+        dip_with_reconcile_rounds(t, [(95_500.0, 30.0)],
+                                  until=lambda: t.runtime("s2").position is not Position.BOUGHT)
+        assert sells(t, "s2") == ["s2:x1"], "one position, one exit"
+        assert on_the_wire == [1], \
+            f"I1: the attempt that went was recorded as possibly on the wire before it was sent: {on_the_wire}"
+    finally:
+        t.services.directory.ref("execution-engine").tell(CancelStrategy("s2"))

@@ -38,6 +38,7 @@ runtimes = st.builds(
     stop_loss=st.none() | amounts.filter(lambda v: v > 0),
     entry_seq=st.integers(0, 2**63 - 1),
     pending_since=amounts,
+    pending_sends=st.integers(0, 2**63 - 1),
 )
 not_a_decimal = st.text().filter(lambda v: not v.replace(".", "", 1).isdigit())
 bad_amounts = st.one_of(st.sampled_from(["nan", "inf", "-1.0", "", "1,5", " 1.0", "1e400", "0x10"]), not_a_decimal)
@@ -69,6 +70,7 @@ garbage = {
     "pending_order": bad_order_ids,
     "pending_purpose": st.text(min_size=1).filter(lambda v: v not in PURPOSES),
     "pending_since": bad_amounts,
+    "pending_sends": bad_integers,
 }
 
 
@@ -174,6 +176,14 @@ def test_with_order_keeps_only_the_most_recent_orders():
         r = r.with_order(f"o{n}")
     assert len(r.last_orders) == MAX_LAST_ORDERS
     assert r.last_orders[-1] == f"o{MAX_LAST_ORDERS + 2}" and r.last_orders[0] == "o3"
+
+
+def test_seed724076_record_written_before_pending_sends_existed_reads_as_may_have_left():
+    raw = Runtime(pending_order="s1:x1", pending_purpose="exit", pending_sends=0).to_redis()
+    assert raw["pending_sends"] == "0" and parse_runtime(raw, KEY).pending_sends == 0
+    del raw["pending_sends"]
+    assert parse_runtime(raw, KEY).pending_sends == 1, \
+        "an older record never claims that nothing left the process: its order waits the settle window"
 
 
 def test_record_written_before_pending_since_existed_loads_with_zero():
