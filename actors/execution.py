@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from actors.core import signals
-from actors.core.settle import FINAL_STATUSES, lookup_delay
+from actors.core.settle import FINAL_STATUSES, lookup_delay, until_next_lookup
 from actors.orders import SYSTEM_GENERATION, OrderIntent, Purpose
 from actors.pipeline import OrderResult, RuntimeBusy, Verdict
 from actors.messages import (CancelStrategy, CorrectExcess, DirectIntent, Fill, Flatten, FlattenDone, OrderUpdate,
@@ -301,7 +301,7 @@ class ExecutionEngine(SupervisedActor):
         if result.verdict is Verdict.UNKNOWN:
             # Left for the settle loop. The intent that sent the order in doubt is acked once it
             # settles; an intent that was only blocked by it is dispatched again then.
-            tracked = self._track(intent.strategy_id)
+            tracked = self._track(intent.strategy_id, result.runtime)
             if done.dispatched is None:
                 self._acked_by_settle(done)
                 return  # a settle-loop step that is still in doubt: nothing new to tell anyone
@@ -436,13 +436,21 @@ class ExecutionEngine(SupervisedActor):
 
     # --- the settle loop ------------------------------------------------------------------
 
-    def _track(self, strategy_id: str) -> _Unsettled:
-        """Re-drive this strategy's order in doubt until it settles (DESIGN §3)."""
+    def _track(self, strategy_id: str, runtime: Runtime | None = None) -> _Unsettled:
+        """Re-drive this strategy's order in doubt until it settles (DESIGN §3).
+
+        The next lookup is never later than the moment the pending order's NOT_FOUND becomes final
+        (issue 14, seed 4242): an exit, or a stop crossing left to this loop, goes out then, not a
+        backoff after it. `runtime`: the strategy's runtime with the order pending, if known."""
         tracked = self.unsettled.setdefault(strategy_id, _Unsettled())
         if not tracked.scheduled:
             tracked.scheduled = True
             tracked.attempts += 1
             delay = min(MAX_SETTLE_DELAY_S, lookup_delay(tracked.attempts) * 2)
+            runtime = runtime or self.services.runtime_cache.get(strategy_id)
+            if runtime is not None and runtime.pending_order:
+                delay = until_next_lookup(delay, self.pipeline.pending_final_at(runtime),
+                                          self.pipeline.venue_now_ms())
             self.services.timers.tell_after(delay, self.actor_ref, _Resettle(strategy_id))
         return tracked
 

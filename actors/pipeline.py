@@ -43,7 +43,8 @@ from typing import Any
 from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
-from actors.core.settle import Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder
+from actors.core.settle import (FINAL_LOOKUP_MARGIN_S, Doubt, OrderState, SettleTiming, doubt_of, lookup_delay,
+                                 order_state, remainder)
 from actors.core.urgency import Urgency
 from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
@@ -425,6 +426,14 @@ class OrderPipeline:
             if acks:
                 self._acks.pop(strategy_id, None)
 
+    def pending_final_at(self, runtime: Runtime) -> float:
+        """Venue-clock ms from which a NOT_FOUND of the runtime's pending order is final."""
+        return self.timing.final_not_found_at(runtime.pending_since * 1000.0, self._doubts.get(runtime.pending_order))
+
+    def venue_now_ms(self) -> float:
+        """The venue clock's estimate now (no I/O)."""
+        return float(self.venue.clock.now_ms())
+
     def settled_not_executed(self, client_id: str) -> bool:
         """Was this order settled as never executed (NOT_FOUND, NOT_SENT, not resent)? A fill for
         it is then a late or duplicate execution: an excess position."""
@@ -621,7 +630,7 @@ class OrderPipeline:
         if prepared is not None and runtime is prepared.base:
             order = prepared.order  # journaled and recorded pending with the lock, in one round trip
             pending = order.pending
-            if self._venue_now_ms() / 1000.0 + PREPARED_SLACK_S >= pending.pending_since:
+            if self.venue_now_ms() / 1000.0 + PREPARED_SLACK_S >= pending.pending_since:
                 # That round trip was slow: the recorded send deadline must still bound the signed timestamp.
                 pending = replace(pending, pending_since=self._send_deadline_s())
                 self._write(intent, pending)
@@ -741,6 +750,7 @@ class OrderPipeline:
                 reduce_only=intent.purpose.reduces_risk, priority=self._priority(intent, held),
             )
             crash_windows.reached("after_reply", client_id)
+            replied = time.monotonic()
             in_doubt = False
             if outcome.sent:
                 left += 1
@@ -754,7 +764,7 @@ class OrderPipeline:
                 if outcome.kind is not OutcomeKind.DUPLICATE and state is not None and state.final:
                     return self._apply(intent, runtime, client_id, side, state, attempt, sent_at)
                 # Accepted but not final (NEW, PARTIALLY_FILLED) or -4116 (open under this id): settle it.
-                resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), None, cancel,
+                resolved = self._resolve(intent, runtime, client_id, side, self.venue_now_ms(), None, cancel,
                                          held, attempt, sent_at)
                 if resolved is _NOT_FOUND:
                     return self._unknown(intent, runtime, client_id, "accepted, then not found", attempt, sent_at)
@@ -762,14 +772,16 @@ class OrderPipeline:
             if decision.action is RetryAction.LOOKUP_THEN_RETRY and planted.on("resend_without_lookup"):
                 delay = self.retry.backoff(counted)
             elif decision.action is RetryAction.LOOKUP_THEN_RETRY:
-                resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), doubt_of(outcome),
+                resolved = self._resolve(intent, runtime, client_id, side, self.venue_now_ms(), doubt_of(outcome),
                                          cancel, held, attempt, sent_at)
                 if resolved is not _NOT_FOUND:
                     return resolved  # type: ignore[return-value]
                 if not decision.retry_allowed:
                     return self._abort(intent, runtime, "SAFETY_ABORT: lookup found nothing and retries are "
                                        "exhausted; position unchanged", client_id=client_id, attempts=attempt)
-                delay = self.retry.backoff(counted)
+                # Issue 14 (seed 1001): the backoff counts from the failed attempt's reply; settling it
+                # (>= its settle window) has already waited it out, so a stop-loss goes again at once.
+                delay = max(0.0, self.retry.backoff(counted) - (time.monotonic() - replied))
                 in_doubt = True
             elif decision.action is RetryAction.RETRY_AFTER:
                 delay = decision.delay
@@ -799,9 +811,6 @@ class OrderPipeline:
             if self._wait(delay, cancel, held):
                 return self._not_sent(intent, runtime, client_id, "cancelled by an operator stop (F25)", attempt)
             attempt += 1
-
-    def _venue_now_ms(self) -> float:
-        return float(self.venue.clock.now_ms())
 
     def _mark_unsent(self, intent: OrderIntent, runtime: Runtime, client_id: str,
                      outcome: VenueOutcome) -> Runtime:
@@ -840,7 +849,7 @@ class OrderPipeline:
                   action_taken="not sent again: the earlier send executed late", level="WARNING")
         if state.final:
             return self._apply(intent, runtime, client_id, side, state, attempts, sent_at)
-        resolved = self._resolve(intent, runtime, client_id, side, self._venue_now_ms(), None, cancel, held,
+        resolved = self._resolve(intent, runtime, client_id, side, self.venue_now_ms(), None, cancel, held,
                                  attempts, sent_at)
         if resolved is _NOT_FOUND:
             return self._unknown(intent, runtime, client_id, "found open before a resend, then not found",
@@ -863,7 +872,7 @@ class OrderPipeline:
             self._keep(held)
             looked = self.venue.query_order(intent.symbol, client_id, priority=self._priority(intent, held))
             state = order_state(looked.order) if looked.ok else None
-            now = self._venue_now_ms()
+            now = self.venue_now_ms()
             if state is not None and state.final:
                 self._doubts.pop(client_id, None)
                 return self._apply(intent, runtime, client_id, side, state, attempts, sent_at)
@@ -875,7 +884,7 @@ class OrderPipeline:
                                      attempts, sent_at)
             wait = lookup_delay(lookups)
             if looked.kind is OutcomeKind.NOT_FOUND:
-                wait = min(wait, max(0.0, (final_at - now) / 1000.0) + 0.01)
+                wait = min(wait, max(0.0, (final_at - now) / 1000.0) + FINAL_LOOKUP_MARGIN_S)
             time.sleep(wait)  # not the cancel event: a send that may execute is settled, cancel or not
 
     def _settle_pending(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
@@ -898,9 +907,9 @@ class OrderPipeline:
                     and result.runtime.position is Position.BOUGHT:
                 return self._place(origin, result.runtime, cancel, held, rounds=2)
             return result
-        final_at = self.timing.final_not_found_at(runtime.pending_since * 1000.0, self._doubts.get(client_id))
+        final_at = self.pending_final_at(runtime)
         never_left = runtime.pending_sends == 0  # seed 724076: every attempt was deferred locally
-        if looked.kind is OutcomeKind.NOT_FOUND and (never_left or self._venue_now_ms() >= final_at):
+        if looked.kind is OutcomeKind.NOT_FOUND and (never_left or self.venue_now_ms() >= final_at):
             self._doubts.pop(client_id, None)
             cleared = replace(runtime, pending_order="", pending_purpose="", pending_since=0.0)
             why = "settled: never left this process" if never_left else "settled: never reached the venue"

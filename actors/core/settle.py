@@ -62,6 +62,18 @@ def lookup_delay(attempt: int) -> float:
     return LOOKUP_BACKOFF_S[min(attempt, len(LOOKUP_BACKOFF_S)) - 1]
 
 
+FINAL_LOOKUP_MARGIN_S = 0.01  # a lookup meant for the final moment goes this much after it
+
+
+def until_next_lookup(backoff_s: float, final_at_ms: float | None, now_ms: float) -> float:
+    """Seconds before the next lookup of an order in doubt: its backoff, but never past the moment
+    its NOT_FOUND becomes final (issue 14, seed 4242: an exit waited 2.7 s past it for the backoff).
+    Once that moment has passed, the backoff alone (a lookup that failed is not retried in a spin)."""
+    if final_at_ms is None or final_at_ms <= now_ms:
+        return backoff_s
+    return min(backoff_s, (final_at_ms - now_ms) / 1000.0 + FINAL_LOOKUP_MARGIN_S)
+
+
 FINAL_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"})
 
 
