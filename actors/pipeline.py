@@ -719,7 +719,7 @@ class OrderPipeline:
         limited = 0  # earlier sends the venue or the request budget rate-limited
         left = 0  # attempts that may have left this process (the budget let them go)
         sent_at: float | None = None
-        in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups, a backoff ago
+        in_doubt = False  # the last send's fate was settled NOT_FOUND by lookups
         while True:
             if attempt > 1:
                 # Seed 1001: looked up first, so a resend refused below never calls a late fill "not
