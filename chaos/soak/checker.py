@@ -10,7 +10,10 @@ the faults around it:
 - I2 every executed order has a journaled intent and, once faults heal, a final outcome;
 - I3 every stop crossing on fresh data while the daemon runs gives an exit within
   `EXIT_S`: the clock starts at the crossing, or when the daemon is back, its data fresh
-  and the venue takes orders again (exchange-side protective stops count as the exit);
+  and the venue takes orders again (exchange-side protective stops count as the exit), or
+  when the position's own exit stops being in doubt: an exit the venue answered "unknown"
+  (5xx) may still execute for the daemon's settle window, and one journaled by a process
+  that died unsettled may be on the wire; resending either sooner risks a second sale (I1);
 - I4 at the end, faults healed: each strategy's position equals what the venue executed
   for it, the strategies' sum equals the venue's position per symbol, nothing UNKNOWN;
 - I5 the daemon exited only when the harness killed or stopped it (SIGTERM → exit 0, or 4 when
@@ -31,12 +34,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from chaos.soak.recording import AppliedFault, Recording, Sample
+from runtime.config import VenueConfig
 from runtime.exit_codes import EXIT_STOP_DEADLINE, STOPPED_ON_REQUEST
 
 EXIT_S = 2.0  # a stop crossing on fresh data → an exit at the venue within this
 CROSS_MARGIN = 0.0005  # the price must be this far through the stop (the daemon's price source differs a little)
 VENUE_GRACE_S = 5.0  # after the venue takes orders again: the last retry backoff (4 s + 20 % jitter) may still run
 FRESH_GRACE_S = 1.0  # after a feed fault heals, before data counts as fresh
+SETTLE_S = VenueConfig().settle_window_s  # the soak's daemon runs the default: no resend of an exit in doubt before
+SEND_BOUND_S = VenueConfig().order_timeout_s + 0.5  # a send still on the wire is signed no later than this after
+# its process last ran (the order timeout, plus the daemon's clock margin against the venue's)
 TOUCH_SLACK_S = 0.5  # an exit this much before the recorded touch of the stop still answers it (sampling)
 AROUND_S = 10.0  # faults this close to a violation are printed with it
 EPS = 1e-9
@@ -287,6 +294,8 @@ def _stops_exit(recording: Recording, executed: list[Fill], journal: list[dict[s
     known = {e["client_order_id"]: float(e["at"]) for e in journal
              if e.get("kind") == "outcome" and e.get("final") and e.get("outcome") in COMPLETE}
     available = Availability(recording)
+    doubts = _exits_in_doubt(recording, journal)
+    in_doubt = 0
     end = recording.final.at if recording.final else max((t for v in recording.prices.values() for t, _ in v),
                                                          default=recording.started)
     out, crossings, exits = [], 0, 0
@@ -310,6 +319,9 @@ def _stops_exit(recording: Recording, executed: list[Fill], journal: list[dict[s
                 break
             if price > stop * (1 - CROSS_MARGIN) or not available.window_ok(symbol, at, at + EXIT_S):
                 continue  # not through the stop, or blind / down / the venue refusing orders: not yet owed
+            if any(start <= at + EXIT_S and at < until for start, until in doubts.get((strategy, n), ())):
+                in_doubt += 1
+                continue  # its own exit is in doubt: resending now could sell twice, so not yet owed
             crossings += 1
             if exit_fills and exit_fills[0].at <= at + EXIT_S:
                 latencies.append(exit_fills[0].at - at)  # owed from when the daemon could act
@@ -320,8 +332,49 @@ def _stops_exit(recording: Recording, executed: list[Fill], journal: list[dict[s
                                  [entry_id, *sorted({f.client_order_id for f in exit_fills})], at))
             break
     counts["I3"] = {"stop_crossings": crossings, "positions_with_stop": sum(1 for k in levels if ":e" in k),
-                    "positions_exited": exits}
+                    "positions_exited": exits, "crossings_in_doubt": in_doubt}
     return out
+
+
+def _exits_in_doubt(recording: Recording, journal: list[dict[str, Any]]) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    """(strategy, n) -> the spans in which the position's own exit was in doubt (DESIGN §3, F29):
+    the daemon may not resend it yet, so a crossing inside one is owed only once it ends.
+
+    - An exit attempt the venue answered 5xx ("unknown": it may still execute inside the venue)
+      is in doubt from that answer for the settle window.
+    - An exit journaled by a daemon process that ended before the exit's final outcome may be
+      on the wire: it is in doubt for a settle window after its last possible send, which its
+      successor bounds by its own start, and the record by the dead process's last moment plus
+      the order timeout (the daemon records that deadline before every send). Whether anything
+      left at all only the dead process knew (it records "nothing sent" when a send was only
+      deferred, seed 724076): from outside, that case is in doubt too, and its own
+      deterministic test (tests/e2e/test_soak_regress.py) keeps it fast.
+    """
+    spans: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
+    for entry in recording.ledger:
+        match = ORDER_ID.match(str(entry.get("client_order_id") or ""))
+        if entry.get("action") != "place" or match is None or match["letter"] != "x" \
+                or int(entry.get("http_status") or 0) < 500:
+            continue
+        venue_s = float(entry["time_ms"]) / 1000.0
+        answered = venue_s - skew_at(recording.faults, venue_s)
+        spans[(match["strategy"], int(match["n"]))].append((answered, answered + SETTLE_S))
+    final_at: dict[str, float] = {}
+    for e in journal:
+        if e.get("kind") == "outcome" and e.get("final") and e.get("at") is not None:
+            final_at.setdefault(e["client_order_id"], float(e["at"]))
+    runs = sorted(recording.daemon_runs, key=lambda run: run.start)
+    for e in journal:
+        match = ORDER_ID.match(str(e.get("client_order_id") or ""))
+        if e.get("kind") != "intent" or match is None or match["letter"] != "x" or e.get("at") is None:
+            continue
+        journaled, settled = float(e["at"]), final_at.get(e["client_order_id"], float("inf"))
+        for run, successor in zip(runs, runs[1:]):
+            if run.start <= journaled and run.end is not None and journaled <= run.end < settled:
+                last_send = min(successor.start, run.end + SEND_BOUND_S)
+                spans[(match["strategy"], int(match["n"]))].append((journaled, last_send + SETTLE_S))
+                break
+    return spans
 
 
 def _positions_agree(recording: Recording, executed: list[Fill], counts: dict[str, dict[str, int]]) -> list[Violation]:

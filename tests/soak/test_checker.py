@@ -240,3 +240,74 @@ def test_seed724076_I5_a_sigterm_that_runs_out_of_its_stop_deadline_may_exit_4_s
     assert invariants(by_itself) == ["I5"], "exit 4 with no SIGTERM is the daemon exiting by itself"
     sigkilled = clean(daemon_runs=[DaemonRun(T0 - 10, T0 + 65, -9, "SIGTERM")])
     assert invariants(sigkilled) == ["I5"], "SIGKILLed after its SIGTERM (the stop overran): a violation"
+
+
+SETTLE = 12.0  # the daemon's default settle window (runtime.config.VenueConfig.settle_window_s)
+
+
+def test_seed1001_I3_an_exit_answered_unknown_is_owed_once_its_settle_window_ends() -> None:
+    """Seed 1001, t13#75: the stop-loss went out at once and the venue answered 503 "unknown"; it may
+    still execute for the settle window, so a resend before then could sell twice (I1). The checker
+    owes the exit from the end of that window, not from the end of the fault."""
+    fault = [AppliedFault(0, "unknown_503", T0 + 9.0, T0 + 10.0, "applied", blocks_orders=True)]
+    unknown = order(2, T0 + 9.6, "t00:x1", "SELL", outcome="NOT_EXECUTED", http_status=503, fault="unknown_503")
+    on_time = clean(faults=fault)
+    on_time.ledger[1:] = [unknown, order(3, T0 + 9.6 + SETTLE + 1.05, "t00:x1", "SELL")]
+    on_time.journal[2:] = [intent("t00:x1", T0 + 9.59), outcome("t00:x1", T0 + 22.7)]
+    result = check(on_time)
+    assert result.passed, f"I3: an exit in doubt is owed when its settle window ends ({result.violations})"
+    assert result.counts["I3"]["crossings_in_doubt"] >= 1
+    late = clean(faults=fault)
+    late.ledger[1:] = [unknown, order(3, T0 + 9.6 + SETTLE + 3.0, "t00:x1", "SELL")]
+    late.journal[2:] = [intent("t00:x1", T0 + 9.59), outcome("t00:x1", T0 + 24.7)]
+    assert invariants(late) == ["I3"], "a resend more than 2 s after the settle window ended is late"
+
+
+def test_seed1001_I3_another_strategys_unknown_exit_excuses_nothing() -> None:
+    """The doubt is the position's own: a sibling's exit answered "unknown" never delays this one."""
+    recording = clean(strategies=[StrategyInfo("t00", "BTCUSDT", "alpha", "class"),
+                                  StrategyInfo("t01", "BTCUSDT", "alpha", "class")])
+    recording.ledger[1:] = [order(3, T0 + 10.1, "t01:x1", "SELL", outcome="NOT_EXECUTED", http_status=503),
+                            order(4, T0 + 15.0, "t00:x1", "SELL")]
+    recording.final.runtimes["t01"] = {"position": "flat", "quantity": 0.0, "pending_order": ""}
+    recording.journal[2:] = [intent("t00:x1", T0 + 14.9), outcome("t00:x1", T0 + 15.1)]
+    assert invariants(recording) == ["I3"], "t00's exit came 5 s after its crossing, whatever t01's fate"
+
+
+def test_seed4242_I3_an_exit_in_doubt_from_a_killed_daemon_is_owed_once_the_restart_settles_it() -> None:
+    """Seed 4242, t28#37: the exit was journaled just before a SIGKILL, so it may be on the wire. The
+    restarted daemon may resend it only once a NOT_FOUND is final: a settle window after it came back."""
+    runs = [DaemonRun(T0 - 10, T0 + 8.0, -9, "SIGKILL"), DaemonRun(T0 + 9.5, T0 + 65, 0, "SIGTERM")]
+    samples = [s if not T0 + 8.0 <= s.at < T0 + 10.0 else Sample(s.at, False) for s in clean().samples]
+
+    def resent_at(at: float) -> Recording:
+        recording = clean(daemon_runs=runs, samples=samples)
+        recording.ledger[1:] = [order(2, at, "t00:x1.2", "SELL")]
+        recording.journal[2:] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", at - 0.01, "NOT_FOUND"),
+                                 intent("t00:x1.2", at - 0.005), outcome("t00:x1.2", at + 0.01)]
+        return recording
+
+    result = check(resent_at(T0 + 9.5 + SETTLE + 1.2))
+    assert result.passed, f"I3: owed a settle window after the restart, not 2 s after it ({result.violations})"
+    assert invariants(resent_at(T0 + 9.5 + SETTLE + 3.0)) == ["I3"], "later than 2 s after that is late"
+    settled = resent_at(T0 + 9.5 + SETTLE + 1.2)
+    settled.journal[2:3] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", T0 + 7.95, "NOT_FOUND")]
+    assert invariants(settled) == ["I3"], "an exit settled before the kill was not in doubt at the restart"
+
+
+def test_seed4242_I3_after_a_long_outage_an_exit_in_doubt_is_owed_as_soon_as_the_daemon_is_back() -> None:
+    """Whatever the killed process sent had settled long before a restart 30 s later: the doubt
+    ends a settle window after its last possible send, so the restart owes the exit within 2 s."""
+    runs = [DaemonRun(T0 - 10, T0 + 8.0, -9, "SIGKILL"), DaemonRun(T0 + 38.0, T0 + 65, 0, "SIGTERM")]
+    samples = [s if not T0 + 8.0 <= s.at < T0 + 38.5 else Sample(s.at, False) for s in clean().samples]
+
+    def resent_at(at: float) -> Recording:
+        recording = clean(daemon_runs=runs, samples=samples)
+        recording.ledger[1:] = [order(2, at, "t00:x1.2", "SELL")]
+        recording.journal[2:] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", at - 0.01, "NOT_FOUND"),
+                                 intent("t00:x1.2", at - 0.005), outcome("t00:x1.2", at + 0.01)]
+        return recording
+
+    assert check(resent_at(T0 + 39.0)).passed, "I3: exited 1 s after the daemon came back"
+    assert invariants(resent_at(T0 + 49.0)) == ["I3"], \
+        "a settle window after the restart is no excuse when the send's window ended before it"
