@@ -274,18 +274,23 @@ def test_seed1001_I3_another_strategys_unknown_exit_excuses_nothing() -> None:
     assert invariants(recording) == ["I3"], "t00's exit came 5 s after its crossing, whatever t01's fate"
 
 
+def exit_journaled_before_a_kill(restart: float, fresh_from: float, resent_at: float) -> Recording:
+    """Exit x1 journaled at +7.9 s, the daemon SIGKILLed at +8 s and back at `restart` (data fresh
+    from `fresh_from`); the new process settles x1 NOT_FOUND and its resend x1.2 fills at `resent_at`."""
+    runs = [DaemonRun(T0 - 10, T0 + 8.0, -9, "SIGKILL"), DaemonRun(restart, T0 + 65, 0, "SIGTERM")]
+    samples = [s if not T0 + 8.0 <= s.at < fresh_from else Sample(s.at, False) for s in clean().samples]
+    recording = clean(daemon_runs=runs, samples=samples)
+    recording.ledger[1:] = [order(2, resent_at, "t00:x1.2", "SELL")]
+    recording.journal[2:] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", resent_at - 0.01, "NOT_FOUND"),
+                             intent("t00:x1.2", resent_at - 0.005), outcome("t00:x1.2", resent_at + 0.01)]
+    return recording
+
+
 def test_seed4242_I3_an_exit_in_doubt_from_a_killed_daemon_is_owed_once_the_restart_settles_it() -> None:
     """Seed 4242, t28#37: the exit was journaled just before a SIGKILL, so it may be on the wire. The
     restarted daemon may resend it only once a NOT_FOUND is final: a settle window after it came back."""
-    runs = [DaemonRun(T0 - 10, T0 + 8.0, -9, "SIGKILL"), DaemonRun(T0 + 9.5, T0 + 65, 0, "SIGTERM")]
-    samples = [s if not T0 + 8.0 <= s.at < T0 + 10.0 else Sample(s.at, False) for s in clean().samples]
-
     def resent_at(at: float) -> Recording:
-        recording = clean(daemon_runs=runs, samples=samples)
-        recording.ledger[1:] = [order(2, at, "t00:x1.2", "SELL")]
-        recording.journal[2:] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", at - 0.01, "NOT_FOUND"),
-                                 intent("t00:x1.2", at - 0.005), outcome("t00:x1.2", at + 0.01)]
-        return recording
+        return exit_journaled_before_a_kill(restart=T0 + 9.5, fresh_from=T0 + 10.0, resent_at=at)
 
     result = check(resent_at(T0 + 9.5 + SETTLE + 1.2))
     assert result.passed, f"I3: owed a settle window after the restart, not 2 s after it ({result.violations})"
@@ -298,15 +303,8 @@ def test_seed4242_I3_an_exit_in_doubt_from_a_killed_daemon_is_owed_once_the_rest
 def test_seed4242_I3_after_a_long_outage_an_exit_in_doubt_is_owed_as_soon_as_the_daemon_is_back() -> None:
     """Whatever the killed process sent had settled long before a restart 30 s later: the doubt
     ends a settle window after its last possible send, so the restart owes the exit within 2 s."""
-    runs = [DaemonRun(T0 - 10, T0 + 8.0, -9, "SIGKILL"), DaemonRun(T0 + 38.0, T0 + 65, 0, "SIGTERM")]
-    samples = [s if not T0 + 8.0 <= s.at < T0 + 38.5 else Sample(s.at, False) for s in clean().samples]
-
     def resent_at(at: float) -> Recording:
-        recording = clean(daemon_runs=runs, samples=samples)
-        recording.ledger[1:] = [order(2, at, "t00:x1.2", "SELL")]
-        recording.journal[2:] = [intent("t00:x1", T0 + 7.9), outcome("t00:x1", at - 0.01, "NOT_FOUND"),
-                                 intent("t00:x1.2", at - 0.005), outcome("t00:x1.2", at + 0.01)]
-        return recording
+        return exit_journaled_before_a_kill(restart=T0 + 38.0, fresh_from=T0 + 38.5, resent_at=at)
 
     assert check(resent_at(T0 + 39.0)).passed, "I3: exited 1 s after the daemon came back"
     assert invariants(resent_at(T0 + 49.0)) == ["I3"], \
