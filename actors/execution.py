@@ -108,6 +108,21 @@ class _Done:
     settle_acks: tuple[QueuedOrder, ...] = ()  # a settle-loop step: the entries handed to its outcome write
 
 
+def arm_stop_if_open(services: Services, strategy_id: str, symbol: str) -> bool:
+    """Arm the strategy's stop again while its position is open: after a stop-loss that could not
+    exit, and when an operator resumes a strategy whose stop-loss was refused for credentials (F3:
+    no retry while the account is paused, so that crossing disarmed the stop and nothing else
+    would arm it before the next reconcile; soak seed 4242, t16#57). Never beside a venue-side
+    protective stop that holds the position: one crossing, one exit. True when armed."""
+    if services.protective.holds(strategy_id):
+        return False
+    runtime = services.runtime_cache.get(strategy_id)
+    if runtime is None or runtime.position.value != "bought" or not runtime.stop_loss:
+        return False
+    services.stops.arm(symbol, strategy_id, runtime.stop_loss, runtime.quantity)
+    return True
+
+
 class ExecutionEngine(SupervisedActor):
     def __init__(self, services: Services, stop_workers: int = 4, order_workers: int = 8,
                  exit_workers: int = 4) -> None:
@@ -327,7 +342,7 @@ class ExecutionEngine(SupervisedActor):
                 self.services.directory.tell(DEGRADATION, FlattenDone(intent.reason))
         if result.verdict in (Verdict.REFUSED, Verdict.SAFETY_ABORT, Verdict.UNKNOWN) \
                 and result.intent.purpose is Purpose.STOP_LOSS:
-            self._rearm_if_still_open(intent)  # a stop-loss that could not exit stays armed for the next tick
+            arm_stop_if_open(self.services, intent.strategy_id, intent.symbol)  # armed for the next tick
         if result.verdict is Verdict.ACCOUNT_PAUSED:
             self._pause_account(intent.account, intent.strategy_id, result.reason)
         metrics = self.services.metrics
@@ -521,13 +536,6 @@ class ExecutionEngine(SupervisedActor):
             self.rate_limit_reported = False
             self.rate_limits.clear()
             self.services.directory.tell(DEGRADATION, signals.rate_limited(False, "no rate limiting for a minute"))
-
-    def _rearm_if_still_open(self, intent: OrderIntent) -> None:
-        if self.services.protective.holds(intent.strategy_id):
-            return  # a venue-side protective stop holds the position: one crossing, one exit
-        runtime = self.services.runtime_cache.get(intent.strategy_id)
-        if runtime is not None and runtime.position.value == "bought" and runtime.stop_loss:
-            self.services.stops.arm(intent.symbol, intent.strategy_id, runtime.stop_loss, runtime.quantity)
 
     def _account_of(self, strategy_id: str) -> str:
         return self.accounts.get(strategy_id, "default")

@@ -38,7 +38,7 @@ from actors.core import signals
 from actors.core.breakers import BreakerState
 from actors.core.stop_deadline import StopDeadline, leftover
 from actors.degradation import DegradationActor, SignalMemory
-from actors.execution import ExecutionEngine
+from actors.execution import ExecutionEngine, arm_stop_if_open
 from actors.feed import FeedActor
 from actors.monitors import HeartbeatMonitor, ResourceMonitor, StoreMonitor
 from actors.orders import OrderIntent, Purpose
@@ -698,6 +698,8 @@ class Node:
                 breaker = self._find(node_ids.CIRCUIT_BREAKER)
                 if breaker is not None:
                     breaker.actor_ref.proxy().reset(f"escalation:strategy:{strategy_id}", reason).get(timeout=10)
+                # Its stop-loss may have been refused while paused (F3), which disarmed the stop.
+                arm_stop_if_open(self.services, strategy_id, self.config.strategy(strategy_id).symbol)
             try:
                 strategies.restart_child(child_id).get(timeout=30)
             except NotFound:

@@ -279,3 +279,28 @@ def test_seed724076_I1_an_exit_attempt_that_left_still_waits_the_settle_window_a
         assert went >= allowed_at - 0.5, \
             f"I1: a send that left is never sent again before its settle window ended ({allowed_at - went:.1f} s early)"
         assert c.duplicates() == 0 and c.lost() == 0
+
+
+@pytest.mark.timeout(150)
+def test_seed4242_I3_a_stop_loss_refused_for_credentials_is_armed_again_when_the_operator_resumes() -> None:
+    """Seed 4242 (re-run on d9fcb2a), t16#57: its stop-loss crossed during a token expiry and was
+    refused -2015 (F3: no retry, the account paused). The operator re-authed and enabled t16, the
+    price stayed through the stop, and no stop-loss went until a reconcile happened to re-arm the
+    stop 17 s later: the crossing that fired it had disarmed it, and nothing armed it again."""
+    slow_reconcile = {"store": "protect_after_s = 2.0",
+                      "venue": "reconcile_every_s = 120.0\nrecv_window_ms = 1000\nsettle_window_s = 1.0"}
+    with Cluster("seed4242-token", [StrategySpec("A1", buy_at="+2s", stop_loss=99_000.0)],
+                 settings=slow_reconcile) as c:
+        c.start_with_positions("A1")
+        c.exchange.set_fault("token_invalid")
+        c.exchange.set_price("BTCUSDT", 98_500.0)  # through the stop while the key is refused
+        wait_for(lambda: c.events("account_paused"), 20, "F3: the stop-loss refused -2015 paused the account")
+        refused = [e["client_order_id"] for e in c.exchange.ledger() if e.get("action") == "place"]
+        c.exchange.clear_faults("token_invalid")
+        c.command("strategy-enable", id="A1", reason="operator re-auth")
+        wait_for(lambda: c.exits("A1"), 15, "I3: the price is still through the stop: once resumed, its stop "
+                                            "exits the position (not the next reconcile, 120 s away)")
+        time.sleep(LATE_REQUESTS_S)
+        assert len(c.exits("A1")) == 1, f"I1: one exit: {[e['client_order_id'] for e in c.exits('A1')]}"
+        assert refused and all(cid.startswith("A1:x") for cid in refused[1:]), f"F3: refused, not retried: {refused}"
+        assert c.runtime("A1").position.value == "exited_by_sl"
