@@ -43,8 +43,8 @@ from typing import Any
 from actors import crash_windows, node_ids, planted
 from actors.core.degradation import Gate, OrderKind
 from actors.core.retry import RetryAction, RetryPolicy
-from actors.core.settle import (FINAL_LOOKUP_MARGIN_S, Doubt, OrderState, SettleTiming, doubt_of, lookup_delay,
-                                 order_state, remainder)
+from actors.core.settle import (Doubt, OrderState, SettleTiming, doubt_of, lookup_delay, order_state, remainder,
+                                 until_next_lookup)
 from actors.core.urgency import Urgency
 from actors.node_ids import ENGINE
 from actors.orders import OrderIntent, Purpose, entry_order_id, entry_seq_of, next_exit_id
@@ -884,7 +884,7 @@ class OrderPipeline:
                                      attempts, sent_at)
             wait = lookup_delay(lookups)
             if looked.kind is OutcomeKind.NOT_FOUND:
-                wait = min(wait, max(0.0, (final_at - now) / 1000.0) + FINAL_LOOKUP_MARGIN_S)
+                wait = until_next_lookup(wait, final_at, now)  # now < final_at here: returned above otherwise
             time.sleep(wait)  # not the cancel event: a send that may execute is settled, cancel or not
 
     def _settle_pending(self, intent: OrderIntent, runtime: Runtime, cancel: threading.Event, held: _Held,
